@@ -1,0 +1,170 @@
+// Package embedded is the development storage engine: both roles of DESIGN.md §3,
+// the HBase tables (storage.Tables) and the Redis sorted sets (storage.SortedSets),
+// in one bbolt file.
+//
+// # Why bbolt
+//
+// It is one file and pure Go, so `reco serve --target=all` needs no server and no
+// cgo. Its transactions are serializable (one writer at a time, readers on a
+// consistent snapshot), which gives the two guarantees the feed depends on without
+// extra machinery: Queue.Take and SortedSets.PopMax are a read and a delete in one
+// transaction, so two concurrent refreshes never get the same id; and Lists.Append
+// merges into a version at the same timestamp in one transaction, so two writes that
+// share a request time_stamp both land. The HBase backend needs check-and-mutate
+// for the latter and Redis gets it from ZPOPMAX; here it is free.
+//
+// # Tables
+//
+// Each table of storage.Schema is a bucket, created by Bootstrap (not by Open:
+// forgetting Bootstrap fails here the way it fails against HBase). A version of a
+// cell is one key:
+//
+//	row 0x00 family:qualifier 0x00 ^timestamp (8 bytes, big-endian)
+//
+// The inverted timestamp makes a cursor walk a cell newest first, so "newest
+// version", "versions <= maxTS" and "versions through ts" are a seek and a short
+// walk. Values are the JSON of storage's codec, byte for byte what HBase holds,
+// and are decoded strictly: a malformed cell is an error wrapping
+// storage.ErrMalformed, never a panic. Each family's schema is honoured as HBase
+// would: a write trims the cell to the family's MaxVersions, and a version older
+// than now−TTL is invisible to reads and purged by the next write to its cell.
+// Cells nobody writes again keep their expired versions on disk (HBase drops them
+// at compaction); reads never see them.
+//
+// # Sorted sets
+//
+// Every key is a nested bucket of one top-level bucket, holding
+//
+//	'm' member        → score (float64 bits)
+//	's' score member  → nothing (score in an order-preserving encoding)
+//	'e'               → expiry (Unix ms), when the key has a ttl
+//
+// Members are decimal id strings, as in Redis, so ties of equal score are broken
+// the way Redis breaks them (the lexicographically greater member pops first) and
+// a hot list reads the same from both backends. A key past its expiry behaves as
+// absent and is deleted by the next write that touches it; an expiry index lets
+// every Add also delete a few expired keys nobody touches any more, so abandoned
+// per-user caches do not pile up in the file.
+//
+// # Durability and speed
+//
+// Every write is one transaction, fsynced on commit unless Config.NoSync says
+// otherwise. The freelist is not written on commit (NoFreelistSync: one page write
+// less per transaction; bbolt rebuilds it by scanning the file on Open) and is kept
+// in a hashmap, which stays fast as the file grows. Writers queue on a lock that
+// honours the caller's context, so a deadline expires while waiting rather than
+// after; once a transaction runs it completes.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// Config says where the embedded database lives and how it writes.
+type Config struct {
+	// Path is the database file, created if missing. Only one process can hold it.
+	Path string `yaml:"path"`
+	// NoSync skips the fsync on commit: writes are several times faster, and a
+	// machine crash (not a process crash) may lose the last transactions. Fine for
+	// tests and throwaway development data.
+	NoSync bool `yaml:"no_sync"`
+}
+
+// Validate reports whether c can be opened.
+func (c Config) Validate() error {
+	if c.Path == "" {
+		return errors.New("path is required")
+	}
+	return nil
+}
+
+// lockTimeout bounds the wait for another process's lock on the file, so a second
+// `reco serve` on the same file fails with a message instead of hanging.
+const lockTimeout = 2 * time.Second
+
+// DB is an open embedded database. It serves both storage roles; Open's cleanup
+// closes it.
+type DB struct {
+	bolt *bolt.DB
+	// writer is bbolt's single-writer lock taken one step early, with a select on
+	// the caller's context, because bolt.DB.Update waits for its own lock without
+	// one.
+	writer chan struct{}
+	// now is the clock of TTLs, expiries and the timestamps of single-version
+	// cells; tests move it.
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the database at cfg.Path. The sorted sets are
+// ready at once; the tables exist after Tables().Bootstrap.
+func Open(cfg Config) (*DB, func() error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid embedded storage config: %w", err)
+	}
+	b, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
+		Timeout:        lockTimeout,
+		NoSync:         cfg.NoSync,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
+	}
+	db := &DB{bolt: b, writer: make(chan struct{}, 1), now: time.Now}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketSets, bucketExpiry} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = b.Close()
+		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
+	}
+	cleanup := func() error {
+		if err := b.Close(); err != nil {
+			return fmt.Errorf("close embedded storage %s: %w", cfg.Path, err)
+		}
+		return nil
+	}
+	return db, cleanup, nil
+}
+
+// Tables returns the HBase role of db.
+func (db *DB) Tables() storage.Tables { return &tables{db: db} }
+
+// SortedSets returns the Redis role of db.
+func (db *DB) SortedSets() storage.SortedSets { return &sortedSets{db: db} }
+
+// update runs fn in a write transaction, waiting for the writer lock no longer
+// than ctx allows.
+func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	select {
+	case db.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writer }()
+	// select picks at random when both cases are ready.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Update(fn)
+}
+
+// view runs fn in a read transaction, unless ctx is already done.
+func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.View(fn)
+}

@@ -1,0 +1,295 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// sortedSets is the Redis role of a DB.
+type sortedSets struct{ db *DB }
+
+var _ storage.SortedSets = (*sortedSets)(nil)
+
+// sweepBatch is how many expired keys one Add deletes at most besides its own:
+// enough to keep up with keys expiring, small enough not to stall the writer.
+const sweepBatch = 32
+
+// ttlMillis is ttl in whole milliseconds, at least 1: the resolution of PEXPIRE,
+// which the Redis backend uses for the same ttl.
+func ttlMillis(ttl time.Duration) int64 { return max(ttl.Milliseconds(), 1) }
+
+// openSet returns key's bucket if the key exists and has not expired. In a write
+// transaction an expired key is deleted on the way.
+func openSet(tx *bolt.Tx, key string, nowMs int64) (*bolt.Bucket, error) {
+	sets := tx.Bucket(bucketSets)
+	if sets == nil {
+		return nil, fmt.Errorf("sorted sets: %w", ErrNotBootstrapped)
+	}
+	b := sets.Bucket([]byte(key))
+	if b == nil {
+		return nil, nil
+	}
+	exp, ok := expiry(b)
+	if !ok || nowMs <= exp {
+		return b, nil
+	}
+	if tx.Writable() {
+		if err := deleteSet(tx, key); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// expiry is key's expiry in Unix ms, if it has one.
+func expiry(b *bolt.Bucket) (int64, bool) {
+	v := b.Get(expiryKey)
+	if v == nil {
+		return 0, false
+	}
+	return decodeInt64(v)
+}
+
+// deleteSet deletes key and its entry in the expiry index; an absent key is fine.
+func deleteSet(tx *bolt.Tx, key string) error {
+	sets := tx.Bucket(bucketSets)
+	b := sets.Bucket([]byte(key))
+	if b == nil {
+		return nil
+	}
+	if exp, ok := expiry(b); ok {
+		if err := tx.Bucket(bucketExpiry).Delete(expiryIndexKey(exp, key)); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+	}
+	if err := sets.DeleteBucket([]byte(key)); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// setExpiry (re)sets key's expiry and its entry in the expiry index.
+func setExpiry(tx *bolt.Tx, b *bolt.Bucket, key string, exp int64) error {
+	index := tx.Bucket(bucketExpiry)
+	if old, ok := expiry(b); ok {
+		if err := index.Delete(expiryIndexKey(old, key)); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(expiryKey, encodeInt64(exp)); err != nil {
+		return err
+	}
+	return index.Put(expiryIndexKey(exp, key), nil)
+}
+
+// sweep deletes up to sweepBatch keys that expired before nowMs, soonest first.
+func sweep(tx *bolt.Tx, nowMs int64) error {
+	var doomed []string
+	c := tx.Bucket(bucketExpiry).Cursor()
+	for k, _ := c.First(); k != nil && len(doomed) < sweepBatch; k, _ = c.Next() {
+		exp, key := parseExpiryIndexKey(k)
+		if nowMs <= exp {
+			break
+		}
+		doomed = append(doomed, key)
+	}
+	for _, key := range doomed {
+		if err := deleteSet(tx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkSetKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty sorted-set key", ErrInvalidKey)
+	}
+	return nil
+}
+
+// Add sets the scores of members in key and, for ttl > 0, its expiry, in one
+// transaction.
+func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) error {
+	if err := checkSetKey(key); err != nil {
+		return err
+	}
+	for _, m := range members {
+		if math.IsNaN(m.Score) {
+			return fmt.Errorf("add to %s: member %d has score NaN", key, m.ID)
+		}
+	}
+	return s.db.update(ctx, func(tx *bolt.Tx) error {
+		nowMs := s.db.now().UnixMilli()
+		b, err := openSet(tx, key, nowMs)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			if len(members) == 0 {
+				return sweep(tx, nowMs) // Redis keeps no empty sets, nor expiries of absent keys.
+			}
+			if b, err = tx.Bucket(bucketSets).CreateBucket([]byte(key)); err != nil {
+				return fmt.Errorf("add to %s: %w", key, err)
+			}
+		}
+		for _, m := range members {
+			if err := putMember(b, m); err != nil {
+				return fmt.Errorf("add to %s: %w", key, err)
+			}
+		}
+		if ttl > 0 {
+			if err := setExpiry(tx, b, key, nowMs+ttlMillis(ttl)); err != nil {
+				return fmt.Errorf("expire %s: %w", key, err)
+			}
+		}
+		return sweep(tx, nowMs)
+	})
+}
+
+// putMember sets m's score, moving its entry in the score order.
+func putMember(b *bolt.Bucket, m storage.Scored) error {
+	name := member(m.ID)
+	mk := memberKey(name)
+	if old := b.Get(mk); old != nil {
+		bits, ok := decodeInt64(old)
+		if !ok {
+			return fmt.Errorf("member %d: %w: score is %d bytes", m.ID, storage.ErrMalformed, len(old))
+		}
+		if err := b.Delete(scoreKey(math.Float64frombits(uint64(bits)), name)); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(mk, encodeInt64(int64(math.Float64bits(m.Score)))); err != nil {
+		return err
+	}
+	return b.Put(scoreKey(m.Score, name), nil)
+}
+
+// highest walks key's members from the highest score down, at most n, calling fn
+// with each score key.
+func highest(b *bolt.Bucket, n int, fn func(k []byte) error) error {
+	c := b.Cursor()
+	for k, _ := c.Last(); k != nil && len(k) > 0 && k[0] == tagScore && n > 0; k, _ = c.Prev() {
+		if err := fn(k); err != nil {
+			return err
+		}
+		n--
+	}
+	return nil
+}
+
+func parseMember(key string, k []byte) (float64, int64, error) {
+	score, name, ok := parseScoreKey(k)
+	if !ok {
+		return 0, 0, fmt.Errorf("read %s: %w: index entry %q", key, storage.ErrMalformed, k)
+	}
+	id, err := strconv.ParseInt(string(name), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w: member %q is not an article id", key, storage.ErrMalformed, name)
+	}
+	return score, id, nil
+}
+
+// PopMax removes and returns up to n members with the highest scores, highest
+// first, in one transaction: concurrent poppers never share a member.
+func (s *sortedSets) PopMax(ctx context.Context, key string, n int) ([]int64, error) {
+	if err := checkSetKey(key); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	var ids []int64
+	err := s.db.update(ctx, func(tx *bolt.Tx) error {
+		ids = nil
+		b, err := openSet(tx, key, s.db.now().UnixMilli())
+		if b == nil || err != nil {
+			return err
+		}
+		var doomed [][]byte
+		err = highest(b, n, func(k []byte) error {
+			_, id, err := parseMember(key, k)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			doomed = append(doomed, clone(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			_, name, _ := parseScoreKey(k)
+			if err := errors.Join(b.Delete(k), b.Delete(memberKey(name))); err != nil {
+				return fmt.Errorf("pop from %s: %w", key, err)
+			}
+		}
+		if k, _ := b.Cursor().Seek([]byte{tagMember}); k == nil || k[0] != tagMember {
+			return deleteSet(tx, key) // Redis deletes a set with its last member.
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Top returns up to n members with the highest scores, highest first.
+func (s *sortedSets) Top(ctx context.Context, key string, n int) ([]storage.Scored, error) {
+	if err := checkSetKey(key); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	var top []storage.Scored
+	err := s.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := openSet(tx, key, s.db.now().UnixMilli())
+		if b == nil || err != nil {
+			return err
+		}
+		return highest(b, n, func(k []byte) error {
+			score, id, err := parseMember(key, k)
+			if err != nil {
+				return err
+			}
+			top = append(top, storage.Scored{ID: id, Score: score})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return top, nil
+}
+
+// Delete removes keys; absent ones are fine.
+func (s *sortedSets) Delete(ctx context.Context, keys ...string) error {
+	for _, key := range keys {
+		if err := checkSetKey(key); err != nil {
+			return err
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.db.update(ctx, func(tx *bolt.Tx) error {
+		for _, key := range keys {
+			if err := deleteSet(tx, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,534 @@
+package embedded
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// tables is the HBase role of a DB.
+type tables struct{ db *DB }
+
+var _ storage.Tables = (*tables)(nil)
+
+// Bootstrap creates a bucket per table of storage.Schema; existing ones are kept.
+func (t *tables) Bootstrap(ctx context.Context) error {
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		for _, spec := range storage.Schema {
+			if _, err := tx.CreateBucketIfNotExists([]byte(spec.Name)); err != nil {
+				return fmt.Errorf("bootstrap table %s: %w", spec.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// cellRef is a validated cell: its family's schema and its key prefix.
+type cellRef struct {
+	table  string
+	row    string
+	column string
+	family storage.Family
+	prefix []byte
+}
+
+func (r cellRef) String() string { return r.table + "/" + r.row + "/" + r.column }
+
+// resolve checks c against the schema and the key layout.
+func resolve(table, row, column string) (cellRef, error) {
+	if err := checkKeyPart("row", row); err != nil {
+		return cellRef{}, fmt.Errorf("%s: %w", table, err)
+	}
+	if err := checkKeyPart("column", column); err != nil {
+		return cellRef{}, fmt.Errorf("%s/%s: %w", table, row, err)
+	}
+	// HBase reads "family" without a colon as the family with an empty qualifier.
+	family, _, _ := strings.Cut(column, ":")
+	f, ok := storage.FamilyOf(table, family)
+	if !ok {
+		return cellRef{}, fmt.Errorf("%s/%s/%s: %w", table, row, column, ErrUnknownFamily)
+	}
+	return cellRef{table: table, row: row, column: column, family: f, prefix: cellPrefix(row, column)}, nil
+}
+
+func resolveCell(c storage.Cell) (cellRef, error) { return resolve(c.Table, c.Row, c.Column) }
+
+// bucket is the bucket of table in tx.
+func bucket(tx *bolt.Tx, table string) (*bolt.Bucket, error) {
+	b := tx.Bucket([]byte(table))
+	if b == nil {
+		if !slices.ContainsFunc(storage.Schema, func(s storage.TableSpec) bool { return s.Name == table }) {
+			return nil, fmt.Errorf("table %s: %w", table, ErrUnknownFamily)
+		}
+		return nil, fmt.Errorf("table %s: %w", table, ErrNotBootstrapped)
+	}
+	return b, nil
+}
+
+// expiredBefore is the oldest live timestamp of f at now, or MinInt64 when f
+// keeps versions forever.
+func expiredBefore(f storage.Family, now time.Time) int64 {
+	if f.TTL <= 0 {
+		return minTS
+	}
+	return now.UnixMilli() - f.TTL.Milliseconds()
+}
+
+const minTS = -1 << 63
+
+// latest is the newest live version of the cell, or nil.
+func latest(b *bolt.Bucket, r cellRef, now time.Time) (k, v []byte) {
+	k, v = b.Cursor().Seek(r.prefix)
+	if k == nil || !bytes.HasPrefix(k, r.prefix) || len(k) != len(r.prefix)+tsLen {
+		return nil, nil
+	}
+	if keyTimestamp(k) < expiredBefore(r.family, now) {
+		return nil, nil
+	}
+	return k, v
+}
+
+// trim deletes the versions of the cell beyond its family's MaxVersions and those
+// past its TTL, as HBase does at compaction; doing it on write keeps both exact
+// for readers.
+func trim(b *bolt.Bucket, r cellRef, now time.Time) error {
+	oldest := expiredBefore(r.family, now)
+	var doomed [][]byte
+	c := b.Cursor()
+	n := 0
+	for k, _ := c.Seek(r.prefix); k != nil && bytes.HasPrefix(k, r.prefix); k, _ = c.Next() {
+		if len(k) != len(r.prefix)+tsLen {
+			continue
+		}
+		n++
+		if n > int(r.family.MaxVersions) || keyTimestamp(k) < oldest {
+			doomed = append(doomed, clone(k))
+		}
+	}
+	// Deleting under a live cursor can skip keys; delete after the walk.
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("trim %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// replace writes value as the only live version of a single-version cell. Its
+// timestamp is now, or the newest existing one if the clock went back, so the
+// write is never trimmed as older than what it replaces.
+func replace(b *bolt.Bucket, r cellRef, value []byte, now time.Time) error {
+	ts := now.UnixMilli()
+	if k, _ := latest(b, r, now); k != nil {
+		ts = max(ts, keyTimestamp(k))
+	}
+	if err := b.Put(versionKey(r.prefix, ts), value); err != nil {
+		return fmt.Errorf("put %s: %w", r, err)
+	}
+	return trim(b, r, now)
+}
+
+// Append records ids as the version of c at ts, merging into an existing one.
+func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int64) error {
+	r, err := resolveCell(c)
+	if err != nil {
+		return err
+	}
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, r.table)
+		if err != nil {
+			return err
+		}
+		k := versionKey(r.prefix, ts)
+		var merged []int64
+		if old := b.Get(k); old != nil {
+			if merged, err = storage.DecodeIDs(old); err != nil {
+				return fmt.Errorf("append to %s@%d: %w", r, ts, err)
+			}
+		}
+		merged = appendNew(merged, ids)
+		if err := b.Put(k, storage.EncodeIDs(merged)); err != nil {
+			return fmt.Errorf("append to %s@%d: %w", r, ts, err)
+		}
+		return trim(b, r, t.db.now())
+	})
+}
+
+// appendNew appends to list the ids it does not hold yet, in order.
+func appendNew(list, ids []int64) []int64 {
+	seen := make(map[int64]struct{}, len(list)+len(ids))
+	for _, id := range list {
+		seen[id] = struct{}{}
+	}
+	for _, id := range ids {
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			list = append(list, id)
+		}
+	}
+	return list
+}
+
+// Versions returns the live versions of columns with timestamp <= maxTS, newest
+// first, at most limit per column.
+func (t *tables) Versions(ctx context.Context, table, row string, columns []string, maxTS int64, limit int) (map[string][]storage.Version, error) {
+	refs := make([]cellRef, 0, len(columns))
+	for _, col := range columns {
+		r, err := resolve(table, row, col)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, r)
+	}
+	out := make(map[string][]storage.Version, len(refs))
+	now := t.db.now()
+	err := t.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, table)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			oldest := expiredBefore(r.family, now)
+			var vs []storage.Version
+			c := b.Cursor()
+			for k, v := c.Seek(versionKey(r.prefix, maxTS)); k != nil && bytes.HasPrefix(k, r.prefix); k, v = c.Next() {
+				if len(k) != len(r.prefix)+tsLen {
+					continue
+				}
+				ts := keyTimestamp(k)
+				if ts < oldest || (limit > 0 && len(vs) == limit) {
+					break
+				}
+				ids, err := storage.DecodeIDs(v)
+				if err != nil {
+					return fmt.Errorf("read %s@%d: %w", r, ts, err)
+				}
+				vs = append(vs, storage.Version{Timestamp: ts, IDs: ids})
+			}
+			if len(vs) > 0 {
+				out[r.column] = vs
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteThrough deletes the versions of c with timestamp <= ts.
+func (t *tables) DeleteThrough(ctx context.Context, c storage.Cell, ts int64) error {
+	r, err := resolveCell(c)
+	if err != nil {
+		return err
+	}
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, r.table)
+		if err != nil {
+			return err
+		}
+		var doomed [][]byte
+		cur := b.Cursor()
+		for k, _ := cur.Seek(versionKey(r.prefix, ts)); k != nil && bytes.HasPrefix(k, r.prefix); k, _ = cur.Next() {
+			if len(k) == len(r.prefix)+tsLen {
+				doomed = append(doomed, clone(k))
+			}
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("delete %s through %d: %w", r, ts, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Push appends ids the queue in c does not hold yet to its tail.
+func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
+	r, err := resolveCell(c)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, r.table)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		var queue []int64
+		if _, v := latest(b, r, now); v != nil {
+			if queue, err = storage.DecodeIDs(v); err != nil {
+				return fmt.Errorf("push to %s: %w", r, err)
+			}
+		}
+		return replace(b, r, storage.EncodeIDs(appendNew(queue, ids)), now)
+	})
+}
+
+// Take removes and returns up to n ids from the head of the queue in c. The read
+// and the write are one transaction, so concurrent takers never share an id.
+func (t *tables) Take(ctx context.Context, c storage.Cell, n int) ([]int64, error) {
+	r, err := resolveCell(c)
+	if err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	var head []int64
+	err = t.db.update(ctx, func(tx *bolt.Tx) error {
+		head = nil
+		b, err := bucket(tx, r.table)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		k, v := latest(b, r, now)
+		if v == nil {
+			return nil
+		}
+		queue, err := storage.DecodeIDs(v)
+		if err != nil {
+			return fmt.Errorf("take from %s: %w", r, err)
+		}
+		m := min(n, len(queue))
+		head = slices.Clone(queue[:m])
+		if rest := queue[m:]; len(rest) > 0 {
+			return replace(b, r, storage.EncodeIDs(rest), now)
+		}
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("take from %s: %w", r, err)
+		}
+		return trim(b, r, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return head, nil
+}
+
+// PutSimilar stores the scores of article's neighbours, one column each.
+func (t *tables) PutSimilar(ctx context.Context, article int64, neighbours []storage.Scored) error {
+	row := storage.SimilarRow(article)
+	type put struct {
+		r     cellRef
+		value []byte
+	}
+	puts := make([]put, 0, len(neighbours))
+	for _, nb := range neighbours {
+		r, err := resolve(storage.TableArticleSimilar, row, storage.SimilarColumn(nb.ID))
+		if err != nil {
+			return err
+		}
+		v, err := storage.EncodeScore(nb.Score)
+		if err != nil {
+			return fmt.Errorf("put %s: %w", r, err)
+		}
+		puts = append(puts, put{r, v})
+	}
+	if len(puts) == 0 {
+		return nil
+	}
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, storage.TableArticleSimilar)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		for _, p := range puts {
+			if err := replace(b, p.r, p.value, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Similar returns the n highest-scored neighbours of article, highest first; equal
+// scores go lower id first.
+func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	row := storage.SimilarRow(article)
+	prefix := rowPrefix(row)
+	var all []storage.Scored
+	err := t.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, storage.TableArticleSimilar)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		last := ""
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			col, ok := keyColumn(prefix, k)
+			if !ok || col == last {
+				continue // a malformed key, or an older version of the column just read
+			}
+			last = col
+			r, err := resolve(storage.TableArticleSimilar, row, col)
+			if err != nil {
+				return err
+			}
+			if keyTimestamp(k) < expiredBefore(r.family, now) {
+				continue
+			}
+			qual, _ := strings.CutPrefix(col, "similar:")
+			id, err := strconv.ParseInt(qual, 10, 64)
+			if err != nil {
+				return fmt.Errorf("read %s: %w: qualifier is not an article id", r, storage.ErrMalformed)
+			}
+			score, err := storage.DecodeScore(v)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", r, err)
+			}
+			all = append(all, storage.Scored{ID: id, Score: score})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b storage.Scored) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID))
+	})
+	return all[:min(n, len(all))], nil
+}
+
+// PutUserWeights stores user's interest weights for channel.
+func (t *tables) PutUserWeights(ctx context.Context, user string, channel int32, weights []float64) error {
+	r, err := resolveCell(storage.UserFeatureCell(user, channel))
+	if err != nil {
+		return err
+	}
+	v, err := storage.EncodeFloats(weights)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", r, err)
+	}
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, r.table)
+		if err != nil {
+			return err
+		}
+		return replace(b, r, v, t.db.now())
+	})
+}
+
+// UserWeights returns user's interest weights for channel, or nil.
+func (t *tables) UserWeights(ctx context.Context, user string, channel int32) ([]float64, error) {
+	r, err := resolveCell(storage.UserFeatureCell(user, channel))
+	if err != nil {
+		return nil, err
+	}
+	var w []float64
+	err = t.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, r.table)
+		if err != nil {
+			return err
+		}
+		if _, v := latest(b, r, t.db.now()); v != nil {
+			if w, err = storage.DecodeFloats(v); err != nil {
+				return fmt.Errorf("read %s: %w", r, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// PutArticleVectors stores article feature vectors in one transaction: all or
+// none.
+func (t *tables) PutArticleVectors(ctx context.Context, vectors map[int64][]float64) error {
+	type put struct {
+		r     cellRef
+		value []byte
+	}
+	puts := make([]put, 0, len(vectors))
+	for id, vec := range vectors {
+		r, err := resolveCell(storage.ArticleFeatureCell(id))
+		if err != nil {
+			return err
+		}
+		v, err := storage.EncodeFloats(vec)
+		if err != nil {
+			return fmt.Errorf("put %s: %w", r, err)
+		}
+		puts = append(puts, put{r, v})
+	}
+	if len(puts) == 0 {
+		return nil
+	}
+	// Sorted keys make the B+tree inserts sequential.
+	slices.SortFunc(puts, func(a, b put) int { return bytes.Compare(a.r.prefix, b.r.prefix) })
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, storage.TableArticleFeature)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		for _, p := range puts {
+			if err := replace(b, p.r, p.value, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ArticleVectors returns the feature vectors of ids that have one, read in one
+// transaction.
+func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]float64, error) {
+	out := make(map[int64][]float64, len(ids))
+	err := t.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, storage.TableArticleFeature)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		for i, id := range ids {
+			if i%256 == 255 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			r, err := resolveCell(storage.ArticleFeatureCell(id))
+			if err != nil {
+				return err
+			}
+			_, v := latest(b, r, now)
+			if v == nil {
+				continue
+			}
+			vec, err := storage.DecodeFloats(v)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", r, err)
+			}
+			out[id] = vec
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

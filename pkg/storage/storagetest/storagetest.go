@@ -1,0 +1,427 @@
+// Package storagetest is the contract every storage backend passes: the embedded
+// engine always, real HBase and Redis whenever the test command starts them.
+package storagetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// unique returns a prefix no earlier run used, so suites can share real servers.
+func unique(t *testing.T) string {
+	return fmt.Sprintf("t%d%d", time.Now().UnixNano(), rand.IntN(1000))
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// Tables runs the contract of the HBase role against tables.
+func Tables(t *testing.T, tables storage.Tables) {
+	if err := tables.Bootstrap(ctx(t)); err != nil {
+		t.Fatalf("second Bootstrap: %v", err)
+	}
+	t.Run("Lists", func(t *testing.T) { lists(t, tables) })
+	t.Run("Queue", func(t *testing.T) { queue(t, tables) })
+	t.Run("Similarity", func(t *testing.T) { similarity(t, tables) })
+	t.Run("Features", func(t *testing.T) { features(t, tables) })
+}
+
+func timestamps(vs []storage.Version) []int64 {
+	var ts []int64
+	for _, v := range vs {
+		ts = append(ts, v.Timestamp)
+	}
+	return ts
+}
+
+func lists(t *testing.T, l storage.Lists) {
+	now := time.Now().UnixMilli()
+	t.Run("versions newest first, bounded by timestamp and limit", func(t *testing.T) {
+		c := storage.HistoryCell(unique(t), 3)
+		for _, ts := range []int64{now - 3000, now - 1000, now - 2000} {
+			if err := l.Append(ctx(t), c, ts, []int64{ts % 1000, ts%1000 + 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			maxTS  int64
+			limit  int
+			wantTS []int64
+		}{
+			{now, 0, []int64{now - 1000, now - 2000, now - 3000}},
+			{now - 1500, 0, []int64{now - 2000, now - 3000}},
+			{now - 2000, 0, []int64{now - 2000, now - 3000}},
+			{now, 2, []int64{now - 1000, now - 2000}},
+			{now - 1500, 1, []int64{now - 2000}},
+			{now - 5000, 0, nil},
+		}
+		for _, tt := range tests {
+			got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, tt.maxTS, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ts := timestamps(got[c.Column]); !slices.Equal(ts, tt.wantTS) {
+				t.Errorf("Versions(maxTS=now-%d, limit=%d) timestamps = %v, want %v", now-tt.maxTS, tt.limit, ts, tt.wantTS)
+			}
+			if _, ok := got[c.Column]; !ok && tt.wantTS != nil {
+				t.Errorf("column missing from result")
+			}
+		}
+		got, _ := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 1)
+		if v := got[c.Column]; len(v) != 1 || !slices.Equal(v[0].IDs, []int64{(now - 1000) % 1000, (now-1000)%1000 + 1}) {
+			t.Errorf("newest version = %+v, want the ids written at now-1000", v)
+		}
+	})
+
+	t.Run("several columns in one read", func(t *testing.T) {
+		user := unique(t)
+		c0, c5 := storage.HistoryCell(user, 0), storage.HistoryCell(user, 5)
+		if err := l.Append(ctx(t), c0, now, []int64{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(ctx(t), c5, now, []int64{5}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Versions(ctx(t), c0.Table, c0.Row, []string{c0.Column, c5.Column, storage.ChannelColumn(9)}, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !slices.Equal(got[c0.Column][0].IDs, []int64{1}) || !slices.Equal(got[c5.Column][0].IDs, []int64{5}) {
+			t.Errorf("Versions = %+v, want channel:0 [1] and channel:5 [5] only", got)
+		}
+	})
+
+	t.Run("two writes at one timestamp merge", func(t *testing.T) {
+		c := storage.HistoryCell(unique(t), 1)
+		if err := l.Append(ctx(t), c, now, []int64{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(ctx(t), c, now, []int64{2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []storage.Version{{Timestamp: now, IDs: []int64{1, 2, 3}}}
+		if !versionsEqual(got[c.Column], want) {
+			t.Errorf("Versions = %+v, want %+v", got[c.Column], want)
+		}
+	})
+
+	t.Run("concurrent writes at one timestamp all land", func(t *testing.T) {
+		c := storage.HistoryCell(unique(t), 2)
+		const writers = 16
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- l.Append(ctx(t), c, now, []int64{int64(100 + i)})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[c.Column]) != 1 {
+			t.Fatalf("got %d versions, want 1", len(got[c.Column]))
+		}
+		ids := slices.Sorted(slices.Values(got[c.Column][0].IDs))
+		for i := range writers {
+			if _, found := slices.BinarySearch(ids, int64(100+i)); !found {
+				t.Errorf("id %d of writer %d lost: version holds %v", 100+i, i, ids)
+			}
+		}
+	})
+
+	t.Run("versions older than the TTL are gone", func(t *testing.T) {
+		c := storage.HistoryCell(unique(t), 4)
+		day := int64(24 * time.Hour / time.Millisecond)
+		if err := l.Append(ctx(t), c, now-91*day, []int64{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(ctx(t), c, now-89*day, []int64{2}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts := timestamps(got[c.Column]); !slices.Equal(ts, []int64{now - 89*day}) {
+			t.Errorf("timestamps = %v, want only the 89-day-old version (TTL is 90 days)", ts)
+		}
+	})
+
+	t.Run("delete through a timestamp keeps later versions", func(t *testing.T) {
+		c := storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(unique(t)), Column: storage.RecallColumn("als", 7)}
+		for _, ts := range []int64{now - 300, now - 200, now - 100} {
+			if err := l.Append(ctx(t), c, ts, []int64{ts}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.DeleteThrough(ctx(t), c, now-200); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts := timestamps(got[c.Column]); !slices.Equal(ts, []int64{now - 100}) {
+			t.Errorf("after DeleteThrough(now-200) timestamps = %v, want [now-100]", ts)
+		}
+		// A write after the delete, even at an older timestamp, is visible again:
+		// deletes cover what was there, not what comes.
+		if err := l.Append(ctx(t), c, now-50, []int64{9}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		if ts := timestamps(got[c.Column]); !slices.Equal(ts, []int64{now - 50, now - 100}) {
+			t.Errorf("after a new write timestamps = %v, want [now-50 now-100]", ts)
+		}
+	})
+}
+
+func versionsEqual(a, b []storage.Version) bool {
+	return slices.EqualFunc(a, b, func(x, y storage.Version) bool {
+		return x.Timestamp == y.Timestamp && slices.Equal(x.IDs, y.IDs)
+	})
+}
+
+func queue(t *testing.T, q storage.Queue) {
+	t.Run("push appends without duplicates, take pops the head", func(t *testing.T) {
+		c := storage.WaitCell(unique(t), 1)
+		if got, err := q.Take(ctx(t), c, 5); err != nil || len(got) != 0 {
+			t.Fatalf("Take on empty = %v, %v; want nothing", got, err)
+		}
+		if err := q.Push(ctx(t), c, []int64{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Push(ctx(t), c, []int64{3, 4}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			n    int
+			want []int64
+		}{{2, []int64{1, 2}}, {10, []int64{3, 4}}, {1, nil}} {
+			got, err := q.Take(ctx(t), c, tt.n)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("Take(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
+			}
+		}
+	})
+
+	t.Run("concurrent takers never get the same id", func(t *testing.T) {
+		c := storage.WaitCell(unique(t), 2)
+		const total = 120
+		var all []int64
+		for i := range total {
+			all = append(all, int64(i+1))
+		}
+		if err := q.Push(ctx(t), c, all); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mu   sync.Mutex
+			seen = map[int64]int{}
+			wg   sync.WaitGroup
+		)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := q.Take(ctx(t), c, 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, id := range got {
+						seen[id]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		for _, id := range all {
+			if seen[id] != 1 {
+				t.Errorf("id %d taken %d times, want once", id, seen[id])
+			}
+		}
+	})
+}
+
+func similarity(t *testing.T, s storage.Similarity) {
+	article := rand.Int64N(1<<40) + 1<<41
+	if got, err := s.Similar(ctx(t), article, 5); err != nil || len(got) != 0 {
+		t.Fatalf("Similar of an unknown article = %v, %v; want nothing", got, err)
+	}
+	in := []storage.Scored{{ID: 11, Score: 0.2}, {ID: 12, Score: 0.9}, {ID: 13, Score: 0.5}, {ID: 14, Score: 0.7}}
+	if err := s.PutSimilar(ctx(t), article, in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Similar(ctx(t), article, 3)
+	want := []storage.Scored{{ID: 12, Score: 0.9}, {ID: 14, Score: 0.7}, {ID: 13, Score: 0.5}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Similar(n=3) = %v, %v; want %v", got, err, want)
+	}
+}
+
+func features(t *testing.T, f storage.Features) {
+	user := unique(t)
+	if got, err := f.UserWeights(ctx(t), user, 3); err != nil || got != nil {
+		t.Fatalf("UserWeights of an unknown user = %v, %v; want nil", got, err)
+	}
+	w := []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}
+	if err := f.PutUserWeights(ctx(t), user, 3, w); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.UserWeights(ctx(t), user, 3); err != nil || !slices.Equal(got, w) {
+		t.Errorf("UserWeights = %v, %v; want %v", got, err, w)
+	}
+	if got, _ := f.UserWeights(ctx(t), user, 4); got != nil {
+		t.Errorf("UserWeights of another channel = %v, want nil", got)
+	}
+
+	base := rand.Int64N(1<<40) + 1<<41
+	vecs := map[int64][]float64{}
+	for i := range int64(50) {
+		v := make([]float64, 111)
+		for j := range v {
+			v[j] = float64(i) + float64(j)/1000
+		}
+		vecs[base+i] = v
+	}
+	if err := f.PutArticleVectors(ctx(t), vecs); err != nil {
+		t.Fatal(err)
+	}
+	ids := []int64{base + 3, base + 49, base + 1000}
+	got, err := f.ArticleVectors(ctx(t), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Equal(got[base+3], vecs[base+3]) || !slices.Equal(got[base+49], vecs[base+49]) {
+		t.Errorf("ArticleVectors = %d vectors, want the 2 stored ones intact", len(got))
+	}
+}
+
+// SortedSets runs the contract of the Redis role against sets.
+func SortedSets(t *testing.T, sets storage.SortedSets) {
+	t.Run("top and pop in score order", func(t *testing.T) {
+		key := unique(t) + ":art"
+		in := []storage.Scored{{ID: 1, Score: 10}, {ID: 2, Score: 30}, {ID: 3, Score: 20}, {ID: 4, Score: 5}}
+		if err := sets.Add(ctx(t), key, in, 0); err != nil {
+			t.Fatal(err)
+		}
+		top, err := sets.Top(ctx(t), key, 3)
+		want := []storage.Scored{{ID: 2, Score: 30}, {ID: 3, Score: 20}, {ID: 1, Score: 10}}
+		if err != nil || !slices.Equal(top, want) {
+			t.Errorf("Top(3) = %v, %v; want %v", top, err, want)
+		}
+		for _, tt := range []struct {
+			n    int
+			want []int64
+		}{{2, []int64{2, 3}}, {5, []int64{1, 4}}, {1, nil}} {
+			got, err := sets.PopMax(ctx(t), key, tt.n)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("PopMax(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
+			}
+		}
+	})
+
+	t.Run("concurrent pops never return a member twice", func(t *testing.T) {
+		key := unique(t) + ":art"
+		var in []storage.Scored
+		for i := range 200 {
+			in = append(in, storage.Scored{ID: int64(i + 1), Score: float64(i)})
+		}
+		if err := sets.Add(ctx(t), key, in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mu   sync.Mutex
+			seen = map[int64]int{}
+			wg   sync.WaitGroup
+		)
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := sets.PopMax(ctx(t), key, 3)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					if !slices.IsSortedFunc(got, func(a, b int64) int { return int(b - a) }) {
+						t.Errorf("PopMax returned %v, not highest score first", got)
+					}
+					mu.Lock()
+					for _, id := range got {
+						seen[id]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		for _, m := range in {
+			if seen[m.ID] != 1 {
+				t.Errorf("member %d popped %d times, want once", m.ID, seen[m.ID])
+			}
+		}
+	})
+
+	t.Run("keys expire after their ttl", func(t *testing.T) {
+		key := unique(t) + ":art"
+		if err := sets.Add(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}}, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := sets.Top(ctx(t), key, 1); len(got) != 1 {
+			t.Fatalf("Top right after Add = %v, want the member", got)
+		}
+		time.Sleep(600 * time.Millisecond)
+		if got, err := sets.Top(ctx(t), key, 1); err != nil || len(got) != 0 {
+			t.Errorf("Top after the ttl = %v, %v; want nothing", got, err)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		key := unique(t) + ":hot"
+		if err := sets.Add(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := sets.Delete(ctx(t), key); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sets.Top(ctx(t), key, 1); err != nil || len(got) != 0 {
+			t.Errorf("Top after Delete = %v, %v; want nothing", got, err)
+		}
+	})
+}

@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# hbase.sh — a real Apache HBase 2.6 for development and CI, from nothing.
+#
+#   scripts/hbase.sh install   resolve the HBase jars from Maven Central (idempotent)
+#   scripts/hbase.sh start     start standalone HBase + the Thrift2 gateway, wait until
+#                              the gateway answers real requests
+#   scripts/hbase.sh stop      stop both JVMs
+#   scripts/hbase.sh status    report pids, ports, memory and whether the gateway answers
+#   scripts/hbase.sh logs      print the tail of both logs
+#   scripts/hbase.sh clean     stop and delete all HBase data (keeps the jars)
+#
+# Two JVMs run:
+#   master  org.apache.hadoop.hbase.master.HMaster in standalone mode
+#           (hbase.cluster.distributed=false): master + one region server + an
+#           embedded ZooKeeper in one process; data on the local filesystem.
+#   thrift  org.apache.hadoop.hbase.thrift2.ThriftServer, the Thrift2 gateway the Go
+#           code talks to: framed transport + binary protocol, thread-pool server.
+#
+# Everything lives under ${RECO_CACHE:-<repo>/.cache}/hbase:
+#   classpath.txt   runtime classpath resolved by Maven (jars stay in ~/.m2)
+#   classes/        the compiled readiness probe (scripts/hbase/ThriftPing.java)
+#   conf/           generated hbase-site.xml + log4j2.properties (first on the classpath)
+#   data/           hbase.rootdir (tables, WALs)
+#   tmp/            hbase.tmp.dir (ZooKeeper data lives in tmp/zookeeper)
+#   logs/           master.log, thrift.log (previous run kept as *.log.1)
+#   run/            pid files
+#
+# Environment (all optional):
+#   RECO_CACHE                 cache root (default <repo>/.cache)
+#   HBASE_VERSION              HBase release to resolve (default 2.6.1)
+#   HBASE_BIND                 address every listener binds to (default 127.0.0.1)
+#   HBASE_ZK_PORT              embedded ZooKeeper client port (default 2181)
+#   HBASE_MASTER_PORT          master RPC port (default 16000)
+#   HBASE_MASTER_INFO_PORT     master web UI (default 16010)
+#   HBASE_RS_PORT              region server RPC port (default 16020)
+#   HBASE_RS_INFO_PORT         region server web UI (default 16030)
+#   HBASE_THRIFT_PORT          Thrift2 gateway port (default 9090)
+#   HBASE_THRIFT_INFO_PORT     Thrift2 gateway web UI (default 9095)
+#   HBASE_HEAP                 master JVM max heap (default 1g)
+#   HBASE_THRIFT_HEAP          gateway JVM max heap (default 256m)
+#   HBASE_START_TIMEOUT        seconds to wait for the gateway (default 240)
+#   JAVA                       java binary (default $JAVA_HOME/bin/java or java)
+#   MVN                        maven binary (default mvn)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SRC="$ROOT/scripts/hbase"
+CACHE="${RECO_CACHE:-$ROOT/.cache}"
+case "$CACHE" in /*) ;; *) CACHE="$PWD/$CACHE" ;; esac
+HB="$CACHE/hbase"
+
+HBASE_VERSION="${HBASE_VERSION:-2.6.1}"
+BIND="${HBASE_BIND:-127.0.0.1}"
+ZK_PORT="${HBASE_ZK_PORT:-2181}"
+MASTER_PORT="${HBASE_MASTER_PORT:-16000}"
+MASTER_INFO_PORT="${HBASE_MASTER_INFO_PORT:-16010}"
+RS_PORT="${HBASE_RS_PORT:-16020}"
+RS_INFO_PORT="${HBASE_RS_INFO_PORT:-16030}"
+THRIFT_PORT="${HBASE_THRIFT_PORT:-9090}"
+THRIFT_INFO_PORT="${HBASE_THRIFT_INFO_PORT:-9095}"
+HEAP="${HBASE_HEAP:-1g}"
+THRIFT_HEAP="${HBASE_THRIFT_HEAP:-256m}"
+START_TIMEOUT="${HBASE_START_TIMEOUT:-240}"
+MVN="${MVN:-mvn}"
+if [[ -z "${JAVA:-}" ]]; then
+  if [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
+fi
+JAVAC="$(dirname "$(command -v "$JAVA")")/javac"
+
+CP_FILE="$HB/classpath.txt"
+STAMP="$HB/classpath.stamp"
+CLASSES="$HB/classes"
+CONF="$HB/conf"
+LOGS="$HB/logs"
+RUN="$HB/run"
+
+log() { printf 'hbase.sh: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# JVM flags HBase's own bin/hbase passes on JDK 11+ (hbase-surefire.jdk11.flags in
+# HBase's root pom): the shaded netty and the WAL/off-heap code reach into
+# java.nio, sun.nio.ch and jdk.internal.misc reflectively.
+JDK_FLAGS=(
+  -XX:+UseG1GC
+  -Djava.util.logging.config.class=org.apache.hadoop.hbase.logging.JulToSlf4jInitializer
+  -Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true
+  --add-modules jdk.unsupported
+  --add-opens java.base/java.io=ALL-UNNAMED
+  --add-opens java.base/java.nio=ALL-UNNAMED
+  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
+  --add-opens java.base/java.lang=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
+  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
+  --add-opens java.base/java.util=ALL-UNNAMED
+  --add-opens java.base/java.util.concurrent=ALL-UNNAMED
+  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
+  --add-exports java.security.jgss/sun.security.krb5=ALL-UNNAMED
+  --add-exports java.base/sun.net.dns=ALL-UNNAMED
+  --add-exports java.base/sun.net.util=ALL-UNNAMED
+)
+
+# ---------------------------------------------------------------------------
+# install
+
+install() {
+  command -v "$JAVA" >/dev/null || die "java not found (need JDK 17)"
+  [[ -x "$JAVAC" ]] || die "javac not found next to $JAVA (need a JDK, not a JRE)"
+  mkdir -p "$HB" "$CLASSES"
+
+  local want="$HBASE_VERSION $(cksum <"$SRC/pom.xml")"
+  if [[ ! -s "$CP_FILE" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]] || ! cp_jars_present; then
+    command -v "$MVN" >/dev/null || die "maven ($MVN) not found"
+    log "resolving HBase $HBASE_VERSION jars with Maven (first run downloads ~200 MB into ~/.m2)"
+    "$MVN" -B -q -f "$SRC/pom.xml" -Dhbase.version="$HBASE_VERSION" \
+      dependency:build-classpath -Dmdep.outputFile="$CP_FILE.tmp" >&2 ||
+      die "maven could not resolve HBase $HBASE_VERSION"
+    mv "$CP_FILE.tmp" "$CP_FILE"
+    printf '%s\n' "$want" >"$STAMP"
+  fi
+
+  if [[ ! -f "$CLASSES/ThriftPing.class" || "$SRC/ThriftPing.java" -nt "$CLASSES/ThriftPing.class" ]]; then
+    "$JAVAC" -nowarn -d "$CLASSES" -cp "$(cat "$CP_FILE")" "$SRC/ThriftPing.java" ||
+      die "cannot compile the readiness probe"
+  fi
+  log "HBase $HBASE_VERSION installed ($(tr ':' '\n' <"$CP_FILE" | wc -l) jars, classpath in $CP_FILE)"
+}
+
+# cp_jars_present is false when ~/.m2 was wiped after classpath.txt was written.
+cp_jars_present() {
+  local jar
+  while IFS= read -r jar; do
+    [[ -f "$jar" ]] || return 1
+  done < <(tr ':' '\n' <"$CP_FILE")
+}
+
+# ---------------------------------------------------------------------------
+# configuration
+
+write_conf() {
+  mkdir -p "$CONF" "$HB/data" "$HB/tmp" "$LOGS" "$RUN"
+  cp "$SRC/log4j2.properties" "$CONF/log4j2.properties"
+  cat >"$CONF/hbase-site.xml" <<EOF
+<?xml version="1.0"?>
+<!-- Generated by scripts/hbase.sh; edits are overwritten on every start. -->
+<configuration>
+  <property><name>hbase.cluster.distributed</name><value>false</value></property>
+  <property><name>hbase.rootdir</name><value>file://$HB/data</value></property>
+  <property><name>hbase.tmp.dir</name><value>$HB/tmp</value></property>
+  <property><name>hbase.zookeeper.property.dataDir</name><value>$HB/tmp/zookeeper</value></property>
+  <!-- The local filesystem has no hflush/hsync capability; standalone HBase on it
+       refuses to start without this. Acceptable for a development store only. -->
+  <property><name>hbase.unsafe.stream.capability.enforce</name><value>false</value></property>
+
+  <!-- Loopback only, and advertise a name that resolves to it everywhere. -->
+  <property><name>hbase.zookeeper.quorum</name><value>$BIND</value></property>
+  <property><name>hbase.zookeeper.property.clientPort</name><value>$ZK_PORT</value></property>
+  <property><name>hbase.master.hostname</name><value>$BIND</value></property>
+  <property><name>hbase.unsafe.regionserver.hostname</name><value>$BIND</value></property>
+  <property><name>hbase.master.ipc.address</name><value>$BIND</value></property>
+  <property><name>hbase.regionserver.ipc.address</name><value>$BIND</value></property>
+  <property><name>hbase.master.info.bindAddress</name><value>$BIND</value></property>
+  <property><name>hbase.regionserver.info.bindAddress</name><value>$BIND</value></property>
+  <property><name>hbase.thrift.info.bindAddress</name><value>$BIND</value></property>
+  <property><name>hbase.master.port</name><value>$MASTER_PORT</value></property>
+  <property><name>hbase.master.info.port</name><value>$MASTER_INFO_PORT</value></property>
+  <property><name>hbase.regionserver.port</name><value>$RS_PORT</value></property>
+  <property><name>hbase.regionserver.info.port</name><value>$RS_INFO_PORT</value></property>
+  <property><name>hbase.localcluster.assign.random.ports</name><value>false</value></property>
+
+  <!-- Thrift2 gateway: framed transport, binary protocol (the Go client in
+       pkg/storage/hbase speaks exactly this). -->
+  <property><name>hbase.regionserver.thrift.framed</name><value>true</value></property>
+  <property><name>hbase.regionserver.thrift.compact</name><value>false</value></property>
+
+  <!-- A small single-node store: fewer handler threads, no periodic chores that
+       only matter on clusters, quick start-up. -->
+  <property><name>hbase.regionserver.handler.count</name><value>16</value></property>
+  <property><name>hbase.master.wait.on.regionservers.mintostart</name><value>1</value></property>
+  <property><name>hbase.master.wait.on.regionservers.maxtostart</name><value>1</value></property>
+  <property><name>hbase.master.wait.on.regionservers.interval</name><value>200</value></property>
+  <property><name>hbase.regionserver.msginterval</name><value>1000</value></property>
+  <property><name>hbase.master.start.timeout.localHBaseCluster</name><value>$((START_TIMEOUT * 1000))</value></property>
+  <property><name>hbase.balancer.period</name><value>3600000</value></property>
+  <property><name>hbase.regionserver.info.port.auto</name><value>false</value></property>
+</configuration>
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# processes
+
+pid_of() { [[ -f "$RUN/$1.pid" ]] && cat "$RUN/$1.pid" || true; }
+
+alive() {
+  local pid
+  pid="$(pid_of "$1")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/$BIND/$1") 2>/dev/null; }
+
+classpath() { printf '%s:%s' "$CONF" "$(cat "$CP_FILE")"; }
+
+# launch NAME HEAP CLASS ARGS... starts a JVM in its own session (so a Ctrl-C in
+# the calling terminal does not reach it) and records its pid.
+launch() {
+  local name="$1" heap="$2"
+  shift 2
+  local logf="$LOGS/$name.log"
+  [[ -f "$logf" ]] && mv -f "$logf" "$logf.1"
+  setsid "$JAVA" "-Dproc_reco_$name" -Xms64m "-Xmx$heap" -XX:OnOutOfMemoryError="kill -9 %p" \
+    "${JDK_FLAGS[@]}" \
+    "-Dhbase.log.dir=$LOGS" "-Dhbase.home.dir=$HB" "-Dlog4j2.configurationFile=$CONF/log4j2.properties" \
+    -cp "$(classpath)" "$@" </dev/null >"$logf" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+ping_thrift() {
+  local timeout="$1"
+  "$JAVA" -Xmx64m -cp "$CLASSES:$(cat "$CP_FILE")" -Dlog4j2.configurationFile="$CONF/log4j2.properties" \
+    ThriftPing "$BIND" "$THRIFT_PORT" "$timeout" framed
+}
+
+rss_mb() {
+  local pid
+  pid="$(pid_of "$1")"
+  [[ -n "$pid" ]] && awk '/^VmRSS:/ {printf "%d", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo "?"
+}
+
+fail_start() {
+  log "$1"
+  for n in master thrift; do
+    if [[ -f "$LOGS/$n.log" ]]; then
+      printf '\n----- tail of %s -----\n' "$LOGS/$n.log" >&2
+      tail -n 60 "$LOGS/$n.log" >&2
+    fi
+  done
+  stop >/dev/null 2>&1 || true
+  exit 1
+}
+
+start() {
+  install
+  if alive master && alive thrift && ping_thrift 5 >/dev/null 2>&1; then
+    log "already running (master pid $(pid_of master), thrift pid $(pid_of thrift)) on $BIND:$THRIFT_PORT"
+    return 0
+  fi
+  stop >/dev/null 2>&1 || true
+
+  local p
+  for p in "$ZK_PORT" "$MASTER_PORT" "$MASTER_INFO_PORT" "$RS_PORT" "$RS_INFO_PORT" "$THRIFT_PORT" "$THRIFT_INFO_PORT"; do
+    if port_open "$p"; then
+      die "port $BIND:$p is already in use by another process; set the HBASE_*_PORT variables to free ports"
+    fi
+  done
+
+  write_conf
+  local t0=$SECONDS
+  log "starting standalone HBase $HBASE_VERSION (zk :$ZK_PORT, master :$MASTER_PORT, rs :$RS_PORT); logs in $LOGS"
+  launch master "$HEAP" org.apache.hadoop.hbase.master.HMaster start
+
+  # The gateway opens its HBase connection at start-up and needs ZooKeeper for
+  # that; start it as soon as the embedded ZooKeeper listens.
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until port_open "$ZK_PORT"; do
+    alive master || fail_start "the HBase master exited during start-up"
+    ((SECONDS < deadline)) || fail_start "ZooKeeper did not listen on :$ZK_PORT within ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+
+  log "starting the Thrift2 gateway on $BIND:$THRIFT_PORT (framed transport, binary protocol)"
+  launch thrift "$THRIFT_HEAP" org.apache.hadoop.hbase.thrift2.ThriftServer \
+    -b "$BIND" -p "$THRIFT_PORT" --infoport "$THRIFT_INFO_PORT" -f -threadpool start
+
+  until port_open "$THRIFT_PORT"; do
+    alive master || fail_start "the HBase master exited during start-up"
+    alive thrift || fail_start "the Thrift2 gateway exited during start-up"
+    ((SECONDS < deadline)) || fail_start "the Thrift2 gateway did not listen on :$THRIFT_PORT within ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+
+  local left=$((deadline - SECONDS))
+  ((left > 0)) || left=1
+  if ! ping_thrift "$left" >&2; then
+    fail_start "the Thrift2 gateway did not answer within ${START_TIMEOUT}s"
+  fi
+  local took=$((SECONDS - t0))
+  printf '%s\n' "$took" >"$RUN/startup-seconds"
+  log "HBase up in ${took}s: thrift2 at $BIND:$THRIFT_PORT; RSS master $(rss_mb master) MB, thrift $(rss_mb thrift) MB"
+  echo "$BIND:$THRIFT_PORT"
+}
+
+# stop_one NAME TIMEOUT sends SIGTERM (both JVMs shut down from their shutdown
+# hooks: the master flushes nothing it has not already logged to the WAL, so a
+# kill after the timeout loses no acknowledged write) and SIGKILL after TIMEOUT.
+stop_one() {
+  local name="$1" timeout="$2" pid
+  pid="$(pid_of "$name")"
+  if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+    rm -f "$RUN/$name.pid"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + timeout))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      log "$name (pid $pid) did not stop within ${timeout}s; killing"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$RUN/$name.pid"
+  log "stopped $name (pid $pid)"
+}
+
+stop() {
+  stop_one thrift 20
+  stop_one master 60
+}
+
+status() {
+  local rc=0 n
+  for n in master thrift; do
+    if alive "$n"; then
+      printf '%-7s running  pid %-8s rss %s MB\n' "$n" "$(pid_of "$n")" "$(rss_mb "$n")"
+    else
+      printf '%-7s stopped\n' "$n"
+      rc=1
+    fi
+  done
+  if ((rc == 0)); then
+    if [[ -s "$CP_FILE" ]] && ping_thrift 5 >/dev/null 2>&1; then
+      printf 'thrift2 %s:%s answers (framed, binary)\n' "$BIND" "$THRIFT_PORT"
+    else
+      printf 'thrift2 %s:%s does not answer\n' "$BIND" "$THRIFT_PORT"
+      rc=1
+    fi
+  fi
+  [[ -f "$RUN/startup-seconds" ]] && printf 'last start-up took %ss\n' "$(cat "$RUN/startup-seconds")"
+  return $rc
+}
+
+logs() {
+  local n
+  for n in master thrift; do
+    [[ -f "$LOGS/$n.log" ]] && { printf -- '----- %s -----\n' "$LOGS/$n.log"; tail -n "${1:-40}" "$LOGS/$n.log"; }
+  done
+  return 0
+}
+
+clean() {
+  stop
+  rm -rf "$HB/data" "$HB/tmp" "$LOGS" "$RUN"
+  log "deleted HBase data under $HB (jars kept)"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  logs) shift; logs "$@" ;;
+  clean) clean ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
