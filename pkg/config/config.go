@@ -1,0 +1,225 @@
+// Package config is the one configuration of the reco binary: a YAML file whose
+// every key can be overridden by an environment variable, validated at start-up
+// with errors that name the bad key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
+)
+
+// Config is the root configuration.
+type Config struct {
+	Server  Server  `yaml:"server"`
+	Log     Log     `yaml:"log"`
+	Clients Clients `yaml:"clients"`
+	Storage Storage `yaml:"storage"`
+}
+
+// Server configures the gRPC server every process runs and its side listeners.
+type Server struct {
+	// GRPCAddr serves every service the process runs, the health service and
+	// reflection.
+	GRPCAddr string `yaml:"grpc_addr"`
+	// MetricsAddr serves Prometheus metrics at /metrics over HTTP.
+	MetricsAddr string `yaml:"metrics_addr"`
+	// DrainTimeout bounds the graceful stop after SIGTERM: in-flight calls get
+	// this long before the server stops hard.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Log configures zap.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+}
+
+// Clients says where each service is reached when this process does not run it,
+// and the deadline of every call to it.
+type Clients struct {
+	RecoCenter Client `yaml:"recocenter"`
+	Recall     Client `yaml:"recall"`
+	Sort       Client `yaml:"sort"`
+	Cache      Client `yaml:"cache"`
+}
+
+// Client is one peer service.
+type Client struct {
+	Addr    string        `yaml:"addr"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Storage chooses and configures the backends.
+type Storage struct {
+	// Tables is the HBase role: "embedded" or "hbase".
+	Tables string `yaml:"tables"`
+	// Sets is the Redis role: "embedded" or "redis".
+	Sets     string            `yaml:"sets"`
+	Embedded embedded.Config   `yaml:"embedded"`
+	HBase    HBase             `yaml:"hbase"`
+	Redis    redisstore.Config `yaml:"redis"`
+}
+
+// HBase configures the HBase Thrift2 gateway client.
+type HBase struct {
+	ThriftAddr string `yaml:"thrift_addr"`
+	// PoolSize is the most connections kept open: a Thrift connection serves one
+	// call at a time.
+	PoolSize int `yaml:"pool_size"`
+	// Timeout bounds every call that has no earlier deadline.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Default returns the configuration `make run` uses: everything in one process on
+// the embedded backend.
+func Default() Config {
+	return Config{
+		Server: Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
+		Log:    Log{Level: "info"},
+		Clients: Clients{
+			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
+			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},
+			Sort:       Client{Addr: "127.0.0.1:10003", Timeout: 300 * time.Millisecond},
+			Cache:      Client{Addr: "127.0.0.1:10004", Timeout: 200 * time.Millisecond},
+		},
+		Storage: Storage{
+			Tables:   "embedded",
+			Sets:     "embedded",
+			Embedded: embedded.Config{Path: ".cache/reco.db"},
+			HBase:    HBase{ThriftAddr: "127.0.0.1:9090", PoolSize: 16, Timeout: time.Second},
+			Redis:    redisstore.Config{Addrs: []string{"127.0.0.1:6379"}, PoolSize: 32, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
+		},
+	}
+}
+
+// Load reads the YAML file at path (none if empty) over the defaults, applies the
+// environment overrides and validates the result.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate reports the first invalid key.
+func (c Config) Validate() error {
+	if err := c.Server.Validate(); err != nil {
+		return fmt.Errorf("invalid server config: %w", err)
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("invalid log config: %w", err)
+	}
+	if err := c.Clients.Validate(); err != nil {
+		return fmt.Errorf("invalid clients config: %w", err)
+	}
+	if err := c.Storage.Validate(); err != nil {
+		return fmt.Errorf("invalid storage config: %w", err)
+	}
+	return nil
+}
+
+// Validate checks the server keys.
+func (s Server) Validate() error {
+	if err := validAddr("server.grpc_addr", s.GRPCAddr); err != nil {
+		return err
+	}
+	if err := validAddr("server.metrics_addr", s.MetricsAddr); err != nil {
+		return err
+	}
+	return positive("server.drain_timeout", s.DrainTimeout)
+}
+
+// Validate checks the log keys.
+func (l Log) Validate() error {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("log.level must be debug, info, warn or error, got %q", l.Level)
+}
+
+// Validate checks every client.
+func (c Clients) Validate() error {
+	for name, cl := range map[string]Client{"recocenter": c.RecoCenter, "recall": c.Recall, "sort": c.Sort, "cache": c.Cache} {
+		if err := validAddr("clients."+name+".addr", cl.Addr); err != nil {
+			return err
+		}
+		if err := positive("clients."+name+".timeout", cl.Timeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks the backends chosen and their keys.
+func (s Storage) Validate() error {
+	switch s.Tables {
+	case "embedded":
+	case "hbase":
+		if err := validAddr("storage.hbase.thrift_addr", s.HBase.ThriftAddr); err != nil {
+			return err
+		}
+		if s.HBase.PoolSize < 1 {
+			return fmt.Errorf("storage.hbase.pool_size must be at least 1, got %d", s.HBase.PoolSize)
+		}
+		if err := positive("storage.hbase.timeout", s.HBase.Timeout); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("storage.tables must be embedded or hbase, got %q", s.Tables)
+	}
+	switch s.Sets {
+	case "embedded":
+	case "redis":
+		if err := s.Redis.Validate(); err != nil {
+			return fmt.Errorf("storage.redis: %w", err)
+		}
+	default:
+		return fmt.Errorf("storage.sets must be embedded or redis, got %q", s.Sets)
+	}
+	if s.Tables == "embedded" || s.Sets == "embedded" {
+		if err := s.Embedded.Validate(); err != nil {
+			return fmt.Errorf("storage.embedded: %w", err)
+		}
+	}
+	return nil
+}
+
+func validAddr(key, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%s must be host:port, got %q: %v", key, addr, err)
+	}
+	return nil
+}
+
+func positive(key string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%s must be a positive duration such as 500ms, got %v", key, d)
+	}
+	return nil
+}
