@@ -27,6 +27,8 @@ import (
 
 // deps is what a module is built from.
 type deps struct {
+	cfg    config.Config
+	log    *zap.Logger
 	tables storage.Tables
 	sets   storage.SortedSets
 	peer   func(name string) *grpc.ClientConn
@@ -42,8 +44,10 @@ type App struct {
 	// inproc carries the calls between services of this process: a real gRPC
 	// connection without a socket, so deadlines, interceptors and status codes
 	// behave as in split mode.
-	inproc  *bufconn.Listener
-	closers []func() error
+	inproc     *bufconn.Listener
+	lis        net.Listener
+	metricsLis net.Listener
+	closers    []func() error
 }
 
 // New opens what targets need and registers them; Run serves them.
@@ -54,6 +58,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 			a.close()
 		}
 	}()
+	if a.lis, err = net.Listen("tcp", cfg.Server.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen on server.grpc_addr: %w", err)
+	}
+	a.closers = append(a.closers, ignoreClosed(a.lis.Close))
+	if a.metricsLis, err = net.Listen("tcp", cfg.Server.MetricsAddr); err != nil {
+		return nil, fmt.Errorf("listen on server.metrics_addr: %w", err)
+	}
+	a.closers = append(a.closers, ignoreClosed(a.metricsLis.Close))
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if a.srv, err = server.New(log, a.reg); err != nil {
 		return nil, err
@@ -68,7 +80,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 		needTables = needTables || modules[t].tables
 		needSets = needSets || modules[t].sets
 	}
-	var d deps
+	d := deps{cfg: cfg, log: log}
 	if d.tables, d.sets, err = a.openStores(ctx, needTables, needSets); err != nil {
 		return nil, err
 	}
@@ -100,6 +112,23 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	return a, nil
 }
 
+// GRPCAddr is the address the gRPC server listens on.
+func (a *App) GRPCAddr() string { return a.lis.Addr().String() }
+
+// MetricsAddr is the address /metrics is served on.
+func (a *App) MetricsAddr() string { return a.metricsLis.Addr().String() }
+
+// ignoreClosed makes closing an already closed listener (the server closes its
+// listeners on stop) harmless.
+func ignoreClosed(close func() error) func() error {
+	return func() error {
+		if err := close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
 func (a *App) client(name string) config.Client {
 	switch name {
 	case RecoCenter:
@@ -118,27 +147,18 @@ func (a *App) client(name string) config.Client {
 // connections and stores in reverse order of opening.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	lis, err := net.Listen("tcp", a.cfg.Server.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen on server.grpc_addr: %w", err)
-	}
-	metricsLis, err := net.Listen("tcp", a.cfg.Server.MetricsAddr)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen on server.metrics_addr: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	a.srv.MarkServing()
-	a.log.Info("serving", zap.Strings("targets", a.targets), zap.String("grpc_addr", lis.Addr().String()), zap.String("metrics_addr", metricsLis.Addr().String()))
+	a.log.Info("serving", zap.Strings("targets", a.targets), zap.String("grpc_addr", a.GRPCAddr()), zap.String("metrics_addr", a.MetricsAddr()))
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.srv.Serve(lis) })
+	g.Go(func() error { return a.srv.Serve(a.lis) })
 	g.Go(func() error { return a.srv.Serve(a.inproc) })
 	g.Go(func() error {
-		if err := httpSrv.Serve(metricsLis); !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(a.metricsLis); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -151,7 +171,7 @@ func (a *App) Run(ctx context.Context) error {
 		defer cancel()
 		return httpSrv.Shutdown(sctx)
 	})
-	err = g.Wait()
+	err := g.Wait()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, grpc.ErrServerStopped)) {
 		a.log.Info("stopped")
 		return nil

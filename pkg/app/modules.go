@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
@@ -43,9 +44,11 @@ type module struct {
 
 var modules = map[string]module{
 	Routing: {
-		peers: []string{RecoCenter},
+		peers: []string{RecoCenter, Recall},
 		register: func(s *grpc.Server, d deps) {
-			userreco.RegisterUserRecommendServer(s, routing.NewServer(recocenterv1.NewRecoCenterServiceClient(d.peer(RecoCenter))))
+			userreco.RegisterUserRecommendServer(s, routing.NewServer(d.cfg.Routing, d.log.With(zap.String("service", Routing)),
+				recocenterv1.NewRecoCenterServiceClient(d.peer(RecoCenter)),
+				recallv1.NewRecallServiceClient(d.peer(Recall))))
 		},
 	},
 	RecoCenter: {

@@ -16,14 +16,16 @@ import (
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
+	"github.com/toutiao-reco/toutiao-reco/services/routing"
 )
 
 // Config is the root configuration.
 type Config struct {
-	Server  Server  `yaml:"server"`
-	Log     Log     `yaml:"log"`
-	Clients Clients `yaml:"clients"`
-	Storage Storage `yaml:"storage"`
+	Server  Server         `yaml:"server"`
+	Log     Log            `yaml:"log"`
+	Clients Clients        `yaml:"clients"`
+	Routing routing.Config `yaml:"routing"`
+	Storage Storage        `yaml:"storage"`
 }
 
 // Server configures the gRPC server every process runs and its side listeners.
@@ -84,8 +86,9 @@ type HBase struct {
 // the embedded backend.
 func Default() Config {
 	return Config{
-		Server: Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
-		Log:    Log{Level: "info"},
+		Server:  Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
+		Log:     Log{Level: "info"},
+		Routing: routing.Config{MaxArticleNum: 100},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
 			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},
@@ -136,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Clients.Validate(); err != nil {
 		return fmt.Errorf("invalid clients config: %w", err)
+	}
+	if c.Routing.MaxArticleNum < 1 {
+		return fmt.Errorf("invalid routing config: routing.max_article_num must be at least 1, got %d", c.Routing.MaxArticleNum)
 	}
 	if err := c.Storage.Validate(); err != nil {
 		return fmt.Errorf("invalid storage config: %w", err)

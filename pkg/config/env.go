@@ -69,12 +69,12 @@ func set(f reflect.Value, s string) error {
 		f.SetInt(int64(d))
 	case f.Kind() == reflect.String:
 		f.SetString(s)
-	case f.Kind() == reflect.Int:
-		n, err := strconv.Atoi(s)
+	case f.CanInt():
+		n, err := strconv.ParseInt(s, 10, f.Type().Bits())
 		if err != nil {
 			return err
 		}
-		f.SetInt(int64(n))
+		f.SetInt(n)
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		// A list is comma-separated: RECO_STORAGE_REDIS_ADDRS=a:6379,b:6379.
 		var parts []string
