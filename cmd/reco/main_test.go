@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/app"
+	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// TestMain lets the test binary stand in for reco: with RECO_TEST_AS_MAIN set it
+// runs main, so the split-mode test starts real processes of this code without
+// a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("RECO_TEST_AS_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// storageEnv points processes at real HBase and Redis when the test command
+// started them, and at an embedded file otherwise.
+func storageEnv(t *testing.T, dbPath string) []string {
+	if thrift, redis := os.Getenv("RECO_HBASE_THRIFT"), os.Getenv("RECO_REDIS_ADDR"); thrift != "" && redis != "" {
+		return []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis}
+	}
+	return []string{"RECO_STORAGE_EMBEDDED_PATH=" + dbPath, "RECO_STORAGE_EMBEDDED_NO_SYNC=true"}
+}
+
+func waitServing(t *testing.T, addr string, out *bytes.Buffer) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return conn
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never became SERVING; output:\n%s", addr, out)
+	return nil
+}
+
+// TestSplitModeFiveProcesses starts one process per service, as a supervisor or
+// Kubernetes would, and calls the public API through routing.
+func TestSplitModeFiveProcesses(t *testing.T) {
+	dir := t.TempDir()
+	addrs := map[string]string{}
+	for _, target := range []string{app.Routing, app.RecoCenter, app.Recall, app.Sort, app.Cache} {
+		addrs[target] = freeAddr(t)
+	}
+	peers := []string{
+		"RECO_CLIENTS_RECOCENTER_ADDR=" + addrs[app.RecoCenter],
+		"RECO_CLIENTS_RECALL_ADDR=" + addrs[app.Recall],
+		"RECO_CLIENTS_SORT_ADDR=" + addrs[app.Sort],
+		"RECO_CLIENTS_CACHE_ADDR=" + addrs[app.Cache],
+	}
+
+	// Seed the similarity that recall will serve, in the store recall uses.
+	recallDB := filepath.Join(dir, "recall.db")
+	cfg, err := config.Load("", append(os.Environ(), storageEnv(t, recallDB)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	article := time.Now().UnixNano() % 1e12
+	func() {
+		tables, _, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cleanup()
+		if err := tables.PutSimilar(context.Background(), article, []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: 0.8}}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+
+	conns := map[string]*grpc.ClientConn{}
+	for target, addr := range addrs {
+		cmd := exec.Command(os.Args[0])
+		cmd.Args = []string{"reco", "serve", "--target=" + target}
+		db := filepath.Join(dir, target+".db")
+		if target == app.Recall {
+			db = recallDB
+		}
+		cmd.Env = append(append(append(os.Environ(), "RECO_TEST_AS_MAIN=1", "RECO_SERVER_GRPC_ADDR="+addr, "RECO_SERVER_METRICS_ADDR="+freeAddr(t)), peers...), storageEnv(t, db)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("%s did not stop cleanly on SIGTERM: %v\n%s", target, err, &out)
+			}
+		})
+		conns[target] = waitServing(t, addr, &out)
+	}
+
+	services := map[string]string{
+		app.Routing:    "UserRecommend",
+		app.RecoCenter: "reco.recocenter.v1.RecoCenterService",
+		app.Recall:     "reco.recall.v1.RecallService",
+		app.Sort:       "reco.sort.v1.SortService",
+		app.Cache:      "reco.cache.v1.CacheService",
+	}
+	for target, svc := range services {
+		resp, err := healthpb.NewHealthClient(conns[target]).Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("%s process: health of %s = %v, %v", target, svc, resp.GetStatus(), err)
+		}
+		for other, otherSvc := range services {
+			if other == target {
+				continue
+			}
+			if _, err := healthpb.NewHealthClient(conns[target]).Check(context.Background(), &healthpb.HealthCheckRequest{Service: otherSvc}); err == nil {
+				t.Errorf("%s process also serves %s", target, otherSvc)
+			}
+		}
+	}
+
+	got, err := userreco.NewUserRecommendClient(conns[app.Routing]).ArticleRecommend(context.Background(), &userreco.Article{ArticleId: article, ArticleNum: 5})
+	if err != nil || !slices.Equal(got.GetArticleId(), []int64{3, 2}) {
+		t.Errorf("article_recommend through routing → recall processes = %v, %v; want [3 2]", got.GetArticleId(), err)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"config", "env"}, &out); err != nil || !strings.Contains(out.String(), "RECO_STORAGE_HBASE_THRIFT_ADDR") {
+		t.Errorf("config env = %v, output %q", err, out.String())
+	}
+	t.Setenv("RECO_STORAGE_EMBEDDED_PATH", filepath.Join(t.TempDir(), "b.db"))
+	for i := range 2 {
+		out.Reset()
+		if err := run([]string{"admin", "bootstrap"}, &out); err != nil {
+			t.Errorf("bootstrap run %d: %v", i+1, err)
+		}
+	}
+	for _, args := range [][]string{nil, {"serve", "--target=nope"}, {"frobnicate"}} {
+		if err := run(args, &out); err == nil {
+			t.Errorf("run(%q) succeeded, want an error", args)
+		}
+	}
+	t.Setenv("RECO_SERVER_GRPC_ADDR", "nowhere")
+	err := run([]string{"serve"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "server.grpc_addr") {
+		t.Errorf("serve with a bad address: %v, want an error naming server.grpc_addr", err)
+	}
+}

@@ -1,0 +1,182 @@
+package app
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// testConfig is the default configuration on free ports and a fresh embedded file.
+func testConfig(t *testing.T) config.Config {
+	cfg := config.Default()
+	cfg.Server.GRPCAddr = "127.0.0.1:0"
+	cfg.Server.MetricsAddr = "127.0.0.1:0"
+	cfg.Storage.Embedded.Path = filepath.Join(t.TempDir(), "reco.db")
+	cfg.Storage.Embedded.NoSync = true
+	cfg.Server.DrainTimeout = time.Second
+	return cfg
+}
+
+// start runs an App for targets until the test ends, and returns it with a
+// connection to it and a function that stops it and waits for Run to return.
+func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.ClientConn, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg, zap.NewNop(), targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return a, conn, stop
+}
+
+func seedSimilar(t *testing.T, cfg config.Config, article int64, neighbours []storage.Scored) {
+	t.Helper()
+	ctx := context.Background()
+	tables, _, cleanup, err := OpenStores(ctx, cfg.Storage, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if err := tables.PutSimilar(ctx, article, neighbours); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllInOneServesEveryServiceWithHealth(t *testing.T) {
+	cfg := testConfig(t)
+	_, conn, _ := start(t, cfg, order)
+	hc := healthpb.NewHealthClient(conn)
+	for _, svc := range []string{"", "UserRecommend", "reco.recocenter.v1.RecoCenterService", "reco.recall.v1.RecallService", "reco.sort.v1.SortService", "reco.cache.v1.CacheService"} {
+		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health of %q = %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		}
+	}
+}
+
+func TestArticleRecommendAcrossServices(t *testing.T) {
+	cfg := testConfig(t)
+	seedSimilar(t, cfg, 42, []storage.Scored{{ID: 7, Score: 0.3}, {ID: 8, Score: 0.9}, {ID: 9, Score: 0.6}})
+	_, conn, _ := start(t, cfg, order)
+	client := userreco.NewUserRecommendClient(conn)
+
+	got, err := client.ArticleRecommend(context.Background(), &userreco.Article{ArticleId: 42, ArticleNum: 2})
+	if err != nil || !slices.Equal(got.GetArticleId(), []int64{8, 9}) {
+		t.Errorf("article_recommend(42, 2) = %v, %v; want [8 9]", got.GetArticleId(), err)
+	}
+	got, err = client.ArticleRecommend(context.Background(), &userreco.Article{ArticleId: 43, ArticleNum: 2})
+	if err != nil || len(got.GetArticleId()) != 0 {
+		t.Errorf("article_recommend of an article without neighbours = %v, %v; want empty", got.GetArticleId(), err)
+	}
+
+	for _, bad := range []*userreco.Article{{ArticleId: 42, ArticleNum: 0}, {ArticleId: 42, ArticleNum: -1}, {ArticleId: 42, ArticleNum: 101}, {ArticleId: 0, ArticleNum: 3}} {
+		_, err := client.ArticleRecommend(context.Background(), bad)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("article_recommend(%v) code = %v, want InvalidArgument", bad, status.Code(err))
+		}
+	}
+}
+
+func TestUserRecommendIsNotFaked(t *testing.T) {
+	cfg := testConfig(t)
+	_, conn, _ := start(t, cfg, order)
+	_, err := userreco.NewUserRecommendClient(conn).UserRecommend(context.Background(), &userreco.User{UserId: "u1", ChannelId: 1, ArticleNum: 5, TimeStamp: 1})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("user_recommend code = %v, want Unimplemented until the feed lands", status.Code(err))
+	}
+}
+
+func TestDrainReportsNotServingFirst(t *testing.T) {
+	cfg := testConfig(t)
+	_, conn, stop := start(t, cfg, []string{Routing})
+	watch, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first health status = %v, %v; want SERVING", resp.GetStatus(), err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- stop() }()
+	resp, err := watch.Recv()
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("status on drain = %v, %v; want NOT_SERVING", resp.GetStatus(), err)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("Run after drain: %v", err)
+	}
+}
+
+func TestRoutingAloneDialsPeersOverTheNetwork(t *testing.T) {
+	recallCfg := testConfig(t)
+	seedSimilar(t, recallCfg, 5, []storage.Scored{{ID: 6, Score: 1}})
+	recallApp, _, _ := start(t, recallCfg, []string{Recall})
+
+	routingCfg := testConfig(t)
+	routingCfg.Clients.Recall.Addr = recallApp.GRPCAddr()
+	_, conn, _ := start(t, routingCfg, []string{Routing})
+	got, err := userreco.NewUserRecommendClient(conn).ArticleRecommend(context.Background(), &userreco.Article{ArticleId: 5, ArticleNum: 3})
+	if err != nil || !slices.Equal(got.GetArticleId(), []int64{6}) {
+		t.Errorf("article_recommend through a remote recall = %v, %v; want [6]", got.GetArticleId(), err)
+	}
+}
+
+func TestParseTargets(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{in: "all", want: order},
+		{in: "routing", want: []string{Routing}},
+		{in: "routing, recall,routing", want: []string{Routing, Recall}},
+		{in: "router", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseTargets(tt.in)
+		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseTargets(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

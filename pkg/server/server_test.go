@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// testService registers /test.Probe/Do, whose behaviour the test chooses.
+func testService(do func(ctx context.Context) error) *grpc.ServiceDesc {
+	return &grpc.ServiceDesc{
+		ServiceName: "test.Probe",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Do",
+			Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+				in := new(emptypb.Empty)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				h := func(ctx context.Context, _ any) (any, error) { return &emptypb.Empty{}, do(ctx) }
+				return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/test.Probe/Do"}, h)
+			},
+		}},
+	}
+}
+
+func serve(t *testing.T, reg *prometheus.Registry, do func(ctx context.Context) error, callTimeout time.Duration) *grpc.ClientConn {
+	t.Helper()
+	s, err := New(zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RegisterService(testService(do), struct{}{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	cm, err := NewClientMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := Dial(lis.Addr().String(), callTimeout, cm, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestPanicBecomesInternalAndIsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	conn := serve(t, reg, func(context.Context) error { panic("boom") }, time.Second)
+	err := conn.Invoke(context.Background(), "/test.Probe/Do", &emptypb.Empty{}, &emptypb.Empty{})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("code = %v, want Internal", status.Code(err))
+	}
+	if strings.Contains(status.Convert(err).Message(), "boom") {
+		t.Errorf("message %q leaks the panic value to the caller", status.Convert(err).Message())
+	}
+	if n, err := testutil.GatherAndCount(reg, "reco_grpc_server_panics_recovered_total"); err != nil || n != 1 {
+		t.Errorf("panics series = %d, %v", n, err)
+	}
+	want := `
+# HELP reco_grpc_server_panics_recovered_total Panics recovered in gRPC handlers and answered with codes.Internal.
+# TYPE reco_grpc_server_panics_recovered_total counter
+reco_grpc_server_panics_recovered_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "reco_grpc_server_panics_recovered_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestEveryCallCarriesTheHopDeadline(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sawDeadline := make(chan bool, 1)
+	conn := serve(t, reg, func(ctx context.Context) error {
+		_, ok := ctx.Deadline()
+		sawDeadline <- ok
+		<-ctx.Done()
+		return ctx.Err()
+	}, 50*time.Millisecond)
+
+	begin := time.Now()
+	err := conn.Invoke(context.Background(), "/test.Probe/Do", &emptypb.Empty{}, &emptypb.Empty{})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("code = %v, want DeadlineExceeded from the 50ms hop deadline", status.Code(err))
+	}
+	if !<-sawDeadline {
+		t.Error("the server saw no deadline: it was not propagated")
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("call took %v: the hop deadline did not cut it", took)
+	}
+	// The server's handled counter records the code per method.
+	if n, err := testutil.GatherAndCount(reg, "reco_grpc_server_handled_total"); err != nil || n == 0 {
+		t.Errorf("reco_grpc_server_handled_total series = %d, %v; want some", n, err)
+	}
+}

@@ -1,0 +1,225 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
+)
+
+// server returns the address of the Redis server the test command started
+// (RECO_REDIS_ADDR). Without one the test is skipped, unless
+// RECO_REQUIRE_INTEGRATION=1 says a skip would hide a missing server (CI).
+func server(tb testing.TB) string {
+	tb.Helper()
+	addr := os.Getenv("RECO_REDIS_ADDR")
+	if addr != "" {
+		return addr
+	}
+	if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
+		tb.Fatal("RECO_REDIS_ADDR is not set but RECO_REQUIRE_INTEGRATION=1: start redis-server and set RECO_REDIS_ADDR=host:port")
+	}
+	tb.Skip("RECO_REDIS_ADDR is not set: skipping the tests against a real Redis (set it to a redis-server's host:port to run them)")
+	return ""
+}
+
+// open connects to the test server and checks it answers.
+func open(tb testing.TB) (storage.SortedSets, redis.UniversalClient) {
+	tb.Helper()
+	addr := server(tb)
+	sets, cleanup, err := Open(Config{Addrs: []string{addr}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cleanup() })
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	tb.Cleanup(func() { _ = client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		tb.Fatalf("redis at %s (RECO_REDIS_ADDR) does not answer: %v", addr, err)
+	}
+	return sets, client
+}
+
+func uniqueKey(name string) string {
+	return fmt.Sprintf("redisstore-test:%s:%d", name, time.Now().UnixNano())
+}
+
+func TestSortedSetsContract(t *testing.T) {
+	sets, _ := open(t)
+	storagetest.SortedSets(t, sets)
+}
+
+// The same expectations as the embedded engine's TestSortedSetOrderMatchesRedis:
+// ties go to the lexicographically greater member, -0 is 0, infinities sort at
+// the ends.
+func TestOrder(t *testing.T) {
+	sets, _ := open(t)
+	ctx := context.Background()
+	key := uniqueKey("order")
+	t.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
+	in := []storage.Scored{
+		{ID: 9, Score: 1}, {ID: 10, Score: 1}, {ID: 100, Score: 1},
+		{ID: 1, Score: math.Inf(-1)}, {ID: 2, Score: -2.5}, {ID: 3, Score: math.Copysign(0, -1)},
+		{ID: 4, Score: 0.25}, {ID: 5, Score: math.Inf(1)}, {ID: -7, Score: -2.5},
+	}
+	if err := sets.Add(ctx, key, in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	want := []storage.Scored{
+		{ID: 5, Score: math.Inf(1)}, {ID: 9, Score: 1}, {ID: 100, Score: 1}, {ID: 10, Score: 1},
+		{ID: 4, Score: 0.25}, {ID: 3, Score: 0}, {ID: 2, Score: -2.5}, {ID: -7, Score: -2.5},
+		{ID: 1, Score: math.Inf(-1)},
+	}
+	if got, err := sets.Top(ctx, key, 20); err != nil || !slices.Equal(got, want) {
+		t.Errorf("Top = %v, %v\nwant %v", got, err, want)
+	}
+	if err := sets.Add(ctx, key, []storage.Scored{{ID: 1, Score: 2}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sets.PopMax(ctx, key, 2); err != nil || !slices.Equal(got, []int64{5, 1}) {
+		t.Errorf("PopMax(2) after re-scoring 1 = %v, %v; want [5 1]", got, err)
+	}
+}
+
+func TestAddSetsExpiryAtomically(t *testing.T) {
+	sets, client := open(t)
+	ctx := context.Background()
+	key := uniqueKey("ttl")
+	t.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
+	if err := sets.Add(ctx, key, []storage.Scored{{ID: 1, Score: 1}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := client.PTTL(ctx, key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("PTTL after Add(ttl=1h) = %v, want about an hour", ttl)
+	}
+	// A ttl of 0 leaves the expiry alone, as ZADD does.
+	if err := sets.Add(ctx, key, []storage.Scored{{ID: 2, Score: 2}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := client.PTTL(ctx, key).Val(); ttl <= 59*time.Minute {
+		t.Errorf("PTTL after Add(ttl=0) = %v, want the hour kept", ttl)
+	}
+}
+
+func TestMalformedMemberIsAnError(t *testing.T) {
+	sets, client := open(t)
+	ctx := context.Background()
+	key := uniqueKey("bad")
+	t.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
+	if err := client.ZAdd(ctx, key, redis.Z{Score: 1, Member: "__import__('os')"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sets.Top(ctx, key, 1); !errors.Is(err, storage.ErrMalformed) {
+		t.Errorf("Top over a non-id member: err = %v, want ErrMalformed", err)
+	}
+}
+
+// A server that accepts and never answers: the call must end at the caller's
+// deadline, not at the client's 3s read timeout. Runs without a real Redis.
+func TestCallsHonourTheDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(conns)
+				return
+			}
+			conns <- c // held open, never answered
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for c := range conns {
+			c.Close()
+		}
+	}()
+	sets, cleanup, err := Open(Config{Addrs: []string{ln.Addr().String()}, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = sets.PopMax(ctx, "k", 1)
+	if err == nil {
+		t.Fatal("PopMax against a silent server succeeded")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("PopMax with a 100ms deadline returned after %v (err %v)", took, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"one server", Config{Addrs: []string{"127.0.0.1:6379"}, DB: 8}, ""},
+		{"cluster", Config{Addrs: []string{"a:1", "b:1"}}, ""},
+		{"no address", Config{}, "addrs"},
+		{"negative db", Config{Addrs: []string{"a:1"}, DB: -1}, "db must be >= 0"},
+		{"db on a cluster", Config{Addrs: []string{"a:1", "b:1"}, DB: 10}, "db must be 0 for a cluster"},
+		{"negative timeout", Config{Addrs: []string{"a:1"}, ReadTimeout: -time.Second}, "read_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate() = %v, want an error about %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// BenchmarkPopMax pops a refresh's worth (10) from a tier-1 cache of 100, the
+// hot path of every refresh.
+func BenchmarkPopMax(b *testing.B) {
+	sets, _ := open(b)
+	ctx := context.Background()
+	key := uniqueKey("bench")
+	b.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
+	fill := make([]storage.Scored, 100)
+	for i := range fill {
+		fill[i] = storage.Scored{ID: int64(i + 1), Score: float64(i)}
+	}
+	var lat storagetest.Latencies
+	for i := 0; b.Loop(); i++ {
+		if i%10 == 0 {
+			b.StopTimer()
+			if err := sets.Add(ctx, key, fill, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		start := time.Now()
+		ids, err := sets.PopMax(ctx, key, 10)
+		lat.Since(start)
+		if err != nil || len(ids) != 10 {
+			b.Fatalf("PopMax = %v, %v; want 10 ids", ids, err)
+		}
+	}
+	lat.Report(b)
+}

@@ -1,0 +1,215 @@
+// Package redisstore is the Redis backend of storage.SortedSets (DESIGN.md §3): the
+// tier-1 cache and the channels' new and hot lists.
+//
+// Members are article ids spelt as decimal strings, as the original wrote them.
+// Every operation is one round trip and atomic on the server: PopMax is ZPOPMAX,
+// which removes and returns in one command (the original's ZREVRANGE then ZREM let
+// two refreshes serve the same article), and Add sends ZADD and PEXPIRE in one
+// MULTI/EXEC so a key never exists without the expiry it was given.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// Config addresses one Redis server (or a cluster, through several addresses).
+type Config struct {
+	// Addrs are host:port addresses: one for a single server, several for a
+	// cluster.
+	Addrs    []string `yaml:"addrs"`
+	Password string   `yaml:"password"`
+	// DB is the database number (the original kept recall keys in 10 and the
+	// cache in 8); a cluster has only 0.
+	DB int `yaml:"db"`
+	// DialTimeout bounds connecting; 0 means go-redis's default (5s).
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound one socket operation when the caller's
+	// context has no earlier deadline; 0 means go-redis's default (3s).
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PoolSize is the number of connections per server; 0 means 10 per CPU.
+	PoolSize int `yaml:"pool_size"`
+}
+
+// Validate reports whether c can be used.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Addrs) == 0 {
+		errs = append(errs, errors.New("addrs: at least one address is required"))
+	}
+	if c.DB < 0 {
+		errs = append(errs, fmt.Errorf("db must be >= 0, got %d", c.DB))
+	}
+	if len(c.Addrs) > 1 && c.DB != 0 {
+		errs = append(errs, fmt.Errorf("db must be 0 for a cluster, got %d", c.DB))
+	}
+	for name, d := range map[string]time.Duration{"dial_timeout": c.DialTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must be >= 0, got %s", name, d))
+		}
+	}
+	if c.PoolSize < 0 {
+		errs = append(errs, fmt.Errorf("pool_size must be >= 0, got %d", c.PoolSize))
+	}
+	return errors.Join(errs...)
+}
+
+// Open returns the sorted sets of the server cfg names and a cleanup that closes
+// its connections. It does not dial: an unreachable server fails the first call,
+// not the start of the process, so a service can start and degrade (DESIGN.md §6).
+// The client uses the deadline of each call's context for its socket operations.
+func Open(cfg Config) (storage.SortedSets, func() error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid redis config: %w", err)
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 cfg.Addrs,
+		Password:              cfg.Password,
+		DB:                    cfg.DB,
+		DialTimeout:           cfg.DialTimeout,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		PoolSize:              cfg.PoolSize,
+		ContextTimeoutEnabled: true,
+	})
+	return New(client), client.Close, nil
+}
+
+// New returns the sorted sets of client, which the caller owns. For calls to
+// honour their context's deadline, client needs ContextTimeoutEnabled (Open sets
+// it).
+func New(client redis.UniversalClient) storage.SortedSets {
+	return &sortedSets{rdb: client}
+}
+
+// sortedSets is storage.SortedSets over go-redis.
+type sortedSets struct{ rdb redis.UniversalClient }
+
+var _ storage.SortedSets = (*sortedSets)(nil)
+
+// Add sets the scores of members in key and, for ttl > 0, its expiry, in one
+// MULTI/EXEC.
+func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) error {
+	zs := make([]redis.Z, len(members))
+	for i, m := range members {
+		if math.IsNaN(m.Score) {
+			return fmt.Errorf("zadd %s: member %d has score NaN", key, m.ID)
+		}
+		zs[i] = redis.Z{Score: m.Score, Member: strconv.FormatInt(m.ID, 10)}
+	}
+	var err error
+	switch {
+	case len(zs) > 0 && ttl > 0:
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZAdd(ctx, key, zs...)
+			p.PExpire(ctx, key, pexpireTTL(ttl))
+			return nil
+		})
+	case len(zs) > 0:
+		err = s.rdb.ZAdd(ctx, key, zs...).Err()
+	case ttl > 0:
+		err = s.rdb.PExpire(ctx, key, pexpireTTL(ttl)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("zadd %s: %w", key, err)
+	}
+	return nil
+}
+
+// pexpireTTL rounds ttl down to PEXPIRE's milliseconds, but not to zero, which
+// would delete the key.
+func pexpireTTL(ttl time.Duration) time.Duration {
+	return max(ttl.Truncate(time.Millisecond), time.Millisecond)
+}
+
+// PopMax removes and returns up to n members with the highest scores, highest
+// first: ZPOPMAX is atomic, so concurrent poppers never share a member.
+func (s *sortedSets) PopMax(ctx context.Context, key string, n int) ([]int64, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	zs, err := s.rdb.ZPopMax(ctx, key, int64(n)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("zpopmax %s: %w", key, err)
+	}
+	ids := make([]int64, 0, len(zs))
+	for _, z := range zs {
+		id, err := parseMember(z.Member)
+		if err != nil {
+			return nil, fmt.Errorf("zpopmax %s: %w", key, err)
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return ids, nil
+}
+
+// Top returns up to n members with the highest scores, highest first.
+func (s *sortedSets) Top(ctx context.Context, key string, n int) ([]storage.Scored, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	zs, err := s.rdb.ZRevRangeWithScores(ctx, key, 0, int64(n)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("zrevrange %s: %w", key, err)
+	}
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	top := make([]storage.Scored, 0, len(zs))
+	for _, z := range zs {
+		id, err := parseMember(z.Member)
+		if err != nil {
+			return nil, fmt.Errorf("zrevrange %s: %w", key, err)
+		}
+		top = append(top, storage.Scored{ID: id, Score: z.Score})
+	}
+	return top, nil
+}
+
+// Delete removes keys. Each key is its own DEL, pipelined in one round trip, so
+// keys of different cluster slots can be deleted together.
+func (s *sortedSets) Delete(ctx context.Context, keys ...string) error {
+	var err error
+	switch len(keys) {
+	case 0:
+		return nil
+	case 1:
+		err = s.rdb.Del(ctx, keys[0]).Err()
+	default:
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Del(ctx, k)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("del %v: %w", keys, err)
+	}
+	return nil
+}
+
+// parseMember reads a member as an article id.
+func parseMember(m any) (int64, error) {
+	s, ok := m.(string)
+	if !ok {
+		return 0, fmt.Errorf("%w: member %v is not a string", storage.ErrMalformed, m)
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: member %.40q is not an article id", storage.ErrMalformed, s)
+	}
+	return id, nil
+}
