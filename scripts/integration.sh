@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# integration.sh — runs a command with real Redis and real HBase started for it.
+#
+#   scripts/integration.sh go test ./...
+#
+# Starts redis-server and standalone HBase + its Thrift2 gateway on loopback
+# (installing them first if missing), creates the tables with `reco admin
+# bootstrap`, exports the addresses the integration tests read, runs the command
+# and stops both servers whatever happens.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export REDIS_PORT="${REDIS_PORT:-6390}"
+export HBASE_THRIFT_PORT="${HBASE_THRIFT_PORT:-9090}"
+
+cleanup() {
+  scripts/redis.sh stop || true
+  scripts/hbase.sh stop || true
+}
+trap cleanup EXIT
+
+scripts/redis.sh start
+scripts/hbase.sh install
+scripts/hbase.sh start
+
+export RECO_REDIS_ADDR="127.0.0.1:$REDIS_PORT"
+export RECO_HBASE_THRIFT="127.0.0.1:$HBASE_THRIFT_PORT"
+# Integration tests fail rather than skip when a server they need is missing.
+export RECO_REQUIRE_INTEGRATION=1
+
+RECO_STORAGE_TABLES=hbase RECO_STORAGE_HBASE_THRIFT_ADDR="$RECO_HBASE_THRIFT" \
+  go run ./cmd/reco admin bootstrap
+
+"$@"
