@@ -54,7 +54,8 @@ type Queue interface {
 	// Push appends ids to the tail of the queue in c, skipping ids already queued.
 	Push(ctx context.Context, c Cell, ids []int64) error
 	// Take atomically removes and returns up to n ids from the head of the queue:
-	// concurrent takers never get the same id.
+	// concurrent takers never get the same id. n <= 0 takes nothing (the
+	// original's article_num = 0 emptied the cache).
 	Take(ctx context.Context, c Cell, n int) ([]int64, error)
 }
 
@@ -89,7 +90,8 @@ type SortedSets interface {
 	// the same round trip.
 	Add(ctx context.Context, key string, members []Scored, ttl time.Duration) error
 	// PopMax atomically removes and returns up to n members with the highest
-	// scores, highest first: concurrent poppers never get the same member.
+	// scores, highest first: concurrent poppers never get the same member. n <= 0
+	// pops nothing.
 	PopMax(ctx context.Context, key string, n int) ([]int64, error)
 	// Top returns up to n members with the highest scores, highest first, without
 	// removing them.

@@ -25,8 +25,9 @@ import (
 type Config struct {
 	// Addrs are host:port addresses: one for a single server, several for a
 	// cluster.
-	Addrs    []string `yaml:"addrs"`
-	Password string   `yaml:"password"`
+	Addrs []string `yaml:"addrs"`
+	// Password authenticates to the server; keep it out of logs.
+	Password string `yaml:"password"`
 	// DB is the database number (the original kept recall keys in 10 and the
 	// cache in 8); a cluster has only 0.
 	DB int `yaml:"db"`
@@ -52,9 +53,12 @@ func (c Config) Validate() error {
 	if len(c.Addrs) > 1 && c.DB != 0 {
 		errs = append(errs, fmt.Errorf("db must be 0 for a cluster, got %d", c.DB))
 	}
-	for name, d := range map[string]time.Duration{"dial_timeout": c.DialTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout} {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("%s must be >= 0, got %s", name, d))
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout}} {
+		if d.d < 0 {
+			errs = append(errs, fmt.Errorf("%s must be >= 0, got %s", d.name, d.d))
 		}
 	}
 	if c.PoolSize < 0 {

@@ -221,7 +221,7 @@ func queue(t *testing.T, q storage.Queue) {
 		for _, tt := range []struct {
 			n    int
 			want []int64
-		}{{2, []int64{1, 2}}, {10, []int64{3, 4}}, {1, nil}} {
+		}{{0, nil}, {-1, nil}, {2, []int64{1, 2}}, {10, []int64{3, 4}}, {1, nil}} {
 			got, err := q.Take(ctx(t), c, tt.n)
 			if err != nil || !slices.Equal(got, tt.want) {
 				t.Errorf("Take(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
@@ -344,7 +344,7 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 		for _, tt := range []struct {
 			n    int
 			want []int64
-		}{{2, []int64{2, 3}}, {5, []int64{1, 4}}, {1, nil}} {
+		}{{0, nil}, {-1, nil}, {2, []int64{2, 3}}, {5, []int64{1, 4}}, {1, nil}} {
 			got, err := sets.PopMax(ctx(t), key, tt.n)
 			if err != nil || !slices.Equal(got, tt.want) {
 				t.Errorf("PopMax(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
