@@ -100,12 +100,31 @@ type SortedSets interface {
 	Delete(ctx context.Context, keys ...string) error
 }
 
+// CellValue is one encoded value to write at a cell version.
+type CellValue struct {
+	Cell
+	// Timestamp is the version in milliseconds; 0 means the time of the write.
+	Timestamp int64
+	// Value is the encoded value (see the codec in this package).
+	Value []byte
+}
+
+// Loader writes many cells in few round trips: the path of offline jobs (recall
+// sets, similarity, features), which one put at a time would take hours.
+type Loader interface {
+	// PutCells writes every value as given. A value at the timestamp of an
+	// existing version replaces it: offline jobs own their timestamps, so they need
+	// no merge. On error, some cells may have been written.
+	PutCells(ctx context.Context, cells []CellValue) error
+}
+
 // Tables is the HBase role of a backend.
 type Tables interface {
 	Lists
 	Queue
 	Similarity
 	Features
+	Loader
 	// Bootstrap creates the tables of Schema; running it twice is harmless.
 	Bootstrap(ctx context.Context) error
 }

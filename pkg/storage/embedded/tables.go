@@ -532,3 +532,37 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 	}
 	return out, nil
 }
+
+// PutCells writes cells in one transaction: all or none.
+func (t *tables) PutCells(ctx context.Context, cells []storage.CellValue) error {
+	refs := make([]cellRef, len(cells))
+	for i, c := range cells {
+		r, err := resolveCell(c.Cell)
+		if err != nil {
+			return err
+		}
+		refs[i] = r
+	}
+	if len(cells) == 0 {
+		return nil
+	}
+	return t.db.update(ctx, func(tx *bolt.Tx) error {
+		now := t.db.now()
+		for i, c := range cells {
+			r := refs[i]
+			b, err := bucket(tx, r.table)
+			if err != nil {
+				return err
+			}
+			if c.Timestamp == 0 {
+				err = replace(b, r, c.Value, now)
+			} else if err = b.Put(versionKey(r.prefix, c.Timestamp), c.Value); err == nil {
+				err = trim(b, r, now)
+			}
+			if err != nil {
+				return fmt.Errorf("put %s: %w", r, err)
+			}
+		}
+		return nil
+	})
+}

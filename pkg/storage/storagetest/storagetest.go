@@ -34,6 +34,61 @@ func Tables(t *testing.T, tables storage.Tables) {
 	t.Run("Queue", func(t *testing.T) { queue(t, tables) })
 	t.Run("Similarity", func(t *testing.T) { similarity(t, tables) })
 	t.Run("Features", func(t *testing.T) { features(t, tables) })
+	t.Run("Loader", func(t *testing.T) { loader(t, tables) })
+}
+
+// loader writes through PutCells and reads back through the typed readers, so a
+// loaded cell is exactly what the services expect.
+func loader(t *testing.T, tables storage.Tables) {
+	now := time.Now().UnixMilli()
+	user := unique(t)
+	article := rand.Int64N(1<<40) + 1<<41
+	als := storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(user), Column: storage.RecallColumn("als", 3)}
+	weights, _ := storage.EncodeFloats([]float64{0.5, 0.25})
+	vector, _ := storage.EncodeFloats([]float64{3, 1, 2})
+	score, _ := storage.EncodeScore(0.75)
+	var cells []storage.CellValue
+	for i := range int64(300) {
+		cells = append(cells, storage.CellValue{Cell: storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(user), Column: storage.RecallColumn("content", int32(i%25))}, Timestamp: now, Value: storage.EncodeIDs([]int64{i})})
+	}
+	cells = append(cells,
+		storage.CellValue{Cell: als, Timestamp: now - 10, Value: storage.EncodeIDs([]int64{1, 2})},
+		storage.CellValue{Cell: als, Timestamp: now, Value: storage.EncodeIDs([]int64{3})},
+		storage.CellValue{Cell: storage.UserFeatureCell(user, 3), Value: weights},
+		storage.CellValue{Cell: storage.ArticleFeatureCell(article), Value: vector},
+		storage.CellValue{Cell: storage.Cell{Table: storage.TableArticleSimilar, Row: storage.SimilarRow(article), Column: storage.SimilarColumn(article + 1)}, Value: score},
+	)
+	if err := tables.PutCells(ctx(t), cells); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tables.Versions(ctx(t), als.Table, als.Row, []string{als.Column, storage.RecallColumn("content", 24)}, now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []storage.Version{{Timestamp: now, IDs: []int64{3}}, {Timestamp: now - 10, IDs: []int64{1, 2}}}
+	if !versionsEqual(got[als.Column], want) {
+		t.Errorf("loaded als versions = %+v, want %+v", got[als.Column], want)
+	}
+	if v := got[storage.RecallColumn("content", 24)]; len(v) != 1 || len(v[0].IDs) != 1 || v[0].IDs[0]%25 != 24 {
+		t.Errorf("loaded content:24 = %+v, want one version of one id ≡ 24 mod 25", v)
+	}
+	// The same timestamp again replaces: offline jobs own their versions.
+	if err := tables.PutCells(ctx(t), []storage.CellValue{{Cell: als, Timestamp: now, Value: storage.EncodeIDs([]int64{4})}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = tables.Versions(ctx(t), als.Table, als.Row, []string{als.Column}, now, 1)
+	if v := got[als.Column]; len(v) != 1 || !slices.Equal(v[0].IDs, []int64{4}) {
+		t.Errorf("after a second load at the same timestamp = %+v, want [4]", v)
+	}
+	if w, err := tables.UserWeights(ctx(t), user, 3); err != nil || !slices.Equal(w, []float64{0.5, 0.25}) {
+		t.Errorf("loaded user weights = %v, %v", w, err)
+	}
+	if v, err := tables.ArticleVectors(ctx(t), []int64{article}); err != nil || !slices.Equal(v[article], []float64{3, 1, 2}) {
+		t.Errorf("loaded article vector = %v, %v", v, err)
+	}
+	if s, err := tables.Similar(ctx(t), article, 5); err != nil || !slices.Equal(s, []storage.Scored{{ID: article + 1, Score: 0.75}}) {
+		t.Errorf("loaded similar = %v, %v", s, err)
+	}
 }
 
 func timestamps(vs []storage.Version) []int64 {
