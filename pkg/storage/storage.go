@@ -89,6 +89,11 @@ type SortedSets interface {
 	// Add sets the scores of members in key. A ttl > 0 (re)sets the key's expiry in
 	// the same round trip.
 	Add(ctx context.Context, key string, members []Scored, ttl time.Duration) error
+	// AddNew adds the members key does not hold yet, leaving existing members
+	// alone, and returns the ids it added, in input order. It is atomic: of
+	// concurrent calls offering one member, exactly one gets it back. A ttl > 0
+	// (re)sets the key's expiry.
+	AddNew(ctx context.Context, key string, members []Scored, ttl time.Duration) ([]int64, error)
 	// PopMax atomically removes and returns up to n members with the highest
 	// scores, highest first: concurrent poppers never get the same member. n <= 0
 	// pops nothing.

@@ -155,6 +155,54 @@ func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scor
 	})
 }
 
+// AddNew adds the members key lacks, in one transaction.
+func (s *sortedSets) AddNew(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error) {
+	if err := checkSetKey(key); err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if math.IsNaN(m.Score) {
+			return nil, fmt.Errorf("add to %s: member %d has score NaN", key, m.ID)
+		}
+	}
+	var added []int64
+	err := s.db.update(ctx, func(tx *bolt.Tx) error {
+		added = added[:0]
+		nowMs := s.db.now().UnixMilli()
+		b, err := openSet(tx, key, nowMs)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			if len(members) == 0 {
+				return sweep(tx, nowMs)
+			}
+			if b, err = tx.Bucket(bucketSets).CreateBucket([]byte(key)); err != nil {
+				return fmt.Errorf("add to %s: %w", key, err)
+			}
+		}
+		for _, m := range members {
+			if b.Get(memberKey(member(m.ID))) != nil {
+				continue
+			}
+			if err := putMember(b, m); err != nil {
+				return fmt.Errorf("add to %s: %w", key, err)
+			}
+			added = append(added, m.ID)
+		}
+		if ttl > 0 {
+			if err := setExpiry(tx, b, key, nowMs+ttlMillis(ttl)); err != nil {
+				return fmt.Errorf("expire %s: %w", key, err)
+			}
+		}
+		return sweep(tx, nowMs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
 // putMember sets m's score, moving its entry in the score order.
 func putMember(b *bolt.Bucket, m storage.Scored) error {
 	name := member(m.ID)

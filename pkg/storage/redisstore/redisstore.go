@@ -135,6 +135,50 @@ func pexpireTTL(ttl time.Duration) time.Duration {
 	return max(ttl.Truncate(time.Millisecond), time.Millisecond)
 }
 
+// addNew runs ZADD NX member by member on the server, so the check and the add
+// are one atomic step, and reports which members were new.
+var addNew = redis.NewScript(`
+local added = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i + 1]) == 1 then
+    added[#added + 1] = ARGV[i + 1]
+  end
+end
+if tonumber(ARGV[1]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return added
+`)
+
+// AddNew adds the members key lacks and returns their ids, in one script.
+func (s *sortedSets) AddNew(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error) {
+	args := make([]any, 1, 1+2*len(members))
+	args[0] = int64(0)
+	if ttl > 0 {
+		args[0] = pexpireTTL(ttl).Milliseconds()
+	}
+	for _, m := range members {
+		if math.IsNaN(m.Score) {
+			return nil, fmt.Errorf("zadd nx %s: member %d has score NaN", key, m.ID)
+		}
+		args = append(args, strconv.FormatFloat(m.Score, 'g', -1, 64), strconv.FormatInt(m.ID, 10))
+	}
+	res, err := addNew.Run(ctx, s.rdb, []string{key}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("zadd nx %s: %w", key, err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(res))
+	for i, m := range res {
+		if ids[i], err = parseMember(m); err != nil {
+			return nil, fmt.Errorf("zadd nx %s: %w", key, err)
+		}
+	}
+	return ids, nil
+}
+
 // PopMax removes and returns up to n members with the highest scores, highest
 // first: ZPOPMAX is atomic, so concurrent poppers never share a member.
 func (s *sortedSets) PopMax(ctx context.Context, key string, n int) ([]int64, error) {

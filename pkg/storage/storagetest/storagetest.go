@@ -453,6 +453,53 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 		}
 	})
 
+	t.Run("add new: each member is claimed once", func(t *testing.T) {
+		key := unique(t) + ":served"
+		got, err := sets.AddNew(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 1}}, time.Minute)
+		if err != nil || !slices.Equal(got, []int64{1, 2}) {
+			t.Fatalf("AddNew(1, 2) = %v, %v; want [1 2]", got, err)
+		}
+		got, err = sets.AddNew(ctx(t), key, []storage.Scored{{ID: 2, Score: 5}, {ID: 3, Score: 1}}, time.Minute)
+		if err != nil || !slices.Equal(got, []int64{3}) {
+			t.Errorf("AddNew(2, 3) = %v, %v; want [3]", got, err)
+		}
+		if top, _ := sets.Top(ctx(t), key, 1); len(top) != 1 || top[0].Score != 1 {
+			t.Errorf("Top = %v: AddNew changed an existing member's score", top)
+		}
+		// Concurrent claims of overlapping ids: each id goes to exactly one caller.
+		var (
+			mu   sync.Mutex
+			wins = map[int64]int{}
+			wg   sync.WaitGroup
+		)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var offer []storage.Scored
+				for id := int64(100); id < 140; id++ {
+					offer = append(offer, storage.Scored{ID: id + int64(g%2), Score: 1})
+				}
+				got, err := sets.AddNew(ctx(t), key, offer, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, id := range got {
+					wins[id]++
+				}
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		for id := int64(100); id <= 140; id++ {
+			if wins[id] != 1 {
+				t.Errorf("id %d claimed %d times, want once", id, wins[id])
+			}
+		}
+	})
+
 	t.Run("keys expire after their ttl", func(t *testing.T) {
 		key := unique(t) + ":art"
 		if err := sets.Add(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}}, 300*time.Millisecond); err != nil {
