@@ -27,12 +27,20 @@ import (
 
 // deps is what a module is built from.
 type deps struct {
+	// ctx lives as long as the process serves: background work (reloads) stops
+	// with it.
+	ctx    context.Context
 	cfg    config.Config
 	log    *zap.Logger
+	reg    prometheus.Registerer
 	tables storage.Tables
 	sets   storage.SortedSets
 	peer   func(name string) *grpc.ClientConn
 }
+
+// logger is the logger of one service: five services in one process stay
+// distinguishable in the logs.
+func (d deps) logger(service string) *zap.Logger { return d.log.With(zap.String("service", service)) }
 
 // App is one reco process.
 type App struct {
@@ -80,7 +88,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 		needTables = needTables || modules[t].tables
 		needSets = needSets || modules[t].sets
 	}
-	d := deps{cfg: cfg, log: log}
+	d := deps{ctx: ctx, cfg: cfg, log: log, reg: a.reg}
 	if d.tables, d.sets, err = a.openStores(ctx, needTables, needSets); err != nil {
 		return nil, err
 	}
@@ -107,7 +115,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	}
 	d.peer = func(name string) *grpc.ClientConn { return conns[name] }
 	for _, t := range targets {
-		modules[t].register(a.srv.Server, d)
+		if err := modules[t].register(a.srv.Server, d); err != nil {
+			return nil, fmt.Errorf("start %s: %w", t, err)
+		}
 	}
 	return a, nil
 }

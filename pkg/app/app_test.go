@@ -117,15 +117,6 @@ func TestArticleRecommendAcrossServices(t *testing.T) {
 	}
 }
 
-func TestUserRecommendIsNotFaked(t *testing.T) {
-	cfg := testConfig(t)
-	_, conn, _ := start(t, cfg, order)
-	_, err := userreco.NewUserRecommendClient(conn).UserRecommend(context.Background(), &userreco.User{UserId: "u1", ChannelId: 1, ArticleNum: 5, TimeStamp: 1})
-	if status.Code(err) != codes.Unimplemented {
-		t.Errorf("user_recommend code = %v, want Unimplemented until the feed lands", status.Code(err))
-	}
-}
-
 func TestDrainReportsNotServingFirst(t *testing.T) {
 	cfg := testConfig(t)
 	_, conn, stop := start(t, cfg, []string{Routing})

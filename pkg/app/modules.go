@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
@@ -39,47 +38,66 @@ type module struct {
 	peers    []string
 	tables   bool // needs the HBase role
 	sets     bool // needs the Redis role
-	register func(s *grpc.Server, d deps)
+	register func(s *grpc.Server, d deps) error
 }
 
 var modules = map[string]module{
 	Routing: {
 		peers: []string{RecoCenter, Recall},
-		register: func(s *grpc.Server, d deps) {
-			userreco.RegisterUserRecommendServer(s, routing.NewServer(d.cfg.Routing, d.log.With(zap.String("service", Routing)),
+		register: func(s *grpc.Server, d deps) error {
+			srv, err := routing.NewServer(d.cfg.Routing, d.logger(Routing), d.reg,
 				recocenterv1.NewRecoCenterServiceClient(d.peer(RecoCenter)),
-				recallv1.NewRecallServiceClient(d.peer(Recall))))
+				recallv1.NewRecallServiceClient(d.peer(Recall)))
+			if err != nil {
+				return err
+			}
+			go srv.WatchStrategies(d.ctx)
+			userreco.RegisterUserRecommendServer(s, srv)
+			return nil
 		},
 	},
 	RecoCenter: {
 		peers:  []string{Cache, Recall, Sort},
 		tables: true,
-		register: func(s *grpc.Server, d deps) {
-			recocenterv1.RegisterRecoCenterServiceServer(s, recocenter.NewServer(d.tables, recocenter.Peers{
+		sets:   true,
+		register: func(s *grpc.Server, d deps) error {
+			metrics, err := recocenter.NewMetrics(d.reg)
+			if err != nil {
+				return err
+			}
+			center := recocenter.New(d.tables, d.sets, recocenter.Peers{
 				Cache:  cachev1.NewCacheServiceClient(d.peer(Cache)),
 				Recall: recallv1.NewRecallServiceClient(d.peer(Recall)),
 				Sort:   sortv1.NewSortServiceClient(d.peer(Sort)),
-			}))
+			}, metrics, d.logger(RecoCenter))
+			recocenterv1.RegisterRecoCenterServiceServer(s, recocenter.NewServer(center))
+			return nil
 		},
 	},
 	Recall: {
 		tables: true,
 		sets:   true,
-		register: func(s *grpc.Server, d deps) {
-			recallv1.RegisterRecallServiceServer(s, recall.NewServer(recall.Stores{Lists: d.tables, Similarity: d.tables, Sets: d.sets}))
+		register: func(s *grpc.Server, d deps) error {
+			r := recall.New(d.cfg.Recall, recall.Stores{Lists: d.tables, Similarity: d.tables, Sets: d.sets})
+			recallv1.RegisterRecallServiceServer(s, recall.NewServer(r, d.logger(Recall)))
+			return nil
 		},
 	},
 	Sort: {
 		tables: true,
-		register: func(s *grpc.Server, d deps) {
-			sortv1.RegisterSortServiceServer(s, sort.NewServer(d.tables))
+		register: func(s *grpc.Server, d deps) error {
+			models := sort.LoadModels(d.cfg.Sort.ModelDir, d.logger(Sort))
+			go models.Watch(d.ctx, d.cfg.Sort.ReloadInterval)
+			sortv1.RegisterSortServiceServer(s, sort.NewServer(sort.NewRanker(models, d.tables)))
+			return nil
 		},
 	},
 	Cache: {
 		tables: true,
 		sets:   true,
-		register: func(s *grpc.Server, d deps) {
-			cachev1.RegisterCacheServiceServer(s, cache.NewServer(d.sets, d.tables))
+		register: func(s *grpc.Server, d deps) error {
+			cachev1.RegisterCacheServiceServer(s, cache.NewServer(cache.New(d.cfg.Cache, d.sets, d.tables)))
+			return nil
 		},
 	},
 }

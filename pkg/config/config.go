@@ -16,7 +16,10 @@ import (
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
+	"github.com/toutiao-reco/toutiao-reco/services/cache"
+	"github.com/toutiao-reco/toutiao-reco/services/recall"
 	"github.com/toutiao-reco/toutiao-reco/services/routing"
+	"github.com/toutiao-reco/toutiao-reco/services/sort"
 )
 
 // Config is the root configuration.
@@ -25,6 +28,9 @@ type Config struct {
 	Log     Log            `yaml:"log"`
 	Clients Clients        `yaml:"clients"`
 	Routing routing.Config `yaml:"routing"`
+	Recall  recall.Config  `yaml:"recall"`
+	Sort    sort.Config    `yaml:"sort"`
+	Cache   cache.Config   `yaml:"cache"`
 	Storage Storage        `yaml:"storage"`
 }
 
@@ -88,7 +94,10 @@ func Default() Config {
 	return Config{
 		Server:  Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
 		Log:     Log{Level: "info"},
-		Routing: routing.Config{MaxArticleNum: 100},
+		Routing: routing.Config{Channels: 25, MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second},
+		Recall:  recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
+		Sort:    sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second},
+		Cache:   cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute, ServedWindow: 10 * time.Minute},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
 			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},
@@ -140,8 +149,17 @@ func (c Config) Validate() error {
 	if err := c.Clients.Validate(); err != nil {
 		return fmt.Errorf("invalid clients config: %w", err)
 	}
-	if c.Routing.MaxArticleNum < 1 {
-		return fmt.Errorf("invalid routing config: routing.max_article_num must be at least 1, got %d", c.Routing.MaxArticleNum)
+	if err := c.Routing.Validate(); err != nil {
+		return fmt.Errorf("invalid routing config: %w", err)
+	}
+	if err := c.Recall.Validate(); err != nil {
+		return fmt.Errorf("invalid recall config: %w", err)
+	}
+	if err := c.Sort.Validate(); err != nil {
+		return fmt.Errorf("invalid sort config: %w", err)
+	}
+	if err := c.Cache.Validate(); err != nil {
+		return fmt.Errorf("invalid cache config: %w", err)
 	}
 	if err := c.Storage.Validate(); err != nil {
 		return fmt.Errorf("invalid storage config: %w", err)

@@ -122,3 +122,11 @@ func ArticleFeatureCell(article int64) Cell {
 	id := strconv.FormatInt(article, 10)
 	return Cell{TableArticleFeature, id, "article:" + id}
 }
+
+// ServedKey is the Redis sorted set of ids recently served to user in channel
+// (score: serving time in ms). The cache claims every id in it before serving, so
+// an id re-queued by a concurrent refill is never served twice while the
+// history write that would filter it is still in flight.
+func ServedKey(user string, channel int32) string {
+	return "reco:" + user + ":" + strconv.Itoa(int(channel)) + ":served"
+}

@@ -3,19 +3,53 @@
 package cache
 
 import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// Server is the cache gRPC service. Until the cache logic lands, its RPCs answer
-// UNIMPLEMENTED.
+// maxIDs bounds one call, so a bad caller cannot ask to drain a whole queue.
+const maxIDs = 10000
+
+// Server adapts the CacheService API to a Cache.
 type Server struct {
 	cachev1.UnimplementedCacheServiceServer
-	tier1 storage.SortedSets
-	tier2 storage.Queue
+	cache *Cache
 }
 
-// NewServer returns a cache over tier1 and tier2.
-func NewServer(tier1 storage.SortedSets, tier2 storage.Queue) *Server {
-	return &Server{tier1: tier1, tier2: tier2}
+// NewServer returns a cache server.
+func NewServer(cache *Cache) *Server { return &Server{cache: cache} }
+
+// Pop takes up to n ids in ranked order.
+func (s *Server) Pop(ctx context.Context, req *cachev1.PopRequest) (*cachev1.PopResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	}
+	if n := req.GetN(); n < 1 || n > maxIDs {
+		return nil, status.Errorf(codes.InvalidArgument, "n must be 1..%d, got %d", maxIDs, n)
+	}
+	ids, err := s.cache.Pop(ctx, req.GetUserId(), req.GetChannelId(), int(req.GetN()))
+	if err != nil && len(ids) == 0 {
+		return nil, status.Errorf(codes.Unavailable, "pop cache: %v", err)
+	}
+	// Ids popped before a failure are claimed already: returning them is the only
+	// way they are served at all.
+	return &cachev1.PopResponse{ArticleIds: ids}, nil
+}
+
+// Store keeps ranked ids for later refreshes.
+func (s *Server) Store(ctx context.Context, req *cachev1.StoreRequest) (*cachev1.StoreResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	}
+	if len(req.GetArticleIds()) > maxIDs {
+		return nil, status.Errorf(codes.InvalidArgument, "at most %d article_ids, got %d", maxIDs, len(req.GetArticleIds()))
+	}
+	if err := s.cache.Store(ctx, req.GetUserId(), req.GetChannelId(), req.GetArticleIds()); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "store cache: %v", err)
+	}
+	return &cachev1.StoreResponse{}, nil
 }

@@ -3,16 +3,41 @@
 package sort
 
 import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	sortv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/sort/v1"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// Server is the sort gRPC service. Until ranking lands, Rank answers
-// UNIMPLEMENTED.
+// maxCandidates bounds one Rank call.
+const maxCandidates = 10000
+
+// Server adapts the SortService API to a Ranker.
 type Server struct {
 	sortv1.UnimplementedSortServiceServer
-	features storage.Features
+	ranker *Ranker
 }
 
-// NewServer returns a sort service reading features.
-func NewServer(features storage.Features) *Server { return &Server{features: features} }
+// NewServer returns a sort server.
+func NewServer(ranker *Ranker) *Server { return &Server{ranker: ranker} }
+
+// Rank orders candidates by predicted click-through rate.
+func (s *Server) Rank(ctx context.Context, req *sortv1.RankRequest) (*sortv1.RankResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	}
+	if n := len(req.GetArticleIds()); n > maxCandidates {
+		return nil, status.Errorf(codes.InvalidArgument, "at most %d article_ids, got %d", maxCandidates, n)
+	}
+	ids, scores, err := s.ranker.Rank(ctx, req.GetUserId(), req.GetChannelId(), req.GetModel(), req.GetArticleIds())
+	switch {
+	case errors.Is(err, ErrUnknownModel):
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: no such model file is loaded", err)
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "rank: %v", err)
+	}
+	return &sortv1.RankResponse{ArticleIds: ids, Scores: scores}, nil
+}

@@ -1,0 +1,136 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// Config sizes the two tiers.
+type Config struct {
+	// Tier1Size is how many ranked ids a store puts in Redis; the rest go to
+	// wait_recommend.
+	Tier1Size int `yaml:"tier1_size"`
+	// RefillSize is how many ids move from wait_recommend to Redis when Redis is
+	// empty (the head of the queue; the rest stays).
+	RefillSize int `yaml:"refill_size"`
+	// TTL is how long a user's tier 1 lives after its last store, plus a random
+	// TTLJitter so that the queues of users who arrived together do not all expire
+	// (and all recompute) together.
+	TTL       time.Duration `yaml:"ttl"`
+	TTLJitter time.Duration `yaml:"ttl_jitter"`
+	// ServedWindow is how long a served id stays claimed; it must outlast the
+	// history write of the refresh that served it.
+	ServedWindow time.Duration `yaml:"served_window"`
+}
+
+// Validate checks the sizes and durations.
+func (c Config) Validate() error {
+	if c.Tier1Size < 1 || c.RefillSize < 1 {
+		return fmt.Errorf("cache.tier1_size and cache.refill_size must be at least 1, got %d and %d", c.Tier1Size, c.RefillSize)
+	}
+	if c.TTL <= 0 || c.TTLJitter < 0 || c.ServedWindow <= 0 {
+		return fmt.Errorf("cache.ttl and cache.served_window must be positive and cache.ttl_jitter not negative, got %v, %v, %v", c.TTL, c.ServedWindow, c.TTLJitter)
+	}
+	return nil
+}
+
+// Cache is the per-user queue of ranked, not yet served articles.
+type Cache struct {
+	cfg   Config
+	tier1 storage.SortedSets
+	tier2 storage.Queue
+	now   func() time.Time
+}
+
+// New returns a cache over tier1 (Redis) and tier2 (wait_recommend).
+func New(cfg Config, tier1 storage.SortedSets, tier2 storage.Queue) *Cache {
+	return &Cache{cfg: cfg, tier1: tier1, tier2: tier2, now: time.Now}
+}
+
+// Pop takes up to n ids in ranked order. Tier 1 pops are atomic (ZPOPMAX); when
+// tier 1 is empty the head of tier 2 moves up. Every popped id is then claimed in
+// the user's served set, and only ids claimed by this call are returned: two
+// refreshes that both refilled the cache with the same ranking pop overlapping
+// ids, and the claim gives each id to one of them.
+func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error) {
+	key := storage.CacheKey(user, channel)
+	var out []int64
+	for len(out) < n {
+		ids, err := c.tier1.PopMax(ctx, key, n-len(out))
+		if err != nil {
+			return out, fmt.Errorf("pop tier 1: %w", err)
+		}
+		if len(ids) == 0 {
+			moved, err := c.tier2.Take(ctx, storage.WaitCell(user, channel), c.cfg.RefillSize)
+			if err != nil {
+				return out, fmt.Errorf("refill from tier 2: %w", err)
+			}
+			if len(moved) == 0 {
+				return out, nil
+			}
+			if err := c.tier1.Add(ctx, key, ranked(moved), c.ttl()); err != nil {
+				// The moved ids are lost to the cache; the next refresh recomputes.
+				return out, fmt.Errorf("refill tier 1: %w", err)
+			}
+			continue
+		}
+		fresh, err := c.claim(ctx, user, channel, ids)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, fresh...)
+	}
+	return out, nil
+}
+
+func (c *Cache) claim(ctx context.Context, user string, channel int32, ids []int64) ([]int64, error) {
+	now := float64(c.now().UnixMilli())
+	members := make([]storage.Scored, len(ids))
+	for i, id := range ids {
+		members[i] = storage.Scored{ID: id, Score: now}
+	}
+	fresh, err := c.tier1.AddNew(ctx, storage.ServedKey(user, channel), members, c.cfg.ServedWindow)
+	if err != nil {
+		return nil, fmt.Errorf("claim served ids: %w", err)
+	}
+	return fresh, nil
+}
+
+// Store keeps ranked ids (best first): the first Tier1Size in tier 1, the rest
+// appended to tier 2.
+func (c *Cache) Store(ctx context.Context, user string, channel int32, ids []int64) error {
+	head, rest := ids[:min(len(ids), c.cfg.Tier1Size)], ids[min(len(ids), c.cfg.Tier1Size):]
+	if len(head) > 0 {
+		if err := c.tier1.Add(ctx, storage.CacheKey(user, channel), ranked(head), c.ttl()); err != nil {
+			return fmt.Errorf("store tier 1: %w", err)
+		}
+	}
+	if len(rest) > 0 {
+		if err := c.tier2.Push(ctx, storage.WaitCell(user, channel), rest); err != nil {
+			return fmt.Errorf("store tier 2: %w", err)
+		}
+	}
+	return nil
+}
+
+// ranked scores ids so that ZPOPMAX returns them in the given order: the first
+// gets the highest score. (The original scored them so that the lowest-ranked came
+// out first.)
+func ranked(ids []int64) []storage.Scored {
+	out := make([]storage.Scored, len(ids))
+	for i, id := range ids {
+		out[i] = storage.Scored{ID: id, Score: float64(len(ids) - i)}
+	}
+	return out
+}
+
+func (c *Cache) ttl() time.Duration {
+	if c.cfg.TTLJitter <= 0 {
+		return c.cfg.TTL
+	}
+	return c.cfg.TTL + rand.N(c.cfg.TTLJitter)
+}

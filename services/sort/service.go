@@ -1,0 +1,94 @@
+package sort
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/model"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// Config locates the models.
+type Config struct {
+	// ModelDir holds one file per model, {id}.json (200.json, 201.json, …), as
+	// `reco admin build` writes them.
+	ModelDir string `yaml:"model_dir"`
+	// ReloadInterval is how often changed model files are picked up.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// Validate checks the keys.
+func (c Config) Validate() error {
+	if c.ModelDir == "" {
+		return errors.New("sort.model_dir must be set")
+	}
+	if c.ReloadInterval <= 0 {
+		return fmt.Errorf("sort.reload_interval must be positive, got %v", c.ReloadInterval)
+	}
+	return nil
+}
+
+// ErrUnknownModel is returned when no model has the requested id.
+var ErrUnknownModel = errors.New("unknown sort model")
+
+// Ranker scores candidates with a CTR model.
+type Ranker struct {
+	models   *Models
+	features storage.Features
+}
+
+// NewRanker returns a ranker reading features and models.
+func NewRanker(models *Models, features storage.Features) *Ranker {
+	return &Ranker{models: models, features: features}
+}
+
+// Rank orders ids by predicted click-through rate, highest first, and returns
+// the scores in the same order. Features come in two round trips whatever the
+// number of candidates: the user's channel weights, then every article's vector.
+// A user without features keeps the given (recall) order and gets no scores:
+// the model would rank on article features alone, which is popularity by
+// another name.
+func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID int32, ids []int64) ([]int64, []float64, error) {
+	m := r.models.Get(modelID)
+	if m == nil {
+		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownModel, modelID)
+	}
+	weights, err := r.features.UserWeights(ctx, user, channel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("user features: %w", err)
+	}
+	if weights == nil {
+		return ids, nil, nil
+	}
+	vectors, err := r.features.ArticleVectors(ctx, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("article features: %w", err)
+	}
+	type scored struct {
+		id    int64
+		score float64
+	}
+	out := make([]scored, len(ids))
+	x := make([]float64, model.NumFeatures)
+	for i, id := range ids {
+		x = model.Features(x, channel, vectors[id], weights)
+		out[i] = scored{id, m.Predict(x)}
+	}
+	slices.SortStableFunc(out, func(a, b scored) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return 0
+	})
+	ranked, scores := make([]int64, len(out)), make([]float64, len(out))
+	for i, s := range out {
+		ranked[i], scores[i] = s.id, s.score
+	}
+	return ranked, scores, nil
+}
