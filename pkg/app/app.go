@@ -53,6 +53,9 @@ type App struct {
 	// connection without a socket, so deadlines, interceptors and status codes
 	// behave as in split mode.
 	inproc     *bufconn.Listener
+	// tables and sets are the stores this process opened (nil if none).
+	tables     storage.Tables
+	sets       storage.SortedSets
 	lis        net.Listener
 	metricsLis net.Listener
 	closers    []func() error
@@ -92,6 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	if d.tables, d.sets, err = a.openStores(ctx, needTables, needSets); err != nil {
 		return nil, err
 	}
+	a.tables, a.sets = d.tables, d.sets
 
 	conns := map[string]*grpc.ClientConn{}
 	for _, t := range targets {

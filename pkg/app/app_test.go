@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -170,4 +171,15 @@ func TestParseTargets(t *testing.T) {
 			t.Errorf("ParseTargets(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
+}
+
+// freeAddr is a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

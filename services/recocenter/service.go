@@ -171,8 +171,9 @@ func (c *Center) refresh(ctx context.Context, r Request, historyUp bool) []int64
 	ranked, err := c.candidates(ctx, r, seen)
 	if err != nil {
 		c.degraded(r, "recall", err)
-		more, _ := c.hotAndNew(ctx, r.Channel, r.N-len(popped), seen)
-		return append(popped, more...)
+		// Still through the cache below: its claiming pop is what keeps
+		// concurrent refreshes from serving one article twice.
+		ranked, _ = c.hotAndNew(ctx, r.Channel, r.N-len(popped), seen)
 	}
 	if len(ranked) == 0 {
 		return popped

@@ -1,0 +1,442 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/model"
+	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// The feed fixture: channel 3 holds articles 2980..3299. The model ranks higher
+// ids first; the user's ALS recall offers 3000..3199 and content recall
+// 3200..3249; hot are 2990..2999 and new 2980..2989, so the model alone would put
+// them last. Channel 0 has its own ALS recall 3000..3019 for the user.
+const (
+	fixtureChannel = 3
+	fixtureUser    = "reader-1"
+)
+
+// t0 is the tests' clock origin: time stamps are real milliseconds, since
+// history versions older than the 90-day TTL are gone as soon as written.
+var t0 = time.Now().UnixMilli()
+
+func seedFeed(t *testing.T, cfg config.Config, users ...string) {
+	t.Helper()
+	ctx := context.Background()
+	tables, sets, cleanup, err := OpenStores(ctx, cfg.Storage, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	vectors := map[int64][]float64{}
+	for id := int64(2980); id < 3300; id++ {
+		v := make([]float64, model.ArticleFeatureLen)
+		v[0] = fixtureChannel
+		v[1+model.KeywordWeightsLen] = float64(id-2980) / 320 // first vector element
+		vectors[id] = v
+	}
+	if err := tables.PutArticleVectors(ctx, vectors); err != nil {
+		t.Fatal(err)
+	}
+	var hot, fresh []storage.Scored
+	for i := range int64(10) {
+		hot = append(hot, storage.Scored{ID: 2990 + i, Score: float64(100 + i)})
+		fresh = append(fresh, storage.Scored{ID: 2980 + i, Score: float64(1000 + i)})
+	}
+	if err := sets.Add(ctx, storage.HotKey(fixtureChannel), hot, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := sets.Add(ctx, storage.NewKey(fixtureChannel), fresh, 0); err != nil {
+		t.Fatal(err)
+	}
+	span := func(from, to int64) []int64 {
+		var ids []int64
+		for id := from; id < to; id++ {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	for _, u := range append([]string{fixtureUser}, users...) {
+		var cells []storage.CellValue
+		for _, c := range []struct {
+			column string
+			ids    []int64
+		}{
+			{storage.RecallColumn("als", fixtureChannel), span(3000, 3200)},
+			{storage.RecallColumn("content", fixtureChannel), span(3200, 3250)},
+			{storage.RecallColumn("als", 0), span(3000, 3020)},
+		} {
+			cells = append(cells, storage.CellValue{Cell: storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(u), Column: c.column}, Timestamp: t0 - 1000, Value: storage.EncodeIDs(c.ids)})
+		}
+		if err := tables.PutCells(ctx, cells); err != nil {
+			t.Fatal(err)
+		}
+		if err := tables.PutUserWeights(ctx, u, fixtureChannel, []float64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeModel(t, cfg.Sort.ModelDir, 200)
+}
+
+// writeModel writes a logistic model that scores by the first element of the
+// article vector: higher ids rank first in the fixture.
+func writeModel(t *testing.T, dir string, id int32) {
+	t.Helper()
+	m := &model.Model{ID: id, Kind: model.KindLogistic, Version: "test", Features: model.NumFeatures, Weights: make([]float64, model.NumFeatures)}
+	m.Weights[1] = 5
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(int(id))+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func feedConfig(t *testing.T) config.Config {
+	cfg := testConfig(t)
+	cfg.Sort.ModelDir = filepath.Join(t.TempDir(), "models")
+	// Recall keeps the test's ALS order deterministic by taking all of it.
+	cfg.Recall.SourceLimit = 500
+	// These tests are about what is served, not deadlines: a slow run (-race)
+	// must not turn them into degradation tests.
+	for _, c := range []*config.Client{&cfg.Clients.RecoCenter, &cfg.Clients.Recall, &cfg.Clients.Sort, &cfg.Clients.Cache} {
+		c.Timeout = 10 * time.Second
+	}
+	return cfg
+}
+
+func startFeed(t *testing.T, users ...string) (*App, userreco.UserRecommendClient) {
+	cfg := feedConfig(t)
+	seedFeed(t, cfg, users...)
+	a, conn, _ := start(t, cfg, order)
+	return a, userreco.NewUserRecommendClient(conn)
+}
+
+func refresh(t *testing.T, c userreco.UserRecommendClient, user string, channel int32, n int32, ts int64) *userreco.Track {
+	t.Helper()
+	tr, err := c.UserRecommend(context.Background(), &userreco.User{UserId: user, ChannelId: channel, ArticleNum: n, TimeStamp: ts})
+	if err != nil {
+		t.Fatalf("user_recommend(%s, ch %d, n %d, ts %d): %v", user, channel, n, ts, err)
+	}
+	return tr
+}
+
+func served(tr *userreco.Track) []int64 {
+	var ids []int64
+	for _, r := range tr.GetRecommends() {
+		ids = append(ids, r.GetArticleId())
+	}
+	return ids
+}
+
+func TestPagingWalk(t *testing.T) {
+	_, c := startFeed(t)
+	var pages [][]int64
+	for i, ts := range []int64{t0 + 1000, t0 + 2000, t0 + 3000} {
+		tr := refresh(t, c, fixtureUser, fixtureChannel, 10, ts)
+		ids := served(tr)
+		if len(ids) != 10 {
+			t.Fatalf("refresh %d served %d ids, want 10", i+1, len(ids))
+		}
+		if tr.GetExposure() == "" {
+			t.Errorf("refresh %d has no exposure", i+1)
+		}
+		if want := []int64{0, t0 + 1000, t0 + 2000}[i]; tr.GetTimeStamp() != want {
+			t.Errorf("refresh %d time_stamp = %d, want the previous refresh's %d", i+1, tr.GetTimeStamp(), want)
+		}
+		for _, p := range pages {
+			for _, id := range ids {
+				if slices.Contains(p, id) {
+					t.Errorf("refresh %d served %d again", i+1, id)
+				}
+			}
+		}
+		pages = append(pages, ids)
+	}
+
+	tests := []struct {
+		ts       int64
+		wantIDs  []int64
+		wantNext int64
+	}{
+		{t0 + 3000, pages[2], t0 + 2000}, // the newest refresh's own stamp: a history page
+		{t0 + 2999, pages[1], t0 + 1000},
+		{t0 + 2000, pages[1], t0 + 1000},
+		{t0 + 1000, pages[0], 0}, // one version left: nothing older
+		{t0 + 999, nil, 0},       // older than everything
+	}
+	for _, tt := range tests {
+		tr := refresh(t, c, fixtureUser, fixtureChannel, 10, tt.ts)
+		if got := served(tr); !slices.Equal(got, tt.wantIDs) || tr.GetTimeStamp() != tt.wantNext {
+			t.Errorf("history page at t0+%d = %v next %d; want %v next %d", tt.ts-t0, got, tr.GetTimeStamp(), tt.wantIDs, tt.wantNext)
+		}
+		if tr.GetExposure() != "" {
+			t.Errorf("history page at %d has exposure %q, want none", tt.ts, tr.GetExposure())
+		}
+	}
+}
+
+func TestRefreshServesInRankedOrderWithMixing(t *testing.T) {
+	_, c := startFeed(t)
+	ids := served(refresh(t, c, fixtureUser, fixtureChannel, 20, t0+1000))
+	// Ranked: the model puts higher ids first. Mixed at 10% new and 10% hot: of
+	// every ten, one is new and one hot, the first new and hot leading.
+	if ids[0] != 2989 || ids[1] != 2999 || ids[10] != 2988 || ids[11] != 2998 {
+		t.Errorf("served %v, want newest 2989 then hottest 2999 first, and again at positions 11 and 12", ids)
+	}
+	var rest []int64
+	for _, id := range ids {
+		if id >= 3000 {
+			rest = append(rest, id)
+		}
+	}
+	if !slices.IsSortedFunc(rest, func(a, b int64) int { return int(b - a) }) || rest[0] != 3249 {
+		t.Errorf("recalled ids %v are not in model order (highest id first, from 3249)", rest)
+	}
+	// The next refresh continues from the cache, in the same order.
+	next := served(refresh(t, c, fixtureUser, fixtureChannel, 5, t0+2000))
+	for _, id := range next {
+		if slices.Contains(ids, id) {
+			t.Errorf("second refresh repeats %d", id)
+		}
+	}
+}
+
+func TestConcurrentRefreshesNeverRepeat(t *testing.T) {
+	_, c := startFeed(t)
+	const refreshes = 50
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		counts = map[int64]int{}
+	)
+	for i := range refreshes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Groups of five share a time stamp.
+			tr, err := c.UserRecommend(context.Background(), &userreco.User{UserId: fixtureUser, ChannelId: fixtureChannel, ArticleNum: 5, TimeStamp: t0 + int64(10000+i/5)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if tr.GetExposure() == "" {
+				return // answered as a history page: a newer refresh landed first
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range served(tr) {
+				counts[id]++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(counts) == 0 {
+		t.Fatal("no refresh served anything")
+	}
+	for id, n := range counts {
+		if n > 1 {
+			t.Errorf("article %d served %d times", id, n)
+		}
+	}
+	// Every served id is reachable by paging back through history.
+	reachable := map[int64]bool{}
+	for ts := t0 + 1<<30; ts != 0; {
+		tr := refresh(t, c, fixtureUser, fixtureChannel, 5, ts)
+		for _, id := range served(tr) {
+			reachable[id] = true
+		}
+		ts = tr.GetTimeStamp()
+	}
+	for id := range counts {
+		if !reachable[id] {
+			t.Errorf("served article %d is not in history", id)
+		}
+	}
+}
+
+func TestChannelZeroIsFilteredFromChannels(t *testing.T) {
+	_, c := startFeed(t)
+	zero := served(refresh(t, c, fixtureUser, 0, 20, t0+1000))
+	if len(zero) == 0 {
+		t.Fatal("channel 0 served nothing")
+	}
+	for ts := t0 + 2000; ts < t0+12000; ts += 1000 {
+		for _, id := range served(refresh(t, c, fixtureUser, fixtureChannel, 20, ts)) {
+			if slices.Contains(zero, id) {
+				t.Fatalf("channel %d served %d, already seen in channel 0", fixtureChannel, id)
+			}
+		}
+	}
+}
+
+func TestTrackStrings(t *testing.T) {
+	_, c := startFeed(t, "3") // md5("3") starts with e: Algo-2
+	for _, tt := range []struct{ user, strategy string }{{fixtureUser, "Algo-1"}, {"3", "Algo-2"}} {
+		tr := refresh(t, c, tt.user, fixtureChannel, 3, t0+1000)
+		ids := served(tr)
+		if len(ids) != 3 {
+			t.Fatalf("%s: served %v, want 3 ids", tt.user, ids)
+		}
+		idList, _ := json.Marshal(ids)
+		wantExposure := fmt.Sprintf(`{"action": "exposure", "userId": %q, "articleId": %q, "algorithmCombine": %q}`,
+			tt.user, strings.ReplaceAll(string(idList), ",", ", "), tt.strategy)
+		if tr.GetExposure() != wantExposure {
+			t.Errorf("exposure = %s\nwant       %s", tr.GetExposure(), wantExposure)
+		}
+		checkKeys(t, tr.GetExposure(), map[string]string{"action": "exposure", "userId": tt.user, "algorithmCombine": tt.strategy})
+		for _, r := range tr.GetRecommends() {
+			p := r.GetParams()
+			for action, s := range map[string]string{"click": p.GetClick(), "collect": p.GetCollect(), "share": p.GetShare(), "read": p.GetRead()} {
+				want := fmt.Sprintf(`{"action": %q, "userId": %q, "articleId": "%d", "algorithmCombine": %q}`, action, tt.user, r.GetArticleId(), tt.strategy)
+				if s != want {
+					t.Errorf("%s = %s\nwant %s", action, s, want)
+				}
+				checkKeys(t, s, map[string]string{"action": action, "userId": tt.user, "articleId": strconv.FormatInt(r.GetArticleId(), 10), "algorithmCombine": tt.strategy})
+			}
+		}
+	}
+}
+
+// checkKeys parses a track string as a log pipeline would: the keys in order,
+// every value a string, the given values exact.
+func checkKeys(t *testing.T, s string, want map[string]string) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(s))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("%s: not a JSON object", s)
+	}
+	var keys []string
+	for dec.More() {
+		k, _ := dec.Token()
+		v, err := dec.Token()
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		sv, ok := v.(string)
+		if !ok {
+			t.Errorf("%s: %v is %T, want a string", s, k, v)
+		}
+		keys = append(keys, k.(string))
+		if w, ok := want[k.(string)]; ok && w != sv {
+			t.Errorf("%s: %v = %q, want %q", s, k, sv, w)
+		}
+		if k == "articleId" && want["action"] == "exposure" {
+			var ids []int64
+			if err := json.Unmarshal([]byte(sv), &ids); err != nil {
+				t.Errorf("%s: exposure articleId %q is not a JSON array of ids", s, sv)
+			}
+		}
+	}
+	if !slices.Equal(keys, []string{"action", "userId", "articleId", "algorithmCombine"}) {
+		t.Errorf("%s: keys %v, want action, userId, articleId, algorithmCombine in that order", s, keys)
+	}
+}
+
+func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
+	a, c := startFeed(t)
+	good := userreco.User{UserId: fixtureUser, ChannelId: fixtureChannel, ArticleNum: 10, TimeStamp: t0 + 1000}
+	tests := []struct {
+		name   string
+		mutate func(u *userreco.User)
+		field  string
+	}{
+		{"zero article_num", func(u *userreco.User) { u.ArticleNum = 0 }, "article_num"},
+		{"negative article_num", func(u *userreco.User) { u.ArticleNum = -5 }, "article_num"},
+		{"huge article_num", func(u *userreco.User) { u.ArticleNum = 1 << 30 }, "article_num"},
+		{"negative channel", func(u *userreco.User) { u.ChannelId = -1 }, "channel_id"},
+		{"unknown channel", func(u *userreco.User) { u.ChannelId = 25 }, "channel_id"},
+		{"zero time_stamp", func(u *userreco.User) { u.TimeStamp = 0 }, "time_stamp"},
+		{"negative time_stamp", func(u *userreco.User) { u.TimeStamp = -10 }, "time_stamp"},
+		{"control character in user_id", func(u *userreco.User) { u.UserId = "a\x00b" }, "user_id"},
+		{"overlong user_id", func(u *userreco.User) { u.UserId = strings.Repeat("u", 300) }, "user_id"},
+	}
+	for _, tt := range tests {
+		req := &userreco.User{UserId: good.UserId, ChannelId: good.ChannelId, ArticleNum: good.ArticleNum, TimeStamp: good.TimeStamp}
+		tt.mutate(req)
+		_, err := c.UserRecommend(context.Background(), req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.field) {
+			t.Errorf("%s: err = %v, want InvalidArgument naming %s", tt.name, err, tt.field)
+		}
+	}
+	ctx := context.Background()
+	cell := storage.HistoryCell(fixtureUser, fixtureChannel)
+	if got, err := a.tables.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, 1<<62, 0); err != nil || len(got) != 0 {
+		t.Errorf("history after refused calls = %v, %v; want none", got, err)
+	}
+	if got, err := a.sets.Top(ctx, storage.CacheKey(fixtureUser, fixtureChannel), 1); err != nil || len(got) != 0 {
+		t.Errorf("cache after refused calls = %v, %v; want none", got, err)
+	}
+}
+
+func TestEmptyAndAnonymousUsers(t *testing.T) {
+	a, c := startFeed(t)
+	tr := refresh(t, c, "", fixtureChannel, 10, t0+1000)
+	if tr.GetExposure() != "" || len(tr.GetRecommends()) != 0 || tr.GetTimeStamp() != 0 {
+		t.Errorf("empty user_id = %v, want an empty track", tr)
+	}
+	for ts := t0 + 1000; ts <= t0+2000; ts += 1000 {
+		tr = refresh(t, c, "anony", fixtureChannel, 6, ts)
+		ids := served(tr)
+		if !slices.Equal(ids, []int64{2999, 2989, 2998, 2988, 2997, 2987}) {
+			t.Errorf("anonymous feed = %v, want hot and new alternating", ids)
+		}
+		if tr.GetExposure() == "" || tr.GetTimeStamp() != 0 {
+			t.Errorf("anonymous track: exposure %q, time_stamp %d; want an exposure and 0", tr.GetExposure(), tr.GetTimeStamp())
+		}
+	}
+	cell := storage.HistoryCell("anony", fixtureChannel)
+	if got, _ := a.tables.Versions(context.Background(), cell.Table, cell.Row, []string{cell.Column}, 1<<62, 0); len(got) != 0 {
+		t.Errorf("anonymous history = %v, want none: the id is shared", got)
+	}
+}
+
+func TestDegradation(t *testing.T) {
+	t.Run("no sort model: recall order", func(t *testing.T) {
+		cfg := feedConfig(t)
+		seedFeed(t, cfg)
+		if err := os.Remove(filepath.Join(cfg.Sort.ModelDir, "200.json")); err != nil {
+			t.Fatal(err)
+		}
+		_, conn, _ := start(t, cfg, order)
+		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), fixtureUser, fixtureChannel, 10, t0+1000))
+		var recalled []int64
+		for _, id := range ids {
+			if id >= 3000 {
+				recalled = append(recalled, id)
+			}
+		}
+		if len(ids) != 10 || !slices.IsSorted(recalled) || recalled[0] != 3000 {
+			t.Errorf("served %v, want recall (ALS) order from 3000, mixed with new and hot", ids)
+		}
+	})
+	t.Run("no recall: hot and new", func(t *testing.T) {
+		cfg := feedConfig(t)
+		seedFeed(t, cfg)
+		cfg.Clients.Recall.Addr = freeAddr(t) // nothing listens there
+		_, conn, _ := start(t, cfg, []string{Routing, RecoCenter, Sort, Cache})
+		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), fixtureUser, fixtureChannel, 4, t0+1000))
+		if !slices.Equal(ids, []int64{2999, 2989, 2998, 2988}) {
+			t.Errorf("served %v, want the channel's hot and new", ids)
+		}
+	})
+}
