@@ -52,7 +52,7 @@ type App struct {
 	// inproc carries the calls between services of this process: a real gRPC
 	// connection without a socket, so deadlines, interceptors and status codes
 	// behave as in split mode.
-	inproc     *bufconn.Listener
+	inproc *bufconn.Listener
 	// tables and sets are the stores this process opened (nil if none).
 	tables     storage.Tables
 	sets       storage.SortedSets
