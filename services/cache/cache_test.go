@@ -1,0 +1,116 @@
+package cache
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
+)
+
+func newCache(t *testing.T) *Cache {
+	t.Helper()
+	db, cleanup, err := embedded.Open(embedded.Config{Path: filepath.Join(t.TempDir(), "c.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cleanup() })
+	if err := db.Tables().Bootstrap(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Tier1Size: 100, RefillSize: 40, TTL: time.Minute, TTLJitter: 10 * time.Second, ServedWindow: time.Minute}
+	return New(cfg, db.SortedSets(), db.Tables())
+}
+
+func span(from, to int64) []int64 {
+	var ids []int64
+	for id := from; id < to; id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestPopServesRankedOrderAcrossTiers(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	ranked := span(1, 151) // best first
+	if err := c.Store(ctx, "u", 2, ranked); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		n    int
+		want []int64
+	}{
+		{0, nil},
+		{30, span(1, 31)},
+		{80, span(31, 111)}, // tier 1's last 70, then the head of tier 2 moves up
+		{100, span(111, 151)},
+		{5, nil},
+	} {
+		got, err := c.Pop(ctx, "u", 2, tt.n)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("Pop(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
+		}
+	}
+}
+
+func TestRefillMovesOnlyTheHead(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	if err := c.tier2.Push(ctx, storage.WaitCell("u", 1), span(1, 101)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Pop(ctx, "u", 1, 10); err != nil || !slices.Equal(got, span(1, 11)) {
+		t.Fatalf("Pop = %v, %v; want 1..10", got, err)
+	}
+	// RefillSize is 40: 30 wait in tier 1, 60 stay in tier 2.
+	top, _ := c.tier1.Top(ctx, storage.CacheKey("u", 1), 100)
+	if len(top) != 30 || top[0].ID != 11 {
+		t.Errorf("tier 1 holds %d ids from %v, want 30 from 11", len(top), top[:min(1, len(top))])
+	}
+	if rest, _ := c.tier2.Take(ctx, storage.WaitCell("u", 1), 100); !slices.Equal(rest, span(41, 101)) {
+		t.Errorf("tier 2 holds %v, want 41..100", rest)
+	}
+}
+
+func TestAnIDIsServedOnceEvenIfStoredTwice(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	// Two refreshes computed the same ranking and both stored it.
+	for range 2 {
+		if err := c.Store(ctx, "u", 3, span(1, 11)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Pop(ctx, "u", 3, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 0 && got[0] != 1 {
+			t.Fatalf("Pop = %v", got)
+		}
+	}
+	if err := c.Store(ctx, "u", 3, span(1, 11)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Pop(ctx, "u", 3, 10); len(got) != 0 {
+		t.Errorf("ids already served came back: %v", got)
+	}
+}
+
+func TestTTLJitter(t *testing.T) {
+	c := newCache(t)
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		d := c.ttl()
+		if d < time.Minute || d >= time.Minute+10*time.Second {
+			t.Fatalf("ttl %v outside [1m, 1m10s)", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("only %d distinct ttls in 100: not jittered", len(seen))
+	}
+}

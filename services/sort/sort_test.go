@@ -1,0 +1,139 @@
+package sort
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/model"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
+)
+
+// countingFeatures counts the round trips of the ranker.
+type countingFeatures struct {
+	storage.Features
+	articleCalls int
+}
+
+func (c *countingFeatures) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]float64, error) {
+	c.articleCalls++
+	return c.Features.ArticleVectors(ctx, ids)
+}
+
+func writeModel(t *testing.T, dir string, version string, w1 float64) {
+	t.Helper()
+	m := &model.Model{ID: 200, Kind: model.KindLogistic, Version: version, Features: model.NumFeatures, Weights: make([]float64, model.NumFeatures)}
+	m.Weights[1] = w1 // the first element of the article vector
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "200.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setup(t *testing.T) (*Ranker, *countingFeatures, string) {
+	t.Helper()
+	db, cleanup, err := embedded.Open(embedded.Config{Path: filepath.Join(t.TempDir(), "s.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cleanup() })
+	ctx := context.Background()
+	if err := db.Tables().Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vectors := map[int64][]float64{}
+	for id := int64(1); id <= 500; id++ {
+		v := make([]float64, model.ArticleFeatureLen)
+		v[1+model.KeywordWeightsLen] = float64(id%97) / 97
+		vectors[id] = v
+	}
+	if err := db.Tables().PutArticleVectors(ctx, vectors); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Tables().PutUserWeights(ctx, "known", 1, make([]float64, 10)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeModel(t, dir, "v1", 3)
+	f := &countingFeatures{Features: db.Tables()}
+	return NewRanker(LoadModels(dir, zap.NewNop()), f), f, dir
+}
+
+func TestRankOrdersByModelInOneArticleRoundTrip(t *testing.T) {
+	r, f, _ := setup(t)
+	ids := make([]int64, 0, 501)
+	for id := int64(1); id <= 500; id++ {
+		ids = append(ids, id)
+	}
+	ids = append(ids, 9999) // no features: zeros
+	got, scores, err := r.Rank(context.Background(), "known", 1, 200, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.articleCalls != 1 {
+		t.Errorf("%d article feature round trips for 501 candidates, want 1", f.articleCalls)
+	}
+	if len(got) != 501 || !slices.IsSortedFunc(scores, func(a, b float64) int { return -compare(a, b) }) {
+		t.Fatalf("scores not descending")
+	}
+	if got[0]%97 != 96 || got[len(got)-1] != 9999 && got[len(got)-1]%97 != 0 {
+		t.Errorf("first %d last %d: want the highest vector element first, zeros last", got[0], got[len(got)-1])
+	}
+	if scores[len(scores)-1] != model.Sigmoid(0) {
+		t.Errorf("lowest score %v, want σ(0) for a zero vector", scores[len(scores)-1])
+	}
+}
+
+func compare(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func TestUnknownUserKeepsRecallOrder(t *testing.T) {
+	r, _, _ := setup(t)
+	ids := []int64{5, 300, 7, 42}
+	got, scores, err := r.Rank(context.Background(), "stranger", 1, 200, ids)
+	if err != nil || !slices.Equal(got, ids) || scores != nil {
+		t.Errorf("Rank for a user without features = %v, %v, %v; want the input order, no scores", got, scores, err)
+	}
+	if _, _, err := r.Rank(context.Background(), "known", 1, 777, ids); err == nil {
+		t.Error("Rank with model 777 succeeded, want ErrUnknownModel")
+	}
+}
+
+func TestModelsReloadWithoutRestart(t *testing.T) {
+	r, _, dir := setup(t)
+	if v := r.models.Get(200).Version; v != "v1" {
+		t.Fatalf("version %s, want v1", v)
+	}
+	// A newer file (later mtime) replaces the model.
+	writeModel(t, dir, "v2", -3)
+	later := time.Now().Add(time.Second)
+	_ = os.Chtimes(filepath.Join(dir, "200.json"), later, later)
+	r.models.Reload()
+	if v := r.models.Get(200).Version; v != "v2" {
+		t.Errorf("after reload version %s, want v2", v)
+	}
+	// A broken file keeps the model in force.
+	_ = os.WriteFile(filepath.Join(dir, "200.json"), []byte(`{"id": 200, "kind": "logistic"`), 0o644)
+	even := later.Add(time.Second)
+	_ = os.Chtimes(filepath.Join(dir, "200.json"), even, even)
+	r.models.Reload()
+	if m := r.models.Get(200); m == nil || m.Version != "v2" {
+		t.Errorf("after a broken file the model is %v, want v2 kept", m)
+	}
+}
