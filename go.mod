@@ -3,6 +3,8 @@ module github.com/toutiao-reco/toutiao-reco
 go 1.26.8
 
 require (
+	github.com/apache/thrift v0.17.0
+	github.com/bufbuild/protocompile v0.14.1
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.0
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.3
 	github.com/prometheus/client_golang v1.25.0

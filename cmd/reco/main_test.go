@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,10 +18,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/toutiao-reco/toutiao-reco/internal/fixture"
+	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
-	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // TestMain lets the test binary stand in for reco: with RECO_TEST_AS_MAIN set it
@@ -89,33 +90,32 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		"RECO_CLIENTS_CACHE_ADDR=" + addrs[app.Cache],
 	}
 
-	// Seed the similarity that recall will serve, in the store recall uses.
-	recallDB := filepath.Join(dir, "recall.db")
-	cfg, err := config.Load("", append(os.Environ(), storageEnv(t, recallDB)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	article := time.Now().UnixNano() % 1e12
-	func() {
-		tables, _, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, true, false)
+	// Seed the fixture feed into the store of every process: one shared HBase
+	// and Redis, or one embedded file per process.
+	user := fmt.Sprintf("split-%d", time.Now().UnixNano())
+	modelDir := filepath.Join(dir, "models")
+	dbPath := func(target string) string { return filepath.Join(dir, target+".db") }
+	for _, target := range []string{app.RecoCenter, app.Recall, app.Sort, app.Cache} {
+		cfg, err := config.Load("", append(os.Environ(), storageEnv(t, dbPath(target))...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer cleanup()
-		if err := tables.PutSimilar(context.Background(), article, []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: 0.8}}); err != nil {
+		tables, sets, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, true, true)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}()
+		err = fixture.Seed(context.Background(), tables, sets, modelDir, user)
+		cleanup()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	conns := map[string]*grpc.ClientConn{}
 	for target, addr := range addrs {
 		cmd := exec.Command(os.Args[0])
 		cmd.Args = []string{"reco", "serve", "--target=" + target}
-		db := filepath.Join(dir, target+".db")
-		if target == app.Recall {
-			db = recallDB
-		}
-		cmd.Env = append(append(append(os.Environ(), "RECO_TEST_AS_MAIN=1", "RECO_SERVER_GRPC_ADDR="+addr, "RECO_SERVER_METRICS_ADDR="+freeAddr(t)), peers...), storageEnv(t, db)...)
+		cmd.Env = append(append(append(os.Environ(), "RECO_TEST_AS_MAIN=1", "RECO_SERVER_GRPC_ADDR="+addr, "RECO_SERVER_METRICS_ADDR="+freeAddr(t), "RECO_SORT_MODEL_DIR="+modelDir), peers...), storageEnv(t, dbPath(target))...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -152,9 +152,31 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		}
 	}
 
-	got, err := userreco.NewUserRecommendClient(conns[app.Routing]).ArticleRecommend(context.Background(), &userreco.Article{ArticleId: article, ArticleNum: 5})
-	if err != nil || !slices.Equal(got.GetArticleId(), []int64{3, 2}) {
-		t.Errorf("article_recommend through routing → recall processes = %v, %v; want [3 2]", got.GetArticleId(), err)
+	// A client compiled from the original protobuf, through routing, across all
+	// five processes.
+	oc, err := originalclient.New(conns[app.Routing])
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	tr, err := oc.UserRecommend(context.Background(), user, fixture.Channel, 5, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Recommends) != 5 || tr.Recommends[0].ArticleID != 2989 || tr.Exposure == "" || tr.TimeStamp != 0 {
+		t.Errorf("first refresh through five processes = %+v, want 5 articles led by 2989, an exposure, time_stamp 0", tr)
+	}
+	again, err := oc.UserRecommend(context.Background(), user, fixture.Channel, 5, now+1000)
+	if err != nil || len(again.Recommends) != 5 || again.TimeStamp != now {
+		t.Errorf("second refresh = %+v, %v; want 5 more and the first refresh's time stamp", again, err)
+	}
+	page, err := oc.UserRecommend(context.Background(), user, fixture.Channel, 5, now)
+	if err != nil || page.Exposure != "" || len(page.Recommends) != 5 || page.Recommends[0].ArticleID != tr.Recommends[0].ArticleID {
+		t.Errorf("history page = %+v, %v; want the first refresh again without exposure", page, err)
+	}
+	similar, err := oc.ArticleRecommend(context.Background(), 3000, 5)
+	if err != nil || !slices.Equal(similar, []int64{3001, 3002, 3003}) {
+		t.Errorf("article_recommend through routing → recall processes = %v, %v; want [3001 3002 3003]", similar, err)
 	}
 }
 

@@ -16,18 +16,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/toutiao-reco/toutiao-reco/internal/fixture"
+	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
-	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// The feed fixture: channel 3 holds articles 2980..3299. The model ranks higher
-// ids first; the user's ALS recall offers 3000..3199 and content recall
-// 3200..3249; hot are 2990..2999 and new 2980..2989, so the model alone would put
-// them last. Channel 0 has its own ALS recall 3000..3019 for the user.
 const (
-	fixtureChannel = 3
+	fixtureChannel = fixture.Channel
 	fixtureUser    = "reader-1"
 )
 
@@ -43,70 +40,7 @@ func seedFeed(t *testing.T, cfg config.Config, users ...string) {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	vectors := map[int64][]float64{}
-	for id := int64(2980); id < 3300; id++ {
-		v := make([]float64, model.ArticleFeatureLen)
-		v[0] = fixtureChannel
-		v[1+model.KeywordWeightsLen] = float64(id-2980) / 320 // first vector element
-		vectors[id] = v
-	}
-	if err := tables.PutArticleVectors(ctx, vectors); err != nil {
-		t.Fatal(err)
-	}
-	var hot, fresh []storage.Scored
-	for i := range int64(10) {
-		hot = append(hot, storage.Scored{ID: 2990 + i, Score: float64(100 + i)})
-		fresh = append(fresh, storage.Scored{ID: 2980 + i, Score: float64(1000 + i)})
-	}
-	if err := sets.Add(ctx, storage.HotKey(fixtureChannel), hot, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := sets.Add(ctx, storage.NewKey(fixtureChannel), fresh, 0); err != nil {
-		t.Fatal(err)
-	}
-	span := func(from, to int64) []int64 {
-		var ids []int64
-		for id := from; id < to; id++ {
-			ids = append(ids, id)
-		}
-		return ids
-	}
-	for _, u := range append([]string{fixtureUser}, users...) {
-		var cells []storage.CellValue
-		for _, c := range []struct {
-			column string
-			ids    []int64
-		}{
-			{storage.RecallColumn("als", fixtureChannel), span(3000, 3200)},
-			{storage.RecallColumn("content", fixtureChannel), span(3200, 3250)},
-			{storage.RecallColumn("als", 0), span(3000, 3020)},
-		} {
-			cells = append(cells, storage.CellValue{Cell: storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(u), Column: c.column}, Timestamp: t0 - 1000, Value: storage.EncodeIDs(c.ids)})
-		}
-		if err := tables.PutCells(ctx, cells); err != nil {
-			t.Fatal(err)
-		}
-		if err := tables.PutUserWeights(ctx, u, fixtureChannel, []float64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeModel(t, cfg.Sort.ModelDir, 200)
-}
-
-// writeModel writes a logistic model that scores by the first element of the
-// article vector: higher ids rank first in the fixture.
-func writeModel(t *testing.T, dir string, id int32) {
-	t.Helper()
-	m := &model.Model{ID: id, Kind: model.KindLogistic, Version: "test", Features: model.NumFeatures, Weights: make([]float64, model.NumFeatures)}
-	m.Weights[1] = 5
-	b, err := m.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(int(id))+".json"), b, 0o644); err != nil {
+	if err := fixture.Seed(ctx, tables, sets, cfg.Sort.ModelDir, append([]string{fixtureUser}, users...)...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -439,4 +373,29 @@ func TestDegradation(t *testing.T) {
 			t.Errorf("served %v, want the channel's hot and new", ids)
 		}
 	})
+}
+
+func TestOriginalClientAllInOne(t *testing.T) {
+	cfg := feedConfig(t)
+	seedFeed(t, cfg)
+	_, conn, _ := start(t, cfg, order)
+	oc, err := originalclient.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := oc.UserRecommend(context.Background(), fixtureUser, fixtureChannel, 5, t0+1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Recommends) != 5 || tr.Exposure == "" || tr.Recommends[0].ArticleID != 2989 {
+		t.Errorf("original client got %+v, want 5 articles led by 2989 with an exposure", tr)
+	}
+	want := fmt.Sprintf(`{"action": "read", "userId": "%s", "articleId": "2989", "algorithmCombine": "Algo-1"}`, fixtureUser)
+	if tr.Recommends[0].Read != want {
+		t.Errorf("read param = %s, want %s", tr.Recommends[0].Read, want)
+	}
+	similar, err := oc.ArticleRecommend(context.Background(), 3000, 2)
+	if err != nil || !slices.Equal(similar, []int64{3001, 3002}) {
+		t.Errorf("article_recommend(3000, 2) = %v, %v; want [3001 3002]", similar, err)
+	}
 }
