@@ -32,7 +32,7 @@ test: ## run every test; starts real Redis and HBase (installing them if missing
 
 .PHONY: bench
 bench: ## run the benchmarks against real Redis and HBase and print their numbers
-	scripts/integration.sh go test -run '^$$' -bench . -benchtime 2000x ./...
+	scripts/integration.sh scripts/bench.sh
 
 .PHONY: lint
 lint: $(BIN)/buf ## buf lint, gofmt, go vet
