@@ -110,12 +110,21 @@ func bootstrap(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// newLogger logs JSON to stderr. Below error level, each message is sampled
+// (the first 100 a second, then every 100th) so a busy server logs its requests
+// without drowning; errors are never sampled.
 func newLogger(cfg config.Log) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(level)
-	return zc.Build()
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	out := zapcore.Lock(os.Stderr)
+	belowError := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= level && l < zapcore.ErrorLevel })
+	fromError := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= level && l >= zapcore.ErrorLevel })
+	core := zapcore.NewTee(
+		zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, out, belowError), time.Second, 100, 100),
+		zapcore.NewCore(enc, out, fromError),
+	)
+	return zap.New(core, zap.AddCaller()), nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/toutiao-reco/toutiao-reco/internal/fixture"
@@ -397,5 +403,64 @@ func TestOriginalClientAllInOne(t *testing.T) {
 	similar, err := oc.ArticleRecommend(context.Background(), 3000, 2)
 	if err != nil || !slices.Equal(similar, []int64{3001, 3002}) {
 		t.Errorf("article_recommend(3000, 2) = %v, %v; want [3001 3002]", similar, err)
+	}
+}
+
+func TestMetricsAndRequestLogsAfterTraffic(t *testing.T) {
+	cfg := feedConfig(t)
+	seedFeed(t, cfg)
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := New(ctx, cfg, zap.New(core), order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Run(ctx)
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := userreco.NewUserRecommendClient(conn)
+	total := 0
+	for i := range int64(3) {
+		total += len(served(refresh(t, c, fixtureUser, fixtureChannel, 10, t0+1000*(i+1))))
+	}
+	refresh(t, c, fixtureUser, fixtureChannel, 10, t0+1000) // a history page: not served again
+
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(body)
+	for _, want := range []string{
+		`reco_grpc_server_handled_total{grpc_code="OK",grpc_method="user_recommend",grpc_service="UserRecommend",grpc_type="unary"} 4`,
+		`reco_grpc_server_handling_seconds_count{grpc_method="user_recommend",grpc_service="UserRecommend",grpc_type="unary"} 4`,
+		fmt.Sprintf(`reco_served_articles_total{strategy="Algo-1"} %d`, total),
+		`reco_cache_pops_total{outcome="empty"} 1`,
+		`reco_cache_pops_total{outcome="hit"} 3`,
+		`reco_recall_candidates_count{source="100"} 1`,
+		`reco_recall_candidates_sum{source="100"} 200`,
+		`reco_ranked_articles_total{strategy="Algo-1"} 270`,
+		`reco_grpc_client_handled_total{grpc_code="OK",grpc_method="Feed",grpc_service="reco.recocenter.v1.RecoCenterService",grpc_type="unary"} 4`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, fixtureUser) {
+		t.Error("/metrics mentions a user id: labels must stay bounded")
+	}
+
+	lines := logs.FilterMessage("finished call").FilterField(zap.String("grpc.method", "user_recommend")).All()
+	if len(lines) != 4 {
+		t.Fatalf("%d user_recommend request lines, want 4", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["user"] != fixtureUser || f["channel"] != int32(fixtureChannel) || f["strategy"] != "Algo-1" || f["grpc.time_ms"] == nil {
+		t.Errorf("request line fields = %v, want user, channel, strategy and latency", f)
 	}
 }

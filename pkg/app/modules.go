@@ -78,7 +78,10 @@ var modules = map[string]module{
 		tables: true,
 		sets:   true,
 		register: func(s *grpc.Server, d deps) error {
-			r := recall.New(d.cfg.Recall, recall.Stores{Lists: d.tables, Similarity: d.tables, Sets: d.sets})
+			r, err := recall.New(d.cfg.Recall, recall.Stores{Lists: d.tables, Similarity: d.tables, Sets: d.sets}, d.reg)
+			if err != nil {
+				return err
+			}
 			recallv1.RegisterRecallServiceServer(s, recall.NewServer(r, d.logger(Recall)))
 			return nil
 		},
@@ -96,7 +99,11 @@ var modules = map[string]module{
 		tables: true,
 		sets:   true,
 		register: func(s *grpc.Server, d deps) error {
-			cachev1.RegisterCacheServiceServer(s, cache.NewServer(cache.New(d.cfg.Cache, d.sets, d.tables)))
+			c, err := cache.New(d.cfg.Cache, d.sets, d.tables, d.reg)
+			if err != nil {
+				return err
+			}
+			cachev1.RegisterCacheServiceServer(s, cache.NewServer(c))
 			return nil
 		},
 	},

@@ -69,7 +69,8 @@ func New(log *zap.Logger, reg prometheus.Registerer) (*Server, error) {
 	s := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall)),
+			withLogFields,
+			logging.UnaryServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(fieldsFromContext)),
 			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
 		),
 		grpc.ChainStreamInterceptor(

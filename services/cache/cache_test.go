@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 )
@@ -22,7 +24,11 @@ func newCache(t *testing.T) *Cache {
 		t.Fatal(err)
 	}
 	cfg := Config{Tier1Size: 100, RefillSize: 40, TTL: time.Minute, TTLJitter: 10 * time.Second, ServedWindow: time.Minute}
-	return New(cfg, db.SortedSets(), db.Tables())
+	c, err := New(cfg, db.SortedSets(), db.Tables(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func span(from, to int64) []int64 {

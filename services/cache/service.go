@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
@@ -44,11 +47,21 @@ type Cache struct {
 	tier1 storage.SortedSets
 	tier2 storage.Queue
 	now   func() time.Time
+	pops  *prometheus.CounterVec
 }
 
-// New returns a cache over tier1 (Redis) and tier2 (wait_recommend).
-func New(cfg Config, tier1 storage.SortedSets, tier2 storage.Queue) *Cache {
-	return &Cache{cfg: cfg, tier1: tier1, tier2: tier2, now: time.Now}
+// New returns a cache over tier1 (Redis) and tier2 (wait_recommend), with its
+// metrics registered in reg.
+func New(cfg Config, tier1 storage.SortedSets, tier2 storage.Queue, reg prometheus.Registerer) (*Cache, error) {
+	pops := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: server.Namespace,
+		Name:      "cache_pops_total",
+		Help:      "Cache pops by outcome: hit (all from tier 1), refill (tier 2 moved up), partial (fewer than asked), empty.",
+	}, []string{"outcome"})
+	if err := reg.Register(pops); err != nil {
+		return nil, fmt.Errorf("register cache metrics: %w", err)
+	}
+	return &Cache{cfg: cfg, tier1: tier1, tier2: tier2, now: time.Now, pops: pops}, nil
 }
 
 // Pop takes up to n ids in ranked order. Tier 1 pops are atomic (ZPOPMAX); when
@@ -56,9 +69,23 @@ func New(cfg Config, tier1 storage.SortedSets, tier2 storage.Queue) *Cache {
 // the user's served set, and only ids claimed by this call are returned: two
 // refreshes that both refilled the cache with the same ranking pop overlapping
 // ids, and the claim gives each id to one of them.
-func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error) {
+func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out []int64, err error) {
 	key := storage.CacheKey(user, channel)
-	var out []int64
+	refilled := false
+	defer func() {
+		outcome := "hit"
+		switch {
+		case len(out) == 0:
+			outcome = "empty"
+		case refilled:
+			outcome = "refill"
+		case len(out) < n:
+			outcome = "partial"
+		}
+		if n > 0 {
+			c.pops.WithLabelValues(outcome).Inc()
+		}
+	}()
 	for len(out) < n {
 		ids, err := c.tier1.PopMax(ctx, key, n-len(out))
 		if err != nil {
@@ -76,6 +103,7 @@ func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) ([]i
 				// The moved ids are lost to the cache; the next refresh recomputes.
 				return out, fmt.Errorf("refill tier 1: %w", err)
 			}
+			refilled = true
 			continue
 		}
 		fresh, err := c.claim(ctx, user, channel, ids)

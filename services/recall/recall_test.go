@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
@@ -43,7 +45,7 @@ func TestMergeKeepsSourcePriorityWithoutDuplicates(t *testing.T) {
 	_ = sets.Add(ctx, storage.HotKey(5), []storage.Scored{{ID: 4, Score: 9}, {ID: 5, Score: 8}}, 0)
 	_ = sets.Add(ctx, storage.NewKey(5), []storage.Scored{{ID: 6, Score: 1}}, 0)
 
-	r := New(Config{HotNum: 10, NewNum: 10, SourceLimit: 100}, Stores{Lists: tables, Similarity: tables, Sets: sets})
+	r := newRecall(t, Config{HotNum: 10, NewNum: 10, SourceLimit: 100}, Stores{Lists: tables, Similarity: tables, Sets: sets})
 	got, err := r.Recall(ctx, "u", 5, []recallv1.Source{100, 101, 104, 103, 102})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +83,7 @@ func TestVersionsWrittenDuringRecallSurvive(t *testing.T) {
 	if err := tables.Append(ctx, cell, now, []int64{7}); err != nil {
 		t.Fatal(err)
 	}
-	r := New(Config{HotNum: 1, NewNum: 1, SourceLimit: 10}, Stores{Lists: racingLists{tables, cell}, Similarity: tables, Sets: sets})
+	r := newRecall(t, Config{HotNum: 1, NewNum: 1, SourceLimit: 10}, Stores{Lists: racingLists{tables, cell}, Similarity: tables, Sets: sets})
 	got, err := r.Recall(ctx, "u", 2, []recallv1.Source{102})
 	if err != nil || !slices.Equal(got, []Candidate{{7, 102}}) {
 		t.Fatalf("Recall = %v, %v; want [7]", got, err)
@@ -100,7 +102,7 @@ func TestLimitsAndUnknownSources(t *testing.T) {
 		hot = append(hot, storage.Scored{ID: i + 1, Score: float64(i)})
 	}
 	_ = sets.Add(ctx, storage.HotKey(1), hot, 0)
-	r := New(Config{HotNum: 10, NewNum: 10, SourceLimit: 100}, Stores{Lists: tables, Similarity: tables, Sets: sets})
+	r := newRecall(t, Config{HotNum: 10, NewNum: 10, SourceLimit: 100}, Stores{Lists: tables, Similarity: tables, Sets: sets})
 	got, err := r.Recall(ctx, "u", 1, []recallv1.Source{104})
 	if err != nil || len(got) != 10 || got[0].ID != 30 {
 		t.Errorf("hot recall = %v, %v; want the top 10 from 30", got, err)
@@ -108,4 +110,13 @@ func TestLimitsAndUnknownSources(t *testing.T) {
 	if _, err := r.Recall(ctx, "u", 1, []recallv1.Source{105}); !errors.Is(err, ErrUnknownSource) {
 		t.Errorf("source 105 in a feed: err = %v, want ErrUnknownSource", err)
 	}
+}
+
+func newRecall(t *testing.T, cfg Config, stores Stores) *Recall {
+	t.Helper()
+	r, err := New(cfg, stores, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
@@ -47,12 +50,24 @@ type Candidate struct {
 
 // Recall reads the recall sources.
 type Recall struct {
-	cfg    Config
-	stores Stores
+	cfg        Config
+	stores     Stores
+	candidates *prometheus.HistogramVec
 }
 
-// New returns a recall over stores.
-func New(cfg Config, stores Stores) *Recall { return &Recall{cfg: cfg, stores: stores} }
+// New returns a recall over stores, with its metrics registered in reg.
+func New(cfg Config, stores Stores, reg prometheus.Registerer) (*Recall, error) {
+	candidates := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: server.Namespace,
+		Name:      "recall_candidates",
+		Help:      "Candidates one recall call got from each source, before merging.",
+		Buckets:   []float64{0, 1, 5, 10, 25, 50, 100, 200, 500, 1000},
+	}, []string{"source"})
+	if err := reg.Register(candidates); err != nil {
+		return nil, fmt.Errorf("register recall metrics: %w", err)
+	}
+	return &Recall{cfg: cfg, stores: stores, candidates: candidates}, nil
+}
 
 // Recall merges the candidates of sources for user in channel, in source order,
 // without duplicates. cb_recall versions are consumed: after reading them it
@@ -122,6 +137,9 @@ func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources
 	var out []Candidate
 	seen := map[int64]bool{}
 	for i, s := range sources {
+		if errs[i] == nil {
+			r.candidates.WithLabelValues(strconv.Itoa(int(s))).Observe(float64(len(lists[i])))
+		}
 		for _, id := range lists[i] {
 			if !seen[id] {
 				seen[id] = true

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	recocenterv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recocenter/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
 // maxArticles bounds one page whatever routing allows.
@@ -39,6 +40,7 @@ func (s *Server) Feed(ctx context.Context, req *recocenterv1.FeedRequest) (*reco
 	if st == nil || st.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "strategy must be set")
 	}
+	server.AddLogFields(ctx, "strategy", st.GetName())
 	page, err := s.center.Feed(ctx, Request{
 		User:      req.GetUserId(),
 		Channel:   req.GetChannelId(),

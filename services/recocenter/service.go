@@ -54,6 +54,7 @@ type Peers struct {
 type Metrics struct {
 	degradations  *prometheus.CounterVec
 	historyFailed prometheus.Counter
+	ranked        *prometheus.CounterVec
 }
 
 // NewMetrics registers reco-center's metrics with reg.
@@ -69,8 +70,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "history_write_failures_total",
 			Help:      "Refreshes whose served ids could not be recorded in history_recommend.",
 		}),
+		ranked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: server.Namespace,
+			Name:      "ranked_articles_total",
+			Help:      "Candidates sent to ranking after history filtering, by strategy.",
+		}, []string{"strategy"}),
 	}
-	for _, c := range []prometheus.Collector{m.degradations, m.historyFailed} {
+	for _, c := range []prometheus.Collector{m.degradations, m.historyFailed, m.ranked} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register reco-center metrics: %w", err)
 		}
@@ -243,6 +249,7 @@ func (c *Center) candidates(ctx context.Context, r Request, seen map[int64]bool)
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	c.metrics.ranked.WithLabelValues(r.Strategy.Name).Add(float64(len(ids)))
 	ranked, err := c.peers.Sort.Rank(ctx, &sortv1.RankRequest{UserId: r.User, ChannelId: r.Channel, Model: r.Strategy.Model, ArticleIds: ids})
 	if err != nil {
 		c.degraded(r, "sort", err)

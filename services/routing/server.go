@@ -134,6 +134,7 @@ func (s *Server) UserRecommend(ctx context.Context, req *userreco.User) (*userre
 		return &userreco.Track{}, nil
 	}
 	a := s.plan.Load().Assign(req.GetUserId())
+	server.AddLogFields(ctx, "strategy", a.Name)
 	sources := make([]recallv1.Source, len(a.Strategy.Recall))
 	for i, r := range a.Strategy.Recall {
 		sources[i] = recallv1.Source(r)
