@@ -2,11 +2,11 @@ package app
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 )
 
@@ -48,7 +48,11 @@ func OpenStores(ctx context.Context, cfg config.Storage, needTables, needSets bo
 				return nil, nil, nil, err
 			}
 		case "hbase":
-			return nil, nil, nil, fmt.Errorf("storage.tables: hbase backend not built yet")
+			var closeHBase func() error
+			if tables, closeHBase, err = hbase.Open(cfg.HBase); err != nil {
+				return nil, nil, nil, err
+			}
+			closers = append(closers, closeHBase)
 		}
 	}
 	if needSets {

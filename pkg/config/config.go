@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 	"github.com/toutiao-reco/toutiao-reco/services/cache"
 	"github.com/toutiao-reco/toutiao-reco/services/recall"
@@ -74,18 +75,8 @@ type Storage struct {
 	// Sets is the Redis role: "embedded" or "redis".
 	Sets     string            `yaml:"sets"`
 	Embedded embedded.Config   `yaml:"embedded"`
-	HBase    HBase             `yaml:"hbase"`
+	HBase    hbase.Config      `yaml:"hbase"`
 	Redis    redisstore.Config `yaml:"redis"`
-}
-
-// HBase configures the HBase Thrift2 gateway client.
-type HBase struct {
-	ThriftAddr string `yaml:"thrift_addr"`
-	// PoolSize is the most connections kept open: a Thrift connection serves one
-	// call at a time.
-	PoolSize int `yaml:"pool_size"`
-	// Timeout bounds every call that has no earlier deadline.
-	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Default returns the configuration `make run` uses: everything in one process on
@@ -108,7 +99,7 @@ func Default() Config {
 			Tables:   "embedded",
 			Sets:     "embedded",
 			Embedded: embedded.Config{Path: ".cache/reco.db"},
-			HBase:    HBase{ThriftAddr: "127.0.0.1:9090", PoolSize: 16, Timeout: time.Second},
+			HBase:    hbase.Config{ThriftAddr: "127.0.0.1:9090", PoolSize: 16, Timeout: time.Second, DialTimeout: time.Second, IdleTimeout: 30 * time.Second},
 			Redis:    redisstore.Config{Addrs: []string{"127.0.0.1:6379"}, PoolSize: 32, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
 		},
 	}
@@ -205,14 +196,8 @@ func (s Storage) Validate() error {
 	switch s.Tables {
 	case "embedded":
 	case "hbase":
-		if err := validAddr("storage.hbase.thrift_addr", s.HBase.ThriftAddr); err != nil {
-			return err
-		}
-		if s.HBase.PoolSize < 1 {
-			return fmt.Errorf("storage.hbase.pool_size must be at least 1, got %d", s.HBase.PoolSize)
-		}
-		if err := positive("storage.hbase.timeout", s.HBase.Timeout); err != nil {
-			return err
+		if err := s.HBase.Validate(); err != nil {
+			return fmt.Errorf("storage.hbase: %w", err)
 		}
 	default:
 		return fmt.Errorf("storage.tables must be embedded or hbase, got %q", s.Tables)

@@ -17,11 +17,13 @@ const (
 	TableArticleFeature   = "ctr_feature_article"
 )
 
-// FamilySeq is the family of the per-row write sequence that Lists backends without
-// transactions (HBase) use to merge two writes at one timestamp: every Append
-// bumps it with check-and-mutate, so a concurrent writer's merge fails and retries
-// instead of overwriting. It sits in its own family so readers of the data
-// families never see it.
+// FamilySeq is the family of the sequence cells that Lists backends without
+// transactions (HBase) use to merge two writes at one timestamp: the version at
+// ts of column c is guarded by the cell seq:{c}@{ts}, written at the same
+// timestamp (so it expires with the version). Every Append reads both in one
+// Get and writes back with check-and-put on the sequence, so of two racing
+// merges one fails and retries instead of overwriting. It sits in its own family
+// so readers of the data families never see it.
 const FamilySeq = "seq"
 
 // Family describes one column family.

@@ -51,12 +51,16 @@ public final class ThriftPing {
         System.err.println("thrift2 gateway " + host + ":" + port + " not ready: " + last);
         System.exit(1);
       }
-      Thread.sleep(500);
+      Thread.sleep(250);
     }
   }
 
   private static String ping(String host, int port, boolean framed) throws Exception {
-    TSocket socket = new TSocket(new TConfiguration(), host, port, 10_000);
+    // A short socket timeout on purpose: while the master initialises, the
+    // gateway's HBase client retries each call with growing pauses (seconds
+    // apart); a fresh call retries from the shortest pause, so abandoning a slow
+    // attempt notices a ready master sooner than waiting it out.
+    TSocket socket = new TSocket(new TConfiguration(), host, port, 1_500);
     TTransport transport = framed ? new TFramedTransport(socket) : socket;
     transport.open();
     try {

@@ -1,0 +1,550 @@
+package hbase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
+)
+
+// gateway returns the address of the Thrift2 gateway the test command started
+// (RECO_HBASE_THRIFT, e.g. from scripts/hbase.sh). Without one the test is
+// skipped, unless RECO_REQUIRE_INTEGRATION=1 says a skip would hide a missing
+// server (CI).
+func gateway(tb testing.TB) string {
+	tb.Helper()
+	addr := os.Getenv("RECO_HBASE_THRIFT")
+	if addr != "" {
+		return addr
+	}
+	if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
+		tb.Fatal("RECO_HBASE_THRIFT is not set but RECO_REQUIRE_INTEGRATION=1: run scripts/hbase.sh start and set RECO_HBASE_THRIFT=127.0.0.1:9090")
+	}
+	tb.Skip("RECO_HBASE_THRIFT is not set: skipping the tests against a real HBase (run scripts/hbase.sh start and set it to the gateway's host:port)")
+	return ""
+}
+
+// open connects to the test gateway and bootstraps the tables.
+func open(tb testing.TB) *tables {
+	tb.Helper()
+	addr := gateway(tb)
+	tt, cleanup, err := Open(Config{ThriftAddr: addr, Timeout: 10 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cleanup() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := tt.Bootstrap(ctx); err != nil {
+		tb.Fatalf("Bootstrap against %s (RECO_HBASE_THRIFT): %v", addr, err)
+	}
+	return tt.(*tables)
+}
+
+func ctxT(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+func unique(name string) string {
+	return fmt.Sprintf("hbase-test-%s-%d", name, time.Now().UnixNano())
+}
+
+func TestTablesContract(t *testing.T) {
+	storagetest.Tables(t, open(t))
+}
+
+// Bootstrap creates every family with the VERSIONS and TTL of DESIGN.md §3, and
+// brings a family someone changed back in line.
+func TestBootstrapSchema(t *testing.T) {
+	tb := open(t)
+	ctx := ctxT(t)
+	describe := func(table string) map[string]*thrift2.TColumnFamilyDescriptor {
+		t.Helper()
+		var desc *thrift2.TTableDescriptor
+		err := tb.ddl(ctx, func(ctx context.Context, c *thrift2.THBaseServiceClient) (err error) {
+			desc, err = c.GetTableDescriptor(ctx, &thrift2.TTableName{Qualifier: []byte(table)})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*thrift2.TColumnFamilyDescriptor{}
+		for _, cf := range desc.GetColumns() {
+			out[string(cf.Name)] = cf
+		}
+		return out
+	}
+	check := func() {
+		t.Helper()
+		for _, spec := range storage.Schema {
+			have := describe(spec.Name)
+			for _, f := range spec.Families {
+				cf, ok := have[f.Name]
+				if !ok {
+					t.Errorf("%s: family %s missing", spec.Name, f.Name)
+					continue
+				}
+				if got := cf.GetMaxVersions(); got != f.MaxVersions {
+					t.Errorf("%s:%s VERSIONS = %d, want %d", spec.Name, f.Name, got, f.MaxVersions)
+				}
+				wantTTL := int32(math.MaxInt32)
+				if f.TTL > 0 {
+					wantTTL = int32(f.TTL / time.Second)
+				}
+				if got := cf.GetTimeToLive(); got != wantTTL {
+					t.Errorf("%s:%s TTL = %d, want %d", spec.Name, f.Name, got, wantTTL)
+				}
+			}
+		}
+	}
+	check()
+	if want := int32(7776000); describe(storage.TableHistoryRecommend)["channel"].GetTimeToLive() != want {
+		t.Errorf("history_recommend TTL is not 90 days (%d s)", want)
+	}
+
+	// Someone lowers VERSIONS on history_recall: the next Bootstrap restores it.
+	cf := modifiedFamily(describe(storage.TableHistoryRecall)["channel"], storage.Family{Name: "channel", MaxVersions: 3, TTL: 90 * 24 * time.Hour})
+	err := tb.ddl(ctx, func(ctx context.Context, c *thrift2.THBaseServiceClient) error {
+		return c.ModifyColumnFamily(ctx, &thrift2.TTableName{Qualifier: []byte(storage.TableHistoryRecall)}, cf)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 { // two at once, as two services starting together would
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- tb.Bootstrap(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent Bootstrap: %v", err)
+		}
+	}
+	check()
+
+	// Round trips through the gateway leave the descriptor's attributes intact
+	// (see modifiedFamily): no key grows.
+	for name, v := range describe(storage.TableHistoryRecall)["channel"].Attributes {
+		if len(name) > 64 || len(v) > 64 {
+			t.Errorf("history_recall:channel attribute of %d bytes (value %d bytes): the descriptor was corrupted", len(name), len(v))
+		}
+	}
+}
+
+// The original ran eval() on these bytes; here they are data, and bad data is an
+// error. Raw bytes go in through the Loader, which writes values as given.
+func TestMalformedValuesAreErrors(t *testing.T) {
+	tb := open(t)
+	ctx := ctxT(t)
+	const evil = "__import__('os').system('id')"
+	user := unique("malformed")
+	now := time.Now().UnixMilli()
+	hist := storage.HistoryCell(user, 1)
+	wait := storage.WaitCell(user, 1)
+	article := time.Now().UnixNano()
+	err := tb.PutCells(ctx, []storage.CellValue{
+		{Cell: hist, Timestamp: now, Value: []byte(evil)},
+		{Cell: wait, Value: []byte("[1, 2")},
+		{Cell: storage.UserFeatureCell(user, 1), Value: []byte("null")},
+		{Cell: storage.ArticleFeatureCell(article), Value: []byte("[0.1, 'x']")},
+		{Cell: storage.Cell{Table: storage.TableArticleSimilar, Row: storage.SimilarRow(article), Column: storage.SimilarColumn(10)}, Value: []byte("0.5; rm -rf /")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Versions": func() error {
+			_, err := tb.Versions(ctx, hist.Table, hist.Row, []string{hist.Column}, now, 0)
+			return err
+		}(),
+		"Append":         tb.Append(ctx, hist, now, []int64{1}),
+		"Take":           func() error { _, err := tb.Take(ctx, wait, 1); return err }(),
+		"Push":           tb.Push(ctx, wait, []int64{3}),
+		"UserWeights":    func() error { _, err := tb.UserWeights(ctx, user, 1); return err }(),
+		"ArticleVectors": func() error { _, err := tb.ArticleVectors(ctx, []int64{article}); return err }(),
+		"Similar":        func() error { _, err := tb.Similar(ctx, article, 3); return err }(),
+	} {
+		if !errors.Is(err, storage.ErrMalformed) {
+			t.Errorf("%s over a bad cell: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	tb := open(t)
+	ctx := ctxT(t)
+	article := time.Now().UnixNano()
+	if err := tb.PutSimilar(ctx, article, []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: math.NaN()}}); err == nil {
+		t.Error("PutSimilar with a NaN score succeeded")
+	}
+	if got, _ := tb.Similar(ctx, article, 5); len(got) != 0 {
+		t.Errorf("after a refused PutSimilar, Similar = %v, want nothing", got)
+	}
+	if err := tb.PutArticleVectors(ctx, map[int64][]float64{article: {0.1}, article + 1: {math.Inf(1)}}); err == nil {
+		t.Error("PutArticleVectors with an Inf succeeded")
+	}
+	if got, _ := tb.ArticleVectors(ctx, []int64{article, article + 1}); len(got) != 0 {
+		t.Errorf("after a refused PutArticleVectors, ArticleVectors = %v, want nothing", got)
+	}
+}
+
+// An emptied queue is "[]", not a delete marker, so a Push right after a Take
+// that emptied it is never hidden.
+func TestPushAfterEmptyingTake(t *testing.T) {
+	tb := open(t)
+	ctx := ctxT(t)
+	c := storage.WaitCell(unique("requeue"), 1)
+	for i := range int64(50) {
+		if err := tb.Push(ctx, c, []int64{i}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tb.Take(ctx, c, 5); err != nil || !slices.Equal(got, []int64{i}) {
+			t.Fatalf("round %d: Take = %v, %v; want [%d]", i, got, err, i)
+		}
+	}
+}
+
+// Appends at a timestamp whose sequence cell exists but whose version was
+// deleted start a new version rather than failing their check-and-put forever.
+func TestAppendAfterDelete(t *testing.T) {
+	tb := open(t)
+	ctx := ctxT(t)
+	c := storage.HistoryCell(unique("redo"), 1)
+	now := time.Now().UnixMilli()
+	if err := tb.Append(ctx, c, now, []int64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.DeleteThrough(ctx, c, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Append(ctx, c, now+1, []int64{2}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tb.Versions(ctx, c.Table, c.Row, []string{c.Column}, math.MaxInt64, 0)
+	if err != nil || len(got[c.Column]) != 1 || !slices.Equal(got[c.Column][0].IDs, []int64{2}) {
+		t.Errorf("Versions = %v, %v; want one version [2]", got, err)
+	}
+	// Appending nothing new to an existing version writes nothing.
+	if err := tb.Append(ctx, c, now+1, []int64{2}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBatchesSplitUnderTheFrameLimit(t *testing.T) {
+	tb := open(t)
+	ctx := ctxT(t)
+	// 1500 vectors of 111 floats: about 3.5 MiB of JSON, more than one frame.
+	base := time.Now().UnixNano() % (1 << 50)
+	vecs := map[int64][]float64{}
+	var ids []int64
+	for i := range int64(1500) {
+		v := make([]float64, 111)
+		for j := range v {
+			v[j] = float64(i) + float64(j)/997
+		}
+		vecs[base+i] = v
+		ids = append(ids, base+i)
+	}
+	if err := tb.PutArticleVectors(ctx, vecs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tb.ArticleVectors(ctx, append(ids, ids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(vecs) {
+		t.Fatalf("ArticleVectors = %d vectors, want %d", len(got), len(vecs))
+	}
+	for id, v := range vecs {
+		if !slices.Equal(got[id], v) {
+			t.Fatalf("vector %d changed on the way", id)
+		}
+	}
+}
+
+// --- without a server ----------------------------------------------------------
+
+func TestRefusesWhatHBaseWould(t *testing.T) {
+	// Nothing listens here: every case must fail before dialling.
+	tt, cleanup, err := Open(Config{ThriftAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		cell storage.Cell
+		want error
+	}{
+		{"unknown table", storage.Cell{Table: "wait_recommmend", Row: "reco:u", Column: "channel:1"}, ErrUnknownFamily},
+		{"unknown family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: "chanel:1"}, ErrUnknownFamily},
+		{"the sequence family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: storage.FamilySeq + ":x"}, ErrUnknownFamily},
+		{"empty row", storage.Cell{Table: storage.TableHistoryRecommend, Column: "channel:1"}, ErrInvalidKey},
+		{"huge row", storage.Cell{Table: storage.TableHistoryRecommend, Row: strings.Repeat("u", 40000), Column: "channel:1"}, ErrInvalidKey},
+		{"no family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: ":1"}, ErrInvalidKey},
+	}
+	for _, tt2 := range tests {
+		t.Run(tt2.name, func(t *testing.T) {
+			if err := tt.Append(ctx, tt2.cell, 1, []int64{1}); !errors.Is(err, tt2.want) {
+				t.Errorf("Append: err = %v, want %v", err, tt2.want)
+			}
+			if _, err := tt.Versions(ctx, tt2.cell.Table, tt2.cell.Row, []string{tt2.cell.Column}, 1, 0); !errors.Is(err, tt2.want) {
+				t.Errorf("Versions: err = %v, want %v", err, tt2.want)
+			}
+			if err := tt.PutCells(ctx, []storage.CellValue{{Cell: tt2.cell, Value: []byte("[]")}}); !errors.Is(err, tt2.want) {
+				t.Errorf("PutCells: err = %v, want %v", err, tt2.want)
+			}
+		})
+	}
+}
+
+// silentGateway accepts connections and never answers.
+func silentGateway(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// A gateway that accepts and never answers: a call ends at the caller's
+// deadline, or at Config.Timeout when the caller has none, and a cancelled
+// context interrupts a call in flight.
+func TestCallsHonourTheDeadline(t *testing.T) {
+	addr := silentGateway(t)
+	tt, cleanup, err := Open(Config{ThriftAddr: addr, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = tt.UserWeights(ctx, "u", 1)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("UserWeights with a 100ms deadline: err = %v, want context.DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("UserWeights with a 100ms deadline returned after %v", took)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	err = tt.Append(ctx, storage.HistoryCell("u", 1), 1, []int64{1})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Append cancelled mid-call: err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Append cancelled after 100ms returned after %v", took)
+	}
+
+	short, cleanup2, err := Open(Config{ThriftAddr: addr, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup2()
+	start = time.Now()
+	_, err = short.Take(context.Background(), storage.WaitCell("u", 1), 1)
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("Take without a deadline, Timeout 100ms: err = %v, want ErrTimeout", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Take with Timeout 100ms returned after %v", took)
+	}
+}
+
+// The pool never runs more calls than PoolSize at once: the others wait for a
+// connection, and give up at their deadline.
+func TestPoolBoundsConcurrentCalls(t *testing.T) {
+	addr := silentGateway(t)
+	tt, cleanup, err := Open(Config{ThriftAddr: addr, PoolSize: 2, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	p := tt.(*tables).pool
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = tt.UserWeights(ctx, "u", 1)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if inUse := len(p.slots); inUse != 2 {
+		t.Errorf("%d calls in flight, want 2 (PoolSize)", inUse)
+	}
+	wg.Wait()
+	if inUse := len(p.slots); inUse != 0 {
+		t.Errorf("%d slots still taken after every call returned", inUse)
+	}
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d timed-out connections kept for reuse, want 0", idle)
+	}
+	if err := cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tt.UserWeights(context.Background(), "u", 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("call after cleanup: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"minimal", Config{ThriftAddr: "127.0.0.1:9090"}, ""},
+		{"full", Config{ThriftAddr: "hbase:9090", PoolSize: 32, Timeout: time.Second, DialTimeout: time.Second, IdleTimeout: time.Minute}, ""},
+		{"no address", Config{}, "thrift_addr is required"},
+		{"no port", Config{ThriftAddr: "hbase"}, "not host:port"},
+		{"negative pool", Config{ThriftAddr: "a:1", PoolSize: -1}, "pool_size"},
+		{"negative timeout", Config{ThriftAddr: "a:1", Timeout: -time.Second}, "timeout must be >= 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate() = %v, want an error about %q", err, tt.wantErr)
+			}
+		})
+	}
+	if _, _, err := Open(Config{}); err == nil || !strings.Contains(err.Error(), "invalid hbase config") {
+		t.Errorf("Open(Config{}) = %v, want an invalid config error", err)
+	}
+}
+
+// proxy forwards TCP connections to target and can cut them all, as a gateway
+// restart or an idle timeout on the gateway's side would.
+type proxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln}
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+// cut closes every connection made so far.
+func (p *proxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns) / 2
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	return n
+}
+
+// Pooled connections the gateway has dropped (restart, idle timeout) are
+// replaced without failing the call that finds them dead.
+func TestStaleConnectionsAreReplaced(t *testing.T) {
+	addr := gateway(t)
+	p := newProxy(t, addr)
+	tt, cleanup, err := Open(Config{ThriftAddr: p.addr(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	ctx := ctxT(t)
+	user := unique("stale")
+	if err := tt.PutUserWeights(ctx, user, 1, []float64{0.5}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		if n := p.cut(); n == 0 {
+			t.Fatalf("round %d: no pooled connection to cut", round)
+		}
+		time.Sleep(20 * time.Millisecond) // let the close reach the pooled socket
+		w, err := tt.UserWeights(ctx, user, 1)
+		if err != nil || !slices.Equal(w, []float64{0.5}) {
+			t.Fatalf("round %d: UserWeights on a cut pool = %v, %v; want [0.5]", round, w, err)
+		}
+	}
+}
