@@ -22,8 +22,9 @@ build: ## build bin/reco
 	go build -o bin/reco ./cmd/reco
 
 .PHONY: run
-run: build ## serve all five services on 127.0.0.1:9999, embedded storage, in the foreground
+run: build ## serve all five services on 127.0.0.1:9999, embedded storage, in the foreground (demo data if empty)
 	mkdir -p .cache
+	bin/reco admin demo --models .cache/models
 	bin/reco serve --target=all
 
 .PHONY: test

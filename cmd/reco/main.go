@@ -2,6 +2,9 @@
 //
 //	reco serve [--config FILE] [--target all|routing,recocenter,recall,sort,cache]
 //	reco admin bootstrap [--config FILE]
+//	reco admin generate --out DIR [--users N --articles N --days N --seed S]
+//	reco admin build --data DIR --models DIR [--config FILE]
+//	reco admin demo --models DIR [--config FILE]
 //	reco config env
 package main
 
@@ -26,6 +29,11 @@ import (
 const usage = `usage:
   reco serve [--config FILE] [--target all|COMMA-LIST]  serve the suite (targets: routing, recocenter, recall, sort, cache)
   reco admin bootstrap [--config FILE]                  create the HBase tables (idempotent)
+  reco admin generate --out DIR [--users N --articles N --days N --seed S]
+                                                        write a synthetic data set in MIND's layout
+  reco admin build --data DIR --models DIR [--config FILE] [--stats]
+                                                        build recall, similarity, features and models from MIND files
+  reco admin demo --models DIR [--config FILE]          build demo data if the store is empty
   reco config env                                       list every config key with its environment variable`
 
 func main() {
@@ -44,6 +52,12 @@ func run(args []string, stdout io.Writer) error {
 		return serve(args[1:])
 	case args[0] == "admin" && len(args) > 1 && args[1] == "bootstrap":
 		return bootstrap(args[2:], stdout)
+	case args[0] == "admin" && len(args) > 1 && args[1] == "generate":
+		return adminGenerate(args[2:], stdout)
+	case args[0] == "admin" && len(args) > 1 && args[1] == "build":
+		return adminBuild(args[2:], stdout)
+	case args[0] == "admin" && len(args) > 1 && args[1] == "demo":
+		return adminDemo(args[2:], stdout)
 	case args[0] == "config" && len(args) > 1 && args[1] == "env":
 		cfg := config.Default()
 		for _, e := range config.EnvTable(&cfg) {

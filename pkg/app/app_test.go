@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -36,7 +37,11 @@ func testConfig(t *testing.T) config.Config {
 func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.ClientConn, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, cfg, zap.NewNop(), targets)
+	log := zap.NewNop()
+	if os.Getenv("RECO_TEST_LOG") == "1" { // a development log of the suite, for debugging
+		log, _ = zap.NewDevelopment()
+	}
+	a, err := New(ctx, cfg, log, targets)
 	if err != nil {
 		t.Fatal(err)
 	}

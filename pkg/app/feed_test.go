@@ -24,15 +24,65 @@ import (
 
 	"github.com/toutiao-reco/toutiao-reco/internal/fixture"
 	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
+	"github.com/toutiao-reco/toutiao-reco/pkg/abtest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-const (
-	fixtureChannel = fixture.Channel
-	fixtureUser    = "reader-1"
+const fixtureChannel = fixture.Channel
+
+// fixtureUser is the fixture's reader, in Algo-1; algo2User is one in Algo-2. On
+// real HBase and Redis, which outlive a test, every test gets fresh ones.
+var (
+	fixtureUser = "reader-1"
+	algo2User   = "3" // md5("3") starts with e
 )
+
+// realBackends, when set, points the feed tests at real HBase and Redis.
+var realBackends *struct{ thrift, redis string }
+
+// freshUser returns a user id no earlier run used, in Algo-2 or in Algo-1.
+func freshUser(algo2 bool) string {
+	for i := 0; ; i++ {
+		u := fmt.Sprintf("reader-%d-%d", time.Now().UnixNano(), i)
+		if (abtest.Bucket("", 16, u) >= 14) == algo2 {
+			return u
+		}
+	}
+}
+
+// TestFeedOnHBaseAndRedis runs the feed tests again on real HBase and Redis,
+// which `make test` starts.
+func TestFeedOnHBaseAndRedis(t *testing.T) {
+	thrift, redis := os.Getenv("RECO_HBASE_THRIFT"), os.Getenv("RECO_REDIS_ADDR")
+	if thrift == "" || redis == "" {
+		if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("RECO_HBASE_THRIFT and RECO_REDIS_ADDR must be set under make test")
+		}
+		t.Skip("RECO_HBASE_THRIFT or RECO_REDIS_ADDR unset: the feed tests ran on the embedded backend only")
+	}
+	realBackends = &struct{ thrift, redis string }{thrift, redis}
+	defer func() { realBackends, fixtureUser, algo2User = nil, "reader-1", "3" }()
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"PagingWalk", TestPagingWalk},
+		{"RefreshServesInRankedOrderWithMixing", TestRefreshServesInRankedOrderWithMixing},
+		{"ConcurrentRefreshesNeverRepeat", TestConcurrentRefreshesNeverRepeat},
+		{"ChannelZeroIsFilteredFromChannels", TestChannelZeroIsFilteredFromChannels},
+		{"TrackStrings", TestTrackStrings},
+		{"BadInputIsRefusedAndWritesNothing", TestBadInputIsRefusedAndWritesNothing},
+		{"EmptyAndAnonymousUsers", TestEmptyAndAnonymousUsers},
+		{"Degradation", TestDegradation},
+		{"OriginalClientAllInOne", TestOriginalClientAllInOne},
+		{"MetricsAndRequestLogsAfterTraffic", TestMetricsAndRequestLogsAfterTraffic},
+	} {
+		fixtureUser, algo2User = freshUser(false), freshUser(true)
+		t.Run(tc.name, tc.test)
+	}
+}
 
 // t0 is the tests' clock origin: time stamps are real milliseconds, since
 // history versions older than the 90-day TTL are gone as soon as written.
@@ -53,6 +103,10 @@ func seedFeed(t *testing.T, cfg config.Config, users ...string) {
 
 func feedConfig(t *testing.T) config.Config {
 	cfg := testConfig(t)
+	if realBackends != nil {
+		cfg.Storage.Tables, cfg.Storage.HBase.ThriftAddr = "hbase", realBackends.thrift
+		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{realBackends.redis}
+	}
 	cfg.Sort.ModelDir = filepath.Join(t.TempDir(), "models")
 	// Recall keeps the test's ALS order deterministic by taking all of it.
 	cfg.Recall.SourceLimit = 500
@@ -230,8 +284,8 @@ func TestChannelZeroIsFilteredFromChannels(t *testing.T) {
 }
 
 func TestTrackStrings(t *testing.T) {
-	_, c := startFeed(t, "3") // md5("3") starts with e: Algo-2
-	for _, tt := range []struct{ user, strategy string }{{fixtureUser, "Algo-1"}, {"3", "Algo-2"}} {
+	_, c := startFeed(t, algo2User)
+	for _, tt := range []struct{ user, strategy string }{{fixtureUser, "Algo-1"}, {algo2User, "Algo-2"}} {
 		tr := refresh(t, c, tt.user, fixtureChannel, 3, t0+1000)
 		ids := served(tr)
 		if len(ids) != 3 {
@@ -371,10 +425,11 @@ func TestDegradation(t *testing.T) {
 	})
 	t.Run("no recall: hot and new", func(t *testing.T) {
 		cfg := feedConfig(t)
-		seedFeed(t, cfg)
+		user := fixtureUser + "-norecall" // the subtest above filled fixtureUser's cache
+		seedFeed(t, cfg, user)
 		cfg.Clients.Recall.Addr = freeAddr(t) // nothing listens there
 		_, conn, _ := start(t, cfg, []string{Routing, RecoCenter, Sort, Cache})
-		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), fixtureUser, fixtureChannel, 4, t0+1000))
+		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), user, fixtureChannel, 4, t0+1000))
 		if !slices.Equal(ids, []int64{2999, 2989, 2998, 2988}) {
 			t.Errorf("served %v, want the channel's hot and new", ids)
 		}

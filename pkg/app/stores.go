@@ -13,9 +13,9 @@ import (
 // OpenStores opens the backends cfg names for the roles asked for (a nil result
 // for a role not asked for) and returns a cleanup that closes them. The embedded
 // engine is opened once even when it holds both roles.
-func OpenStores(ctx context.Context, cfg config.Storage, needTables, needSets bool) (tables storage.Tables, sets storage.SortedSets, cleanup func() error, err error) {
+func OpenStores(ctx context.Context, cfg config.Storage, needTables, needSets bool) (tables storage.Tables, sets storage.SortedSets, _ func() error, err error) {
 	var closers []func() error
-	cleanup = func() error {
+	cleanup := func() error {
 		var first error
 		for i := len(closers) - 1; i >= 0; i-- {
 			if err := closers[i](); err != nil && first == nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
@@ -84,8 +86,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// fill is the outcome of one recall + sort pass stored into the cache.
+type fill struct {
+	ranked   []int64
+	storeErr error
+}
+
 // Center is the feed logic of DESIGN.md §4.
 type Center struct {
+	fills   singleflight.Group
 	history storage.Lists
 	// sets serves the channel's hot and new articles when recall or the cache is
 	// down, and to anonymous users.
@@ -174,19 +183,31 @@ func (c *Center) refresh(ctx context.Context, r Request, historyUp bool) []int64
 	for _, id := range popped {
 		seen = setAdd(seen, id)
 	}
-	ranked, err := c.candidates(ctx, r, seen)
-	if err != nil {
-		c.degraded(r, "recall", err)
-		// Still through the cache below: its claiming pop is what keeps
-		// concurrent refreshes from serving one article twice.
-		ranked, _ = c.hotAndNew(ctx, r.Channel, r.N-len(popped), seen)
-	}
-	if len(ranked) == 0 {
+	// Concurrent refreshes of one user and channel share one recall + sort pass
+	// (a cold cache would otherwise start one per refresh); each then pops its
+	// own ids from what it stored.
+	key := r.User + "\x00" + strconv.Itoa(int(r.Channel))
+	v, _, _ := c.fills.Do(key, func() (any, error) {
+		ranked, err := c.candidates(ctx, r, seen)
+		if err != nil {
+			c.degraded(r, "recall", err)
+			// Still through the cache below: its claiming pop is what keeps
+			// concurrent refreshes from serving one article twice.
+			ranked, _ = c.hotAndNew(ctx, r.Channel, r.N-len(popped), seen)
+		}
+		if len(ranked) == 0 {
+			return fill{}, nil
+		}
+		_, err = c.peers.Cache.Store(ctx, &cachev1.StoreRequest{UserId: r.User, ChannelId: r.Channel, ArticleIds: ranked})
+		return fill{ranked: ranked, storeErr: err}, nil
+	})
+	f := v.(fill)
+	if len(f.ranked) == 0 {
 		return popped
 	}
-	if _, err := c.peers.Cache.Store(ctx, &cachev1.StoreRequest{UserId: r.User, ChannelId: r.Channel, ArticleIds: ranked}); err != nil {
-		c.degraded(r, "cache", err)
-		return append(popped, ranked[:min(len(ranked), r.N-len(popped))]...)
+	if f.storeErr != nil {
+		c.degraded(r, "cache", f.storeErr)
+		return append(popped, f.ranked[:min(len(f.ranked), r.N-len(popped))]...)
 	}
 	more, err := c.pop(ctx, r, r.N-len(popped))
 	if err != nil {

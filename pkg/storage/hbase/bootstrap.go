@@ -31,7 +31,34 @@ func (t *tables) Bootstrap(ctx context.Context) error {
 			return fmt.Errorf("bootstrap table %s: %w", spec.Name, err)
 		}
 	}
+	for _, spec := range storage.Schema {
+		if err := t.awaitOnline(ctx, spec.Name); err != nil {
+			return fmt.Errorf("bootstrap table %s: %w", spec.Name, err)
+		}
+	}
 	return nil
+}
+
+// awaitOnline returns once a read of table succeeds. Right after HBase starts
+// on existing data its regions open one by one, and the gateway's client retries
+// a read of a region still in transition for seconds: a caller that serves
+// traffic next (make test, a deployment's bootstrap job) should find the tables
+// answering promptly, not its first requests stalled.
+func (t *tables) awaitOnline(ctx context.Context, table string) error {
+	one := int32(1)
+	probe := &thrift2.TGet{Row: []byte("\x00bootstrap-probe"), MaxVersions: &one}
+	for attempt := 0; ; attempt++ {
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := t.get(callCtx, table, probe)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("not online: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (t *tables) ddl(ctx context.Context, fn func(ctx context.Context, c *thrift2.THBaseServiceClient) error) error {

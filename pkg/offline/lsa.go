@@ -1,0 +1,166 @@
+package offline
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"gonum.org/v1/gonum/lapack/lapack64"
+	"gonum.org/v1/gonum/mat"
+)
+
+// lsaOversample and lsaPower are the randomized SVD's extra sketch columns and
+// power iterations (Halko, Martinsson & Tropp 2011): with text's slowly decaying
+// spectrum two power iterations bring the top components close to exact.
+const (
+	lsaOversample = 10
+	lsaPower      = 2
+)
+
+// lsa returns the coordinates of the given rows of m in their top-k latent
+// semantic space: the rows projected on their k leading right singular vectors
+// (U_k Σ_k of a truncated SVD), one row of k per input row. With center, the
+// rows are first centred on their mean (a PCA), so coordinates say how an
+// article differs from the others of its set. Columns beyond the rank of the
+// rows are zero. The sketch is drawn from rng, so the result is deterministic.
+func lsa(m *csr, rows []int, center bool, k int, rng *rand.Rand) *mat.Dense {
+	out := mat.NewDense(max(1, len(rows)), k, nil)
+	l := min(k+lsaOversample, len(rows), m.cols)
+	if len(rows) == 0 || l == 0 {
+		return out
+	}
+	var mu []float64
+	if center {
+		mu = make([]float64, m.cols)
+		for _, r := range rows {
+			for e := m.ptr[r]; e < m.ptr[r+1]; e++ {
+				mu[m.col[e]] += m.val[e]
+			}
+		}
+		for j := range mu {
+			mu[j] /= float64(len(rows))
+		}
+	}
+	omega := mat.NewDense(m.cols, l, nil)
+	for i := range m.cols {
+		for j := range l {
+			omega.Set(i, j, rng.NormFloat64())
+		}
+	}
+	y := mulRows(m, rows, mu, omega)
+	for range lsaPower {
+		orth(y)
+		z := mulRowsT(m, rows, mu, y)
+		orth(z)
+		y = mulRows(m, rows, mu, z)
+	}
+	orth(y)
+	z := mulRowsT(m, rows, mu, y) // Bᵀ, with B = Qᵀ A
+	var bbt mat.SymDense
+	bbt.SymOuterK(1, z.T())
+	var eig mat.EigenSym
+	if !eig.Factorize(&bbt, true) {
+		return out
+	}
+	values := eig.Values(nil) // ascending
+	var vecs mat.Dense
+	eig.VectorsTo(&vecs)
+	// Coordinates: Q · u_j · σ_j for the k largest eigenvalues σ_j² of BBᵀ.
+	w := mat.NewDense(l, k, nil)
+	for j := range min(k, l) {
+		src := l - 1 - j
+		sigma := math.Sqrt(max(values[src], 0))
+		for t := range l {
+			w.Set(t, j, vecs.At(t, src)*sigma)
+		}
+	}
+	out.Mul(y, w)
+	// Singular vectors have no sign of their own: make the coordinate of largest
+	// magnitude positive in each column, so the axes read the same run to run.
+	for j := range k {
+		col := mat.Col(nil, j, out)
+		big := 0
+		for i, v := range col {
+			if math.Abs(v) > math.Abs(col[big]) {
+				big = i
+			}
+		}
+		if col[big] < 0 {
+			for i := range col {
+				col[i] = -col[i]
+			}
+			out.SetCol(j, col)
+		}
+	}
+	return out
+}
+
+// mulRows returns (A - 1μᵀ)·d for the selected rows A of m (μ nil: no
+// centring).
+func mulRows(m *csr, rows []int, mu []float64, d *mat.Dense) *mat.Dense {
+	_, l := d.Dims()
+	out := mat.NewDense(len(rows), l, nil)
+	var shift []float64
+	if mu != nil {
+		shift = make([]float64, l)
+		for j, v := range mu {
+			if v != 0 {
+				axpy(v, d.RawRowView(j), shift)
+			}
+		}
+	}
+	for i, r := range rows {
+		dst := out.RawRowView(i)
+		for e := m.ptr[r]; e < m.ptr[r+1]; e++ {
+			axpy(m.val[e], d.RawRowView(int(m.col[e])), dst)
+		}
+		if shift != nil {
+			axpy(-1, shift, dst)
+		}
+	}
+	return out
+}
+
+// mulRowsT returns (A - 1μᵀ)ᵀ·q for the selected rows A of m.
+func mulRowsT(m *csr, rows []int, mu []float64, q *mat.Dense) *mat.Dense {
+	_, l := q.Dims()
+	out := mat.NewDense(m.cols, l, nil)
+	colSum := make([]float64, l)
+	for i, r := range rows {
+		src := q.RawRowView(i)
+		axpy(1, src, colSum)
+		for e := m.ptr[r]; e < m.ptr[r+1]; e++ {
+			axpy(m.val[e], src, out.RawRowView(int(m.col[e])))
+		}
+	}
+	if mu != nil {
+		for j, v := range mu {
+			if v != 0 {
+				axpy(-v, colSum, out.RawRowView(j))
+			}
+		}
+	}
+	return out
+}
+
+// orth replaces the columns of a (rows >= cols) by an orthonormal basis of their
+// span: a thin QR through LAPACK's Geqrf and Orgqr.
+func orth(a *mat.Dense) {
+	raw := a.RawMatrix()
+	tau := make([]float64, raw.Cols)
+	work := make([]float64, 1)
+	lapack64.Geqrf(raw, tau, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Geqrf(raw, tau, work, len(work))
+	lapack64.Orgqr(raw, tau, work, -1)
+	if need := int(work[0]); need > len(work) {
+		work = make([]float64, need)
+	}
+	lapack64.Orgqr(raw, tau, work, len(work))
+}
+
+func axpy(alpha float64, x, y []float64) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += alpha * v
+	}
+}
