@@ -75,6 +75,9 @@ func waitServing(t *testing.T, addr string, out *bytes.Buffer) *grpc.ClientConn 
 	return nil
 }
 
+// splitChannel is this package's fixture channel (see fixture.SeedChannel).
+const splitChannel = 5
+
 // TestSplitModeFiveProcesses starts one process per service, as a supervisor or
 // Kubernetes would, and calls the public API through routing.
 func TestSplitModeFiveProcesses(t *testing.T) {
@@ -104,7 +107,7 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = fixture.Seed(context.Background(), tables, sets, modelDir, user)
+		err = fixture.SeedChannel(context.Background(), tables, sets, modelDir, splitChannel, user)
 		cleanup()
 		if err != nil {
 			t.Fatal(err)
@@ -159,18 +162,18 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UnixMilli()
-	tr, err := oc.UserRecommend(context.Background(), user, fixture.Channel, 5, now)
+	tr, err := oc.UserRecommend(context.Background(), user, splitChannel, 5, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(tr.Recommends) != 5 || tr.Recommends[0].ArticleID != 2989 || tr.Exposure == "" || tr.TimeStamp != 0 {
 		t.Errorf("first refresh through five processes = %+v, want 5 articles led by 2989, an exposure, time_stamp 0", tr)
 	}
-	again, err := oc.UserRecommend(context.Background(), user, fixture.Channel, 5, now+1000)
+	again, err := oc.UserRecommend(context.Background(), user, splitChannel, 5, now+1000)
 	if err != nil || len(again.Recommends) != 5 || again.TimeStamp != now {
 		t.Errorf("second refresh = %+v, %v; want 5 more and the first refresh's time stamp", again, err)
 	}
-	page, err := oc.UserRecommend(context.Background(), user, fixture.Channel, 5, now)
+	page, err := oc.UserRecommend(context.Background(), user, splitChannel, 5, now)
 	if err != nil || page.Exposure != "" || len(page.Recommends) != 5 || page.Recommends[0].ArticleID != tr.Recommends[0].ArticleID {
 		t.Errorf("history page = %+v, %v; want the first refresh again without exposure", page, err)
 	}

@@ -39,6 +39,8 @@ type Lists interface {
 	// Append records ids as the version of c at ts. If a version at ts already
 	// exists, ids are merged into it (existing ids first, duplicates dropped), so two
 	// writers that share a timestamp both land: a plain put would keep only the last.
+	// The merge covers versions written by Append; a version a Loader wrote at the
+	// same timestamp may be replaced instead (offline jobs own their timestamps).
 	Append(ctx context.Context, c Cell, ts int64, ids []int64) error
 	// Versions returns, for each column of row, its live versions with timestamp
 	// <= maxTS, newest first, at most limit per column (limit <= 0: all). Columns

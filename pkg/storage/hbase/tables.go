@@ -203,6 +203,18 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 		Timestamp:   &ts,
 		MaxVersions: &one,
 	}
+	// Most appends open a new version (a refresh has a time stamp of its own):
+	// try that in one round trip, a put guarded by "no sequence cell at ts yet",
+	// and fall back to read-merge-write only if another writer got there first.
+	first := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{
+		{Family: []byte(storage.FamilySeq), Qualifier: []byte(seqQual), Value: nextSeq(nil), Timestamp: &ts},
+		{Family: []byte(r.family.Name), Qualifier: []byte(r.qualifier), Value: storage.EncodeIDs(appendNew(nil, ids)), Timestamp: &ts},
+	}}
+	if ok, err := t.checkAndPut(ctx, r.table, r.row, storage.FamilySeq, seqQual, nil, first); err != nil {
+		return fmt.Errorf("append to %s@%d: %w", r, ts, err)
+	} else if ok {
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := t.get(ctx, r.table, get)
 		if err != nil {
