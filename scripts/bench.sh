@@ -26,8 +26,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== Go benchmarks"
-go test -run '^$' -bench . -benchtime "${BENCH_TIME:-2000x}" ./pkg/... 2>&1 | grep -E '^(Benchmark|ok|FAIL|---)'
+if [[ "${BENCH_GO:-1}" == 1 ]]; then
+  echo "== Go benchmarks"
+  go test -run '^$' -bench . -benchtime "${BENCH_TIME:-2000x}" ./pkg/... 2>&1 | grep -E '^(Benchmark|ok|FAIL|---)'
+fi
 
 echo "== the feed under load: $BENCH_USERS users, $BENCH_ARTICLES articles, split mode on HBase + Redis"
 go build -o "$work/reco" ./cmd/reco
@@ -52,4 +54,6 @@ done
 
 cut -f2 "$work/data/behaviors.tsv" | sort -u >"$work/users.txt"
 cut -f1 "$work/data/news.tsv" >"$work/articles.txt"
-"$work/loadgen" --addr 127.0.0.1:9999 --users "$work/users.txt" --articles "$work/articles.txt" --duration "$BENCH_DURATION"
+# LOADGEN_FLAGS passes more flags (rates: --hit-rate, --miss-rate, …).
+# shellcheck disable=SC2086
+"$work/loadgen" --addr 127.0.0.1:9999 --users "$work/users.txt" --articles "$work/articles.txt" --duration "$BENCH_DURATION" ${LOADGEN_FLAGS:-}
