@@ -50,7 +50,7 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:9999", "routing address")
 	usersFile := flag.String("users", "", "file of user ids, one per line")
 	articlesFile := flag.String("articles", "", "file of article ids, one per line")
-	channels := flag.Int("channels", 25, "channels: requests use 1..channels-1")
+	channel := flag.Int("channel", 0, "channel of the refreshes: 0, the all-channels feed, is where every user has recall; -1 spreads them over 1..24")
 	n := flag.Int("n", 10, "article_num of each refresh")
 	missRate := flag.Int("miss-rate", 100, "cache-miss refreshes per second")
 	hitRate := flag.Int("hit-rate", 1000, "cache-hit refreshes per second")
@@ -130,7 +130,10 @@ func run() error {
 			if int(i) >= len(users) {
 				return fmt.Errorf("out of fresh users: pass more, or lower --miss-rate or --duration")
 			}
-			ch := int32(1 + int(i)%(*channels-1))
+			ch := int32(*channel)
+			if ch < 0 {
+				ch = int32(1 + int(i)%24)
+			}
 			ts := clock.Add(1)
 			_, err := call(ctx, &userreco.User{UserId: users[i], ChannelId: ch, ArticleNum: int32(*n), TimeStamp: ts})
 			if err == nil {

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -33,9 +32,18 @@ func EncodeIDs(ids []int64) []byte {
 
 // DecodeIDs decodes a JSON array of integers.
 func DecodeIDs(b []byte) ([]int64, error) {
-	var ids []int64
-	if err := decodeArray(b, &ids); err != nil {
-		return nil, err
+	p := parser{b: b}
+	ids := []int64{}
+	err := p.array(func(tok []byte) error {
+		id, err := strconv.ParseInt(string(tok), 10, 64)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	}, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %.40q: %v", ErrMalformed, b, err)
 	}
 	return ids, nil
 }
@@ -59,9 +67,18 @@ func EncodeFloats(v []float64) ([]byte, error) {
 
 // DecodeFloats decodes a JSON array of numbers.
 func DecodeFloats(b []byte) ([]float64, error) {
-	var v []float64
-	if err := decodeArray(b, &v); err != nil {
-		return nil, err
+	p := parser{b: b}
+	v := []float64{}
+	err := p.array(func(tok []byte) error {
+		f, err := strconv.ParseFloat(string(tok), 64)
+		if err != nil {
+			return err // out of range (1e400) included
+		}
+		v = append(v, f)
+		return nil
+	}, false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %.40q: %v", ErrMalformed, b, err)
 	}
 	return v, nil
 }
@@ -83,15 +100,110 @@ func DecodeScore(b []byte) (float64, error) {
 	return f, nil
 }
 
-// decodeArray decodes exactly one JSON array into dst, rejecting null, other JSON
-// types and trailing bytes.
-func decodeArray(b []byte, dst any) error {
-	t := bytes.TrimSpace(b)
-	if len(t) == 0 || t[0] != '[' {
-		return fmt.Errorf("%w: %.40q is not a JSON array", ErrMalformed, b)
+// parser reads one JSON array of numbers, strictly by JSON's grammar, without
+// reflection: feature vectors and id lists are decoded on every ranking, and
+// encoding/json's reflection was most of that cost.
+type parser struct {
+	b   []byte
+	pos int
+}
+
+func (p *parser) space() {
+	for p.pos < len(p.b) {
+		switch p.b[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
 	}
-	if err := json.Unmarshal(t, dst); err != nil {
-		return fmt.Errorf("%w: %.40q: %v", ErrMalformed, b, err)
+}
+
+// array calls each with the token of every element; integers allows only
+// integer tokens.
+func (p *parser) array(each func(tok []byte) error, integers bool) error {
+	p.space()
+	if p.pos >= len(p.b) || p.b[p.pos] != '[' {
+		return errors.New("not a JSON array")
+	}
+	p.pos++
+	p.space()
+	if p.pos < len(p.b) && p.b[p.pos] == ']' {
+		p.pos++
+		return p.end()
+	}
+	for {
+		p.space()
+		tok, err := p.number(integers)
+		if err != nil {
+			return err
+		}
+		if err := each(tok); err != nil {
+			return fmt.Errorf("element %q: %v", tok, err)
+		}
+		p.space()
+		if p.pos >= len(p.b) {
+			return errors.New("unterminated array")
+		}
+		switch p.b[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return p.end()
+		default:
+			return fmt.Errorf("unexpected %q at offset %d", p.b[p.pos], p.pos)
+		}
+	}
+}
+
+func (p *parser) end() error {
+	p.space()
+	if p.pos != len(p.b) {
+		return fmt.Errorf("trailing data at offset %d", p.pos)
 	}
 	return nil
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, the fraction and
+// exponent only when !integers.
+func (p *parser) number(integers bool) ([]byte, error) {
+	start := p.pos
+	if p.pos < len(p.b) && p.b[p.pos] == '-' {
+		p.pos++
+	}
+	switch {
+	case p.pos < len(p.b) && p.b[p.pos] == '0':
+		p.pos++
+	case p.pos < len(p.b) && p.b[p.pos] >= '1' && p.b[p.pos] <= '9':
+		p.digits()
+	default:
+		return nil, fmt.Errorf("expected a number at offset %d", start)
+	}
+	if !integers {
+		if p.pos < len(p.b) && p.b[p.pos] == '.' {
+			p.pos++
+			if !p.digits() {
+				return nil, fmt.Errorf("expected digits after the point at offset %d", p.pos)
+			}
+		}
+		if p.pos < len(p.b) && (p.b[p.pos] == 'e' || p.b[p.pos] == 'E') {
+			p.pos++
+			if p.pos < len(p.b) && (p.b[p.pos] == '+' || p.b[p.pos] == '-') {
+				p.pos++
+			}
+			if !p.digits() {
+				return nil, fmt.Errorf("expected exponent digits at offset %d", p.pos)
+			}
+		}
+	}
+	return p.b[start:p.pos], nil
+}
+
+func (p *parser) digits() bool {
+	start := p.pos
+	for p.pos < len(p.b) && p.b[p.pos] >= '0' && p.b[p.pos] <= '9' {
+		p.pos++
+	}
+	return p.pos > start
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"slices"
@@ -84,6 +85,48 @@ func TestScore(t *testing.T) {
 	for _, in := range []string{"", "nan", "inf", "0.9x", "[0.9]"} {
 		if _, err := DecodeScore([]byte(in)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("DecodeScore(%q) err = %v, want ErrMalformed", in, err)
+		}
+	}
+}
+
+// FuzzDecodeMatchesEncodingJSON checks the hand-written decoders against
+// encoding/json: the same bytes are accepted or refused by both, with the same
+// values.
+func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"[1, 2, 3]", "[]", " [ ] ", "[0.1, -2e-5, 3E+2]", "[01]", "[-0]", "[1e400]", "[1,]", "[1.]", "[.5]", "[1] x", "null", "[\"1\"]", "[9223372036854775808]", "[1.0]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, err := DecodeIDs(b)
+		var jids []int64
+		jerr := json.Unmarshal(b, &jids)
+		if jerr == nil && jids == nil {
+			jerr = errors.New("null") // we refuse null; so does the contract
+		}
+		if (err == nil) != (jerr == nil) || (err == nil && !slices.Equal(ids, jids)) {
+			t.Fatalf("DecodeIDs(%q) = %v, %v; encoding/json: %v, %v", b, ids, err, jids, jerr)
+		}
+		v, err := DecodeFloats(b)
+		var jv []float64
+		jerr = json.Unmarshal(b, &jv)
+		if jerr == nil && jv == nil {
+			jerr = errors.New("null")
+		}
+		if (err == nil) != (jerr == nil) || (err == nil && !slices.Equal(v, jv)) {
+			t.Fatalf("DecodeFloats(%q) = %v, %v; encoding/json: %v, %v", b, v, err, jv, jerr)
+		}
+	})
+}
+
+func BenchmarkDecodeFloats(b *testing.B) {
+	v := make([]float64, 111)
+	for i := range v {
+		v[i] = float64(i) * 0.0123456789
+	}
+	enc, _ := EncodeFloats(v)
+	for b.Loop() {
+		if _, err := DecodeFloats(enc); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
