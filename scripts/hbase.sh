@@ -8,6 +8,9 @@
 #   scripts/hbase.sh status    report pids, ports, memory and whether the gateway answers
 #   scripts/hbase.sh logs      print the tail of both logs
 #   scripts/hbase.sh clean     stop and delete all HBase data (keeps the jars)
+#   scripts/hbase.sh run       start, then stay in the foreground with both logs on
+#                              stdout until SIGTERM/SIGINT (stops HBase cleanly) or
+#                              until a JVM dies (exit 1): for containers, supervisord
 #
 # Two JVMs run:
 #   master  org.apache.hadoop.hbase.master.HMaster in standalone mode
@@ -31,6 +34,8 @@
 #   RECO_CACHE                 cache root (default <repo>/.cache)
 #   HBASE_VERSION              HBase release to resolve (default 2.6.1)
 #   HBASE_BIND                 address every listener binds to (default 127.0.0.1)
+#   HBASE_THRIFT_BIND          address the Thrift2 gateway binds to (default HBASE_BIND);
+#                              0.0.0.0 in a container, where clients come from outside
 #   HBASE_ZK_PORT              embedded ZooKeeper client port (default 2181)
 #   HBASE_MASTER_PORT          master RPC port (default 16000)
 #   HBASE_MASTER_INFO_PORT     master web UI (default 16010)
@@ -61,6 +66,7 @@ MASTER_INFO_PORT="${HBASE_MASTER_INFO_PORT:-16010}"
 RS_PORT="${HBASE_RS_PORT:-16020}"
 RS_INFO_PORT="${HBASE_RS_INFO_PORT:-16030}"
 THRIFT_PORT="${HBASE_THRIFT_PORT:-9090}"
+THRIFT_BIND="${HBASE_THRIFT_BIND:-$BIND}"
 THRIFT_INFO_PORT="${HBASE_THRIFT_INFO_PORT:-9095}"
 HEAP="${HBASE_HEAP:-1g}"
 THRIFT_HEAP="${HBASE_THRIFT_HEAP:-256m}"
@@ -338,9 +344,9 @@ start() {
     sleep 0.5
   done
 
-  log "starting the Thrift2 gateway on $BIND:$THRIFT_PORT (framed transport, binary protocol)"
+  log "starting the Thrift2 gateway on $THRIFT_BIND:$THRIFT_PORT (framed transport, binary protocol)"
   launch thrift "$THRIFT_HEAP" org.apache.hadoop.hbase.thrift2.ThriftServer \
-    -b "$BIND" -p "$THRIFT_PORT" --infoport "$THRIFT_INFO_PORT" -f -threadpool start
+    -b "$THRIFT_BIND" -p "$THRIFT_PORT" --infoport "$THRIFT_INFO_PORT" -f -threadpool start
 
   until port_open "$THRIFT_PORT"; do
     alive master || fail_start "the HBase master exited during start-up"
@@ -461,15 +467,38 @@ clean() {
   log "deleted HBase data under $HB (jars kept)"
 }
 
+# run keeps HBase in the foreground, the way a container runtime or supervisord
+# wants a program: it starts both JVMs (start), streams their logs to stdout,
+# stops them cleanly on SIGTERM/SIGINT (stop: the RPC shutdown of the master),
+# and exits 1 if either JVM dies on its own, so the supervisor restarts it.
+run() {
+  start >/dev/null
+  tail -n 0 -F "$LOGS/master.log" "$LOGS/thrift.log" 2>/dev/null &
+  local tailer=$!
+  trap 'log "stopping on signal"; stop; kill "$tailer" 2>/dev/null; exit 0' TERM INT
+  log "running in the foreground (master pid $(pid_of master), thrift pid $(pid_of thrift)); SIGTERM stops HBase"
+  while alive master && alive thrift; do
+    # A background sleep and wait: the trap runs as soon as the signal arrives.
+    sleep 2 &
+    wait $! || true
+  done
+  log "a JVM exited on its own"
+  trap - TERM INT
+  stop || true
+  kill "$tailer" 2>/dev/null || true
+  exit 1
+}
+
 case "${1:-}" in
   install) install ;;
+  run) run ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
   logs) shift; logs "$@" ;;
   clean) clean ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -5,6 +5,7 @@
 //	reco admin generate --out DIR [--users N --articles N --days N --seed S]
 //	reco admin build --data DIR --models DIR [--config FILE]
 //	reco admin demo --models DIR [--config FILE]
+//	reco health [--addr HOST:PORT] [--service NAME]
 //	reco config env
 package main
 
@@ -34,6 +35,7 @@ const usage = `usage:
   reco admin build --data DIR --models DIR [--config FILE] [--stats]
                                                         build recall, similarity, features and models from MIND files
   reco admin demo --models DIR [--config FILE]          build demo data if the store is empty
+  reco health [--addr HOST:PORT] [--service NAME]       exit 0 if the server answers SERVING (container healthchecks)
   reco config env                                       list every config key with its environment variable`
 
 func main() {
@@ -58,6 +60,8 @@ func run(args []string, stdout io.Writer) error {
 		return adminBuild(args[2:], stdout)
 	case args[0] == "admin" && len(args) > 1 && args[1] == "demo":
 		return adminDemo(args[2:], stdout)
+	case args[0] == "health":
+		return healthCheck(args[1:], stdout)
 	case args[0] == "config" && len(args) > 1 && args[1] == "env":
 		cfg := config.Default()
 		for _, e := range config.EnvTable(&cfg) {
