@@ -78,6 +78,10 @@ type Features interface {
 	// UserWeights returns a user's interest weights for a channel, or nil if there
 	// are none.
 	UserWeights(ctx context.Context, user string, channel int32) ([]float64, error)
+	// UserWeightsIn returns a user's interest weights for each of channels that
+	// has them, in one round trip: ranking the all-channels feed needs the
+	// weights of every candidate's own channel.
+	UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error)
 	// PutArticleVectors stores article feature vectors, keyed by article id.
 	PutArticleVectors(ctx context.Context, vectors map[int64][]float64) error
 	// ArticleVectors returns the feature vectors of ids that have one, in one round

@@ -47,7 +47,7 @@ func NewRanker(models *Models, features storage.Features) *Ranker {
 
 // Rank orders ids by predicted click-through rate, highest first, and returns
 // the scores in the same order. Features come in two round trips whatever the
-// number of candidates: the user's channel weights, then every article's vector.
+// number of candidates: every article's vector, then the user's weights.
 // A user without features keeps the given (recall) order and gets no scores:
 // the model would rank on article features alone, which is popularity by
 // another name.
@@ -56,16 +56,31 @@ func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID i
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownModel, modelID)
 	}
-	weights, err := r.features.UserWeights(ctx, user, channel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("user features: %w", err)
-	}
-	if weights == nil {
-		return ids, nil, nil
-	}
 	vectors, err := r.features.ArticleVectors(ctx, ids)
 	if err != nil {
 		return nil, nil, fmt.Errorf("article features: %w", err)
+	}
+	// The models learned each article with its own channel and the user's
+	// weights for that channel; in a channel feed that is the feed's channel,
+	// in the all-channels feed (0) each candidate's own.
+	channelOf := func(id int64) int32 {
+		if v := vectors[id]; channel == 0 && len(v) == model.ArticleFeatureLen {
+			return int32(v[0])
+		}
+		return channel
+	}
+	var channels []int32
+	for _, id := range ids {
+		if ch := channelOf(id); !slices.Contains(channels, ch) {
+			channels = append(channels, ch)
+		}
+	}
+	weights, err := r.features.UserWeightsIn(ctx, user, channels)
+	if err != nil {
+		return nil, nil, fmt.Errorf("user features: %w", err)
+	}
+	if len(weights) == 0 {
+		return ids, nil, nil
 	}
 	type scored struct {
 		id    int64
@@ -74,7 +89,8 @@ func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID i
 	out := make([]scored, len(ids))
 	x := make([]float64, model.NumFeatures)
 	for i, id := range ids {
-		x = model.Features(x, channel, vectors[id], weights)
+		ch := channelOf(id)
+		x = model.Features(x, ch, vectors[id], weights[ch])
 		out[i] = scored{id, m.Predict(x)}
 	}
 	slices.SortStableFunc(out, func(a, b scored) int {

@@ -137,3 +137,38 @@ func TestModelsReloadWithoutRestart(t *testing.T) {
 		t.Errorf("after a broken file the model is %v, want v2 kept", m)
 	}
 }
+
+func TestAllChannelsFeedUsesEachArticlesChannel(t *testing.T) {
+	db, cleanup, err := embedded.Open(embedded.Config{Path: filepath.Join(t.TempDir(), "s.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cleanup() })
+	ctx := context.Background()
+	tables := db.Tables()
+	if err := tables.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vec := func(channel float64) []float64 {
+		v := make([]float64, model.ArticleFeatureLen)
+		v[0] = channel
+		return v
+	}
+	if err := tables.PutArticleVectors(ctx, map[int64][]float64{1: vec(3), 2: vec(7)}); err != nil {
+		t.Fatal(err)
+	}
+	// The user cares for channel 7, not 3: their first weight there is high.
+	_ = tables.PutUserWeights(ctx, "u", 3, make([]float64, 10))
+	_ = tables.PutUserWeights(ctx, "u", 7, []float64{4, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	dir := t.TempDir()
+	m := &model.Model{ID: 200, Kind: model.KindLogistic, Features: model.NumFeatures, Weights: make([]float64, model.NumFeatures)}
+	m.Weights[1+model.ArticleVectorLen] = 1 // the user's first weight
+	b, _ := m.Encode()
+	_ = os.WriteFile(filepath.Join(dir, "200.json"), b, 0o644)
+	r := NewRanker(LoadModels(dir, zap.NewNop()), tables)
+
+	got, scores, err := r.Rank(ctx, "u", 0, 200, []int64{1, 2})
+	if err != nil || !slices.Equal(got, []int64{2, 1}) || scores[0] != model.Sigmoid(4) {
+		t.Errorf("channel-0 ranking = %v %v, %v; want article 2 (the user's channel 7) first, scored σ(4)", got, scores, err)
+	}
+}

@@ -433,19 +433,33 @@ func (t *tables) PutUserWeights(ctx context.Context, user string, channel int32,
 
 // UserWeights returns user's interest weights for channel, or nil.
 func (t *tables) UserWeights(ctx context.Context, user string, channel int32) ([]float64, error) {
-	r, err := resolveCell(storage.UserFeatureCell(user, channel))
-	if err != nil {
-		return nil, err
+	w, err := t.UserWeightsIn(ctx, user, []int32{channel})
+	return w[channel], err
+}
+
+// UserWeightsIn reads the user's weights of several channels in one transaction.
+func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error) {
+	refs := make([]cellRef, len(channels))
+	for i, ch := range channels {
+		r, err := resolveCell(storage.UserFeatureCell(user, ch))
+		if err != nil {
+			return nil, err
+		}
+		refs[i] = r
 	}
-	var w []float64
-	err = t.db.view(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, r.table)
+	out := map[int32][]float64{}
+	err := t.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, storage.TableUserFeature)
 		if err != nil {
 			return err
 		}
-		if _, v := latest(b, r, t.db.now()); v != nil {
-			if w, err = storage.DecodeFloats(v); err != nil {
-				return fmt.Errorf("read %s: %w", r, err)
+		for i, r := range refs {
+			if _, v := latest(b, r, t.db.now()); v != nil {
+				w, err := storage.DecodeFloats(v)
+				if err != nil {
+					return fmt.Errorf("read %s: %w", r, err)
+				}
+				out[channels[i]] = w
 			}
 		}
 		return nil
@@ -453,7 +467,7 @@ func (t *tables) UserWeights(ctx context.Context, user string, channel int32) ([
 	if err != nil {
 		return nil, err
 	}
-	return w, nil
+	return out, nil
 }
 
 // PutArticleVectors stores article feature vectors in one transaction: all or

@@ -517,19 +517,41 @@ func (t *tables) PutUserWeights(ctx context.Context, user string, channel int32,
 
 // UserWeights returns user's interest weights for channel, or nil.
 func (t *tables) UserWeights(ctx context.Context, user string, channel int32) ([]float64, error) {
-	r, err := resolveCell(storage.UserFeatureCell(user, channel))
+	w, err := t.UserWeightsIn(ctx, user, []int32{channel})
+	return w[channel], err
+}
+
+// UserWeightsIn reads the user's weights of several channels with one Get of
+// their columns.
+func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error) {
+	if len(channels) == 0 {
+		return map[int32][]float64{}, nil
+	}
+	one := int32(1)
+	get := &thrift2.TGet{Row: []byte(user), MaxVersions: &one}
+	byColumn := map[string]int32{}
+	for _, ch := range channels {
+		r, err := resolveCell(storage.UserFeatureCell(user, ch))
+		if err != nil {
+			return nil, err
+		}
+		get.Columns = append(get.Columns, r.tcolumn())
+		byColumn[r.column] = ch
+	}
+	res, err := t.get(ctx, storage.TableUserFeature, get)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("get %s/%s: %w", storage.TableUserFeature, user, err)
 	}
-	v, found, err := t.latest(ctx, r)
-	if err != nil || !found {
-		return nil, err
+	out := map[int32][]float64{}
+	for _, cv := range res.GetColumnValues() {
+		column := string(cv.Family) + ":" + string(cv.Qualifier)
+		w, err := storage.DecodeFloats(cv.Value)
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s/%s: %w", storage.TableUserFeature, user, column, err)
+		}
+		out[byColumn[column]] = w
 	}
-	w, err := storage.DecodeFloats(v)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", r, err)
-	}
-	return w, nil
+	return out, nil
 }
 
 // PutArticleVectors stores article feature vectors with putMultiple. Every

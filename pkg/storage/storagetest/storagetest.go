@@ -360,6 +360,14 @@ func features(t *testing.T, f storage.Features) {
 	if got, _ := f.UserWeights(ctx(t), user, 4); got != nil {
 		t.Errorf("UserWeights of another channel = %v, want nil", got)
 	}
+	w7 := []float64{7, 7, 7, 7, 7, 7, 7, 7, 7, 7}
+	if err := f.PutUserWeights(ctx(t), user, 7, w7); err != nil {
+		t.Fatal(err)
+	}
+	all, err := f.UserWeightsIn(ctx(t), user, []int32{3, 4, 7})
+	if err != nil || len(all) != 2 || !slices.Equal(all[3], w) || !slices.Equal(all[7], w7) {
+		t.Errorf("UserWeightsIn(3, 4, 7) = %v, %v; want channels 3 and 7 only", all, err)
+	}
 
 	base := rand.Int64N(1<<40) + 1<<41
 	vecs := map[int64][]float64{}
