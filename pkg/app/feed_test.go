@@ -28,6 +28,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
 const fixtureChannel = fixture.Channel
@@ -55,13 +56,7 @@ func freshUser(algo2 bool) string {
 // TestFeedOnHBaseAndRedis runs the feed tests again on real HBase and Redis,
 // which `make test` starts.
 func TestFeedOnHBaseAndRedis(t *testing.T) {
-	thrift, redis := os.Getenv("RECO_HBASE_THRIFT"), os.Getenv("RECO_REDIS_ADDR")
-	if thrift == "" || redis == "" {
-		if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("RECO_HBASE_THRIFT and RECO_REDIS_ADDR must be set under make test")
-		}
-		t.Skip("RECO_HBASE_THRIFT or RECO_REDIS_ADDR unset: the feed tests ran on the embedded backend only")
-	}
+	thrift, redis := storagetest.Server(t, storagetest.EnvHBase), storagetest.Server(t, storagetest.EnvRedis)
 	realBackends = &struct{ thrift, redis string }{thrift, redis}
 	defer func() { realBackends, fixtureUser, algo2User = nil, "reader-1", "3" }()
 	for _, tc := range []struct {

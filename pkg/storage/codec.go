@@ -207,3 +207,19 @@ func (p *parser) digits() bool {
 	}
 	return p.pos > start
 }
+
+// MergeIDs appends to list the ids it does not hold yet, in order: the merge of
+// two writes of one version.
+func MergeIDs(list, ids []int64) []int64 {
+	seen := make(map[int64]struct{}, len(list)+len(ids))
+	for _, id := range list {
+		seen[id] = struct{}{}
+	}
+	for _, id := range ids {
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			list = append(list, id)
+		}
+	}
+	return list
+}

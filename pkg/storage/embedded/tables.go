@@ -155,27 +155,12 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 				return fmt.Errorf("append to %s@%d: %w", r, ts, err)
 			}
 		}
-		merged = appendNew(merged, ids)
+		merged = storage.MergeIDs(merged, ids)
 		if err := b.Put(k, storage.EncodeIDs(merged)); err != nil {
 			return fmt.Errorf("append to %s@%d: %w", r, ts, err)
 		}
 		return trim(b, r, t.db.now())
 	})
-}
-
-// appendNew appends to list the ids it does not hold yet, in order.
-func appendNew(list, ids []int64) []int64 {
-	seen := make(map[int64]struct{}, len(list)+len(ids))
-	for _, id := range list {
-		seen[id] = struct{}{}
-	}
-	for _, id := range ids {
-		if _, dup := seen[id]; !dup {
-			seen[id] = struct{}{}
-			list = append(list, id)
-		}
-	}
-	return list
 }
 
 // Versions returns the live versions of columns with timestamp <= maxTS, newest
@@ -277,7 +262,7 @@ func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
 				return fmt.Errorf("push to %s: %w", r, err)
 			}
 		}
-		return replace(b, r, storage.EncodeIDs(appendNew(queue, ids)), now)
+		return replace(b, r, storage.EncodeIDs(storage.MergeIDs(queue, ids)), now)
 	})
 }
 

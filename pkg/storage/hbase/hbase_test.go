@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,22 +18,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
-// gateway returns the address of the Thrift2 gateway the test command started
-// (RECO_HBASE_THRIFT, e.g. from scripts/hbase.sh). Without one the test is
-// skipped, unless RECO_REQUIRE_INTEGRATION=1 says a skip would hide a missing
-// server (CI).
-func gateway(tb testing.TB) string {
-	tb.Helper()
-	addr := os.Getenv("RECO_HBASE_THRIFT")
-	if addr != "" {
-		return addr
-	}
-	if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
-		tb.Fatal("RECO_HBASE_THRIFT is not set but RECO_REQUIRE_INTEGRATION=1: run scripts/hbase.sh start and set RECO_HBASE_THRIFT=127.0.0.1:9090")
-	}
-	tb.Skip("RECO_HBASE_THRIFT is not set: skipping the tests against a real HBase (run scripts/hbase.sh start and set it to the gateway's host:port)")
-	return ""
-}
+func gateway(tb testing.TB) string { return storagetest.Server(tb, storagetest.EnvHBase) }
 
 // open connects to the test gateway and bootstraps the tables.
 func open(tb testing.TB) *tables {

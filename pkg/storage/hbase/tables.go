@@ -208,7 +208,7 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 	// and fall back to read-merge-write only if another writer got there first.
 	first := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{
 		{Family: []byte(storage.FamilySeq), Qualifier: []byte(seqQual), Value: nextSeq(nil), Timestamp: &ts},
-		{Family: []byte(r.family.Name), Qualifier: []byte(r.qualifier), Value: storage.EncodeIDs(appendNew(nil, ids)), Timestamp: &ts},
+		{Family: []byte(r.family.Name), Qualifier: []byte(r.qualifier), Value: storage.EncodeIDs(storage.MergeIDs(nil, ids)), Timestamp: &ts},
 	}}
 	if ok, err := t.checkAndPut(ctx, r.table, r.row, storage.FamilySeq, seqQual, nil, first); err != nil {
 		return fmt.Errorf("append to %s@%d: %w", r, ts, err)
@@ -235,7 +235,7 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 			}
 			found = true
 		}
-		merged := appendNew(old, ids)
+		merged := storage.MergeIDs(old, ids)
 		if found && len(merged) == len(old) {
 			return nil // every id is already in the version
 		}
@@ -255,21 +255,6 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 			return fmt.Errorf("append to %s@%d: %w", r, ts, err)
 		}
 	}
-}
-
-// appendNew appends to list the ids it does not hold yet, in order.
-func appendNew(list, ids []int64) []int64 {
-	seen := make(map[int64]struct{}, len(list)+len(ids))
-	for _, id := range list {
-		seen[id] = struct{}{}
-	}
-	for _, id := range ids {
-		if _, dup := seen[id]; !dup {
-			seen[id] = struct{}{}
-			list = append(list, id)
-		}
-	}
-	return list
 }
 
 // Versions returns, for each column, the versions with timestamp <= maxTS,
@@ -376,7 +361,7 @@ func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
 				return fmt.Errorf("push to %s: %w", r, err)
 			}
 		}
-		merged := appendNew(queue, ids)
+		merged := storage.MergeIDs(queue, ids)
 		if len(merged) == len(queue) {
 			return nil
 		}

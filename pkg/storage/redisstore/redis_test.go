@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,21 +17,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
-// server returns the address of the Redis server the test command started
-// (RECO_REDIS_ADDR). Without one the test is skipped, unless
-// RECO_REQUIRE_INTEGRATION=1 says a skip would hide a missing server (CI).
-func server(tb testing.TB) string {
-	tb.Helper()
-	addr := os.Getenv("RECO_REDIS_ADDR")
-	if addr != "" {
-		return addr
-	}
-	if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
-		tb.Fatal("RECO_REDIS_ADDR is not set but RECO_REQUIRE_INTEGRATION=1: start redis-server and set RECO_REDIS_ADDR=host:port")
-	}
-	tb.Skip("RECO_REDIS_ADDR is not set: skipping the tests against a real Redis (set it to a redis-server's host:port to run them)")
-	return ""
-}
+func server(tb testing.TB) string { return storagetest.Server(tb, storagetest.EnvRedis) }
 
 // open connects to the test server and checks it answers.
 func open(tb testing.TB) (storage.SortedSets, redis.UniversalClient) {
