@@ -91,7 +91,7 @@ var modules = map[string]module{
 		register: func(s *grpc.Server, d deps) error {
 			models := sort.LoadModels(d.cfg.Sort.ModelDir, d.logger(Sort))
 			go models.Watch(d.ctx, d.cfg.Sort.ReloadInterval)
-			sortv1.RegisterSortServiceServer(s, sort.NewServer(sort.NewRanker(models, d.tables)))
+			sortv1.RegisterSortServiceServer(s, sort.NewServer(sort.NewRanker(d.cfg.Sort, models, d.tables)))
 			return nil
 		},
 	},

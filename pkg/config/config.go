@@ -87,7 +87,7 @@ func Default() Config {
 		Log:     Log{Level: "info"},
 		Routing: routing.Config{Channels: 25, MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second},
 		Recall:  recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
-		Sort:    sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second},
+		Sort:    sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
 		Cache:   cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute, ServedWindow: 10 * time.Minute},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},

@@ -18,6 +18,11 @@ type Config struct {
 	ModelDir string `yaml:"model_dir"`
 	// ReloadInterval is how often changed model files are picked up.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// FeatureCacheTTL is how long an article's features are kept in memory
+	// before they are read again (a new build shows after at most this long).
+	FeatureCacheTTL time.Duration `yaml:"feature_cache_ttl"`
+	// FeatureCacheSize bounds the articles kept in memory.
+	FeatureCacheSize int `yaml:"feature_cache_size"`
 }
 
 // Validate checks the keys.
@@ -25,8 +30,11 @@ func (c Config) Validate() error {
 	if c.ModelDir == "" {
 		return errors.New("sort.model_dir must be set")
 	}
-	if c.ReloadInterval <= 0 {
-		return fmt.Errorf("sort.reload_interval must be positive, got %v", c.ReloadInterval)
+	if c.ReloadInterval <= 0 || c.FeatureCacheTTL <= 0 {
+		return fmt.Errorf("sort.reload_interval and sort.feature_cache_ttl must be positive, got %v and %v", c.ReloadInterval, c.FeatureCacheTTL)
+	}
+	if c.FeatureCacheSize < 1 {
+		return fmt.Errorf("sort.feature_cache_size must be at least 1, got %d", c.FeatureCacheSize)
 	}
 	return nil
 }
@@ -38,11 +46,13 @@ var ErrUnknownModel = errors.New("unknown sort model")
 type Ranker struct {
 	models   *Models
 	features storage.Features
+	articles *articleCache
 }
 
-// NewRanker returns a ranker reading features and models.
-func NewRanker(models *Models, features storage.Features) *Ranker {
-	return &Ranker{models: models, features: features}
+// NewRanker returns a ranker reading features (article features through an
+// in-memory cache configured by cfg) and models.
+func NewRanker(cfg Config, models *Models, features storage.Features) *Ranker {
+	return &Ranker{models: models, features: features, articles: newArticleCache(features, cfg.FeatureCacheTTL, cfg.FeatureCacheSize)}
 }
 
 // Rank orders ids by predicted click-through rate, highest first, and returns
@@ -56,7 +66,7 @@ func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID i
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownModel, modelID)
 	}
-	vectors, err := r.features.ArticleVectors(ctx, ids)
+	vectors, err := r.articles.ArticleVectors(ctx, ids)
 	if err != nil {
 		return nil, nil, fmt.Errorf("article features: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 )
 
+var testConfig = Config{ModelDir: "unused", ReloadInterval: time.Second, FeatureCacheTTL: time.Minute, FeatureCacheSize: 1000}
+
 // countingFeatures counts the round trips of the ranker.
 type countingFeatures struct {
 	storage.Features
@@ -65,7 +67,7 @@ func setup(t *testing.T) (*Ranker, *countingFeatures, string) {
 	dir := t.TempDir()
 	writeModel(t, dir, "v1", 3)
 	f := &countingFeatures{Features: db.Tables()}
-	return NewRanker(LoadModels(dir, zap.NewNop()), f), f, dir
+	return NewRanker(testConfig, LoadModels(dir, zap.NewNop()), f), f, dir
 }
 
 func TestRankOrdersByModelInOneArticleRoundTrip(t *testing.T) {
@@ -81,6 +83,10 @@ func TestRankOrdersByModelInOneArticleRoundTrip(t *testing.T) {
 	}
 	if f.articleCalls != 1 {
 		t.Errorf("%d article feature round trips for 501 candidates, want 1", f.articleCalls)
+	}
+	// A second ranking of the same candidates reads them from memory.
+	if _, _, err := r.Rank(context.Background(), "known", 1, 200, ids); err != nil || f.articleCalls != 1 {
+		t.Errorf("second ranking: %d article feature round trips in all, %v; want still 1", f.articleCalls, err)
 	}
 	if len(got) != 501 || !slices.IsSortedFunc(scores, func(a, b float64) int { return -compare(a, b) }) {
 		t.Fatalf("scores not descending")
@@ -165,7 +171,7 @@ func TestAllChannelsFeedUsesEachArticlesChannel(t *testing.T) {
 	m.Weights[1+model.ArticleVectorLen] = 1 // the user's first weight
 	b, _ := m.Encode()
 	_ = os.WriteFile(filepath.Join(dir, "200.json"), b, 0o644)
-	r := NewRanker(LoadModels(dir, zap.NewNop()), tables)
+	r := NewRanker(testConfig, LoadModels(dir, zap.NewNop()), tables)
 
 	got, scores, err := r.Rank(ctx, "u", 0, 200, []int64{1, 2})
 	if err != nil || !slices.Equal(got, []int64{2, 1}) || scores[0] != model.Sigmoid(4) {
