@@ -2,9 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -222,4 +224,13 @@ func MergeIDs(list, ids []int64) []int64 {
 		}
 	}
 	return list
+}
+
+// Highest sorts scored by score, highest first (ties by id, so every backend
+// answers alike), and returns the first n.
+func Highest(scored []Scored, n int) []Scored {
+	slices.SortFunc(scored, func(a, b Scored) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID))
+	})
+	return scored[:min(n, len(scored))]
 }

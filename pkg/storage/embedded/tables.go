@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -391,10 +390,7 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(all, func(a, b storage.Scored) int {
-		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID))
-	})
-	return all[:min(n, len(all))], nil
+	return storage.Highest(all, n), nil
 }
 
 // PutUserWeights stores user's interest weights for channel.

@@ -475,10 +475,7 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 		}
 		all = append(all, storage.Scored{ID: id, Score: score})
 	}
-	slices.SortFunc(all, func(a, b storage.Scored) int {
-		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID))
-	})
-	return all[:min(n, len(all))], nil
+	return storage.Highest(all, n), nil
 }
 
 // --- Features ------------------------------------------------------------------
