@@ -16,6 +16,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/offline"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
@@ -173,7 +174,7 @@ func dataPresent(ctx context.Context, cfg config.Config) (bool, error) {
 		return false, err
 	}
 	defer func() { _ = cleanup() }()
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		top, err := sets.Top(ctx, storage.NewKey(ch), 1)
 		if err != nil {
 			return false, err

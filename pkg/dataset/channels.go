@@ -2,20 +2,15 @@ package dataset
 
 import (
 	"strings"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 )
 
-// Channel ids (DESIGN.md §5: channels 0..24).
-const (
-	// ChannelAll is the all-channels "recommend" feed: every article belongs to it
-	// besides its own channel.
-	ChannelAll int32 = 0
-	// ChannelOther is where a category outside the MIND table goes, so an unknown
-	// category is served rather than dropped, and a new category never silently
-	// takes the id an existing one will have in a later release.
-	ChannelOther int32 = 24
-	// NumChannels is the number of channel ids, 0 included.
-	NumChannels = 25
-)
+// ChannelOther is where a category outside the MIND table goes, so an unknown
+// category is served rather than dropped, and a new category never silently
+// takes the id an existing one will have in a later release. It is the last
+// channel id (feed.NumChannels holds the count).
+const ChannelOther = feed.NumChannels - 1
 
 // categories is the fixed channel table: every MIND category, sorted, taking
 // channel ids 1..18 in this order. Ids 19..23 are free for future categories
@@ -43,7 +38,7 @@ func Channel(category string) int32 {
 // for ChannelOther, "" for an unused id.
 func ChannelName(ch int32) string {
 	switch {
-	case ch == ChannelAll:
+	case ch == feed.ChannelAll:
 		return "all"
 	case ch == ChannelOther:
 		return "other"
@@ -63,7 +58,7 @@ type ChannelMapping struct {
 // the fallback as "other": what `reco admin build` prints so operators can read
 // channel ids.
 func Channels() []ChannelMapping {
-	out := []ChannelMapping{{ChannelAll, "all"}}
+	out := []ChannelMapping{{feed.ChannelAll, "all"}}
 	for i, name := range categories {
 		out = append(out, ChannelMapping{int32(i + 1), name})
 	}

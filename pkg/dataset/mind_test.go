@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 )
 
 func TestArticleIDsMapReversibly(t *testing.T) {
@@ -57,12 +59,12 @@ func TestChannelTableIsStable(t *testing.T) {
 		t.Errorf("unknown category → %d, want %d", got, ChannelOther)
 	}
 	table := Channels()
-	if len(table) != len(want)+2 || table[0].Channel != ChannelAll || table[len(table)-1].Channel != ChannelOther {
+	if len(table) != len(want)+2 || table[0].Channel != feed.ChannelAll || table[len(table)-1].Channel != ChannelOther {
 		t.Errorf("Channels() = %v", table)
 	}
 	for _, c := range table {
-		if c.Channel < 0 || c.Channel >= NumChannels {
-			t.Errorf("channel %d outside 0..%d", c.Channel, NumChannels-1)
+		if c.Channel < 0 || c.Channel >= feed.NumChannels {
+			t.Errorf("channel %d outside 0..%d", c.Channel, feed.NumChannels-1)
 		}
 	}
 }

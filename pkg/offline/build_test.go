@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
@@ -166,7 +167,7 @@ func (b *built) clickedBeforeCutoff() map[string]map[int64]bool {
 func recallColumns() []string {
 	var cols []string
 	for _, src := range []string{"als", "content", "online"} {
-		for ch := range int32(dataset.NumChannels) {
+		for ch := range feed.NumChannels {
 			cols = append(cols, storage.RecallColumn(src, ch))
 		}
 	}
@@ -175,7 +176,7 @@ func recallColumns() []string {
 
 func channelColumns() []string {
 	var cols []string
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		cols = append(cols, storage.ChannelColumn(ch))
 	}
 	return cols
@@ -286,12 +287,12 @@ func TestBuildWritesUserFeatures(t *testing.T) {
 		for id := range clicked[u] {
 			clickedIn[chOf[id]] = true
 		}
-		for ch := range int32(dataset.NumChannels) {
+		for ch := range feed.NumChannels {
 			w, err := b.stores.Tables.UserWeights(ctx, u, ch)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := clickedIn[ch] || (ch == dataset.ChannelAll && len(clicked[u]) > 0)
+			want := clickedIn[ch] || (ch == feed.ChannelAll && len(clicked[u]) > 0)
 			if !want {
 				if w != nil {
 					t.Fatalf("user %s never clicked in channel %d but has weights %v", u, ch, w)
@@ -382,7 +383,7 @@ func TestBuildWritesNewAndHotLists(t *testing.T) {
 	ctx := context.Background()
 	chOf := b.channelOf()
 	nonEmpty := 0
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		for _, key := range []string{storage.NewKey(ch), storage.HotKey(ch)} {
 			top, err := b.stores.Sets.Top(ctx, key, 1<<20)
 			if err != nil {
@@ -493,7 +494,7 @@ func snapshot(t *testing.T, b *built, st Stores, modelDir string) map[string]str
 		put(fmt.Sprint("similar/", id), sim)
 	}
 	for _, u := range b.users() {
-		for ch := range int32(dataset.NumChannels) {
+		for ch := range feed.NumChannels {
 			w, err := st.Tables.UserWeights(ctx, u, ch)
 			if err != nil {
 				t.Fatal(err)
@@ -511,7 +512,7 @@ func snapshot(t *testing.T, b *built, st Stores, modelDir string) map[string]str
 		}
 		put("history_recall/"+u, hr)
 	}
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		for _, key := range []string{storage.NewKey(ch), storage.HotKey(ch)} {
 			top, err := st.Sets.Top(ctx, key, 1<<20)
 			if err != nil {
@@ -607,7 +608,7 @@ func TestRebuildIsSafe(t *testing.T) {
 func assertNothingWritten(t *testing.T, b *built, st Stores, wantTables bool) {
 	t.Helper()
 	ctx := context.Background()
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		for _, key := range []string{storage.NewKey(ch), storage.HotKey(ch)} {
 			if top, err := st.Sets.Top(ctx, key, 1); err != nil || len(top) > 0 {
 				t.Errorf("%s = %v, %v after a failed build; want empty", key, top, err)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 )
 
@@ -109,7 +110,7 @@ func (c *corpus) buildFeatures(ctx context.Context, articles []dataset.Article, 
 		vecs[i] = make([]float64, vectorLen)
 		copy(vecs[i][topicDims:], global.RawRowView(i))
 	}
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 )
 
@@ -60,7 +61,7 @@ func (p *profile) click(c *corpus, a int32) {
 // decimals, as the stored ones are.
 func (p *profile) weights(ch int32, dst []float64) bool {
 	clear(dst[:model.UserWeightsLen])
-	if ch == dataset.ChannelAll {
+	if ch == feed.ChannelAll {
 		if p.clicks == 0 {
 			return false
 		}

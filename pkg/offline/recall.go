@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
@@ -63,8 +64,8 @@ func (b *build) buildRecall(ctx context.Context, tables storage.Tables, in *inte
 // timestamp is what a previous run of this same build recorded, and ignoring it
 // is what makes re-running give the same result.
 func (b *build) readRecalled(ctx context.Context, tables storage.Tables, bar *bar) error {
-	columns := make([]string, dataset.NumChannels)
-	for ch := range int32(dataset.NumChannels) {
+	columns := make([]string, int(feed.NumChannels))
+	for ch := range feed.NumChannels {
 		columns[ch] = storage.ChannelColumn(ch)
 	}
 	own := b.opts.Version.UnixMilli()
@@ -223,7 +224,7 @@ func (b *build) recallColumns(list []int32) map[int32][]int64 {
 		ch := b.c.channel[a]
 		out[ch] = append(out[ch], id)
 		if i < b.opts.RecallAllN {
-			out[dataset.ChannelAll] = append(out[dataset.ChannelAll], id)
+			out[feed.ChannelAll] = append(out[feed.ChannelAll], id)
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/train"
 )
@@ -123,7 +124,7 @@ func (b *build) evaluate() *Report {
 	}
 
 	// Recall sources: each user's channel-0 list against their hold-out clicks.
-	newTop, hotTop := b.newList(dataset.ChannelAll), b.hotList(dataset.ChannelAll)
+	newTop, hotTop := b.newList(feed.ChannelAll), b.hotList(feed.ChannelAll)
 	sources := []struct {
 		name string
 		list func(ui int) []int32
@@ -189,7 +190,7 @@ func (b *build) eachListed(lists [][]int32) func(func(int32)) {
 
 func (b *build) eachInSets(list func(int32) []int32) func(func(int32)) {
 	return func(yield func(int32)) {
-		for ch := range int32(dataset.NumChannels) {
+		for ch := range feed.NumChannels {
 			for _, a := range list(ch) {
 				yield(a)
 			}

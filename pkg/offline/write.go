@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
@@ -55,7 +56,7 @@ func (b *build) cellCount() int {
 	}
 	w := make([]float64, model.UserWeightsLen)
 	for ui := range b.u.names {
-		for ch := range int32(dataset.NumChannels) {
+		for ch := range feed.NumChannels {
 			if b.profiles[ui].weights(ch, w) {
 				n++
 			}
@@ -96,7 +97,7 @@ func (b *build) writeTables(ctx context.Context, tables storage.Tables, prog *pr
 	}
 	w := make([]float64, model.UserWeightsLen)
 	for ui, name := range b.u.names {
-		for ch := range int32(dataset.NumChannels) {
+		for ch := range feed.NumChannels {
 			if !b.profiles[ui].weights(ch, w) {
 				continue
 			}
@@ -178,7 +179,7 @@ func sortedChannels(m map[int32][]int64) []int32 {
 
 // inChannel says whether article a belongs to the feed of ch.
 func (b *build) inChannel(a int, ch int32) bool {
-	return ch == dataset.ChannelAll || b.c.channel[a] == ch
+	return ch == feed.ChannelAll || b.c.channel[a] == ch
 }
 
 // newList is the channel's newest known articles, newest first (ties: lower
@@ -219,9 +220,9 @@ func (b *build) hotList(ch int32) []int32 {
 
 // writeSets replaces every channel's new and hot list.
 func (b *build) writeSets(ctx context.Context, sets storage.SortedSets, prog *progress) error {
-	bar := prog.start("write sets", 2*dataset.NumChannels)
+	bar := prog.start("write sets", 2*int(feed.NumChannels))
 	members := 0
-	for ch := range int32(dataset.NumChannels) {
+	for ch := range feed.NumChannels {
 		for _, set := range []struct {
 			key   string
 			list  []int32
@@ -241,7 +242,7 @@ func (b *build) writeSets(ctx context.Context, sets storage.SortedSets, prog *pr
 			bar.add(1)
 		}
 	}
-	bar.finish("%d members in %d new and hot lists", members, 2*dataset.NumChannels)
+	bar.finish("%d members in %d new and hot lists", members, 2*int(feed.NumChannels))
 	return nil
 }
 

@@ -1,7 +1,14 @@
-// Package storage declares the stores the services read and write (DESIGN.md §3),
-// the schema the backends create, and the codec of the values they hold.
+// Package storage declares the stores the services read and write, in the words
+// of the feed (DESIGN.md §3): a reader's history, their wait queue, recall sets,
+// the channels' hot and new lists, served claims, features, similarity and the
+// bulk loader; and the codec of the values they hold.
 //
-// Each interface is implemented by every backend: HBase (through its Thrift2
+// How one engine lays these out — tables, families, qualifiers, row keys, Redis
+// keys, the sequence cells that merge same-stamp writes — lives in
+// storage/layout, shared by the HBase, embedded and Redis adapters and by
+// nothing else: no service and no offline job names a table.
+//
+// Each port is implemented by every backend: HBase (through its Thrift2
 // gateway) and Redis in production, and the embedded engine for development. The
 // contract suite in storagetest pins the behaviour they share.
 package storage
@@ -9,19 +16,13 @@ package storage
 import (
 	"context"
 	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 )
 
-// Cell addresses one column ("family:qualifier") of one row of one table.
-type Cell struct {
-	Table  string
-	Row    string
-	Column string
-}
-
-// Version is one timestamped version of an id list.
+// Version is one timestamped id list: one refresh's served ids, one recall run.
 type Version struct {
-	// Timestamp is the cell timestamp in milliseconds (for history_recommend, the
-	// request's time_stamp).
+	// Timestamp is in milliseconds (for history, the request's time_stamp).
 	Timestamp int64
 	IDs       []int64
 }
@@ -33,109 +34,183 @@ type Scored struct {
 	Score float64
 }
 
-// Lists keeps id lists as timestamped versions of a cell: history_recommend,
-// cb_recall and history_recall.
-type Lists interface {
-	// Append records ids as the version of c at ts. If a version at ts already
-	// exists, ids are merged into it (existing ids first, duplicates dropped), so two
-	// writers that share a timestamp both land: a plain put would keep only the last.
-	// The merge covers versions written by Append; a version a Loader wrote at the
-	// same timestamp may be replaced instead (offline jobs own their timestamps).
-	Append(ctx context.Context, c Cell, ts int64, ids []int64) error
-	// Versions returns, for each column of row, its live versions with timestamp
-	// <= maxTS, newest first, at most limit per column (limit <= 0: all). Columns
-	// without versions are absent from the map.
-	Versions(ctx context.Context, table, row string, columns []string, maxTS int64, limit int) (map[string][]Version, error)
-	// DeleteThrough deletes the versions of c with timestamp <= ts. Versions
-	// written later survive, which is what makes read-then-delete safe.
-	DeleteThrough(ctx context.Context, c Cell, ts int64) error
+// History is what each reader was served, per channel (history_recommend): the
+// source of truth for paging back and for never serving an article twice.
+type History interface {
+	// Newest is the time stamp of the reader's newest refresh of channel, 0 if
+	// there is none.
+	Newest(ctx context.Context, user string, channel int32) (int64, error)
+	// Page returns up to two refreshes with time stamp <= at, newest first: the
+	// page to show and the stamp to page back with.
+	Page(ctx context.Context, user string, channel int32, at int64) ([]Version, error)
+	// Seen is every id served to the reader in any of channels.
+	Seen(ctx context.Context, user string, channels []int32) (map[int64]bool, error)
+	// Record stores ids as the refresh at ts. A refresh already recorded at ts is
+	// merged with (its ids first, duplicates dropped), so two refreshes that
+	// share a time stamp both land: a plain put would keep only the last.
+	Record(ctx context.Context, user string, channel int32, ts int64, ids []int64) error
 }
 
-// Queue is an ordered id list in one cell: tier 2 of the cache (wait_recommend).
-type Queue interface {
-	// Push appends ids to the tail of the queue in c, skipping ids already queued.
-	Push(ctx context.Context, c Cell, ids []int64) error
-	// Take atomically removes and returns up to n ids from the head of the queue:
-	// concurrent takers never get the same id. n <= 0 takes nothing (the
-	// original's article_num = 0 emptied the cache).
-	Take(ctx context.Context, c Cell, n int) ([]int64, error)
+// WaitQueue is tier 2 of a reader's cache for a channel (wait_recommend): ranked
+// ids not yet served, in order.
+type WaitQueue interface {
+	// Push appends ids to the tail, skipping ids already queued.
+	Push(ctx context.Context, user string, channel int32, ids []int64) error
+	// Take atomically removes and returns up to n ids from the head: concurrent
+	// takers never get the same id. n <= 0 takes nothing (the original's
+	// article_num = 0 emptied the cache).
+	Take(ctx context.Context, user string, channel int32, n int) ([]int64, error)
 }
 
-// Similarity holds each article's similar articles with their scores
-// (article_similar).
+// RecallSets are the candidates offline and online jobs leave for a reader
+// (cb_recall, sources 100–102); each run adds a version.
+type RecallSets interface {
+	// Read returns, for each of sources that has any, its runs for the reader's
+	// channel, newest first.
+	Read(ctx context.Context, user string, channel int32, sources []feed.Source) (map[feed.Source][]Version, error)
+	// Consume deletes the runs of source with timestamp <= through. Runs written
+	// later survive, which is what makes read-then-consume safe (the original
+	// deleted everything after reading, losing runs written in between).
+	Consume(ctx context.Context, user string, channel int32, source feed.Source, through int64) error
+}
+
+// Recalled is what recall already offered each reader (history_recall), so a
+// build does not offer it again.
+type Recalled interface {
+	// Recalled returns the runs recorded for the reader in each of channels that
+	// has any, newest first.
+	Recalled(ctx context.Context, user string, channels []int32) (map[int32][]Version, error)
+}
+
+// Similarity holds each article's similar articles with their scores.
 type Similarity interface {
-	// PutSimilar stores (or overwrites) the similarity scores of article's
-	// neighbours.
-	PutSimilar(ctx context.Context, article int64, neighbours []Scored) error
 	// Similar returns the n highest-scored neighbours of article, highest first.
 	Similar(ctx context.Context, article int64, n int) ([]Scored, error)
 }
 
-// Features holds the CTR features (ctr_feature_user, ctr_feature_article).
+// Features holds the CTR features of readers and articles.
 type Features interface {
-	// PutUserWeights stores a user's interest weights for a channel.
-	PutUserWeights(ctx context.Context, user string, channel int32, weights []float64) error
-	// UserWeights returns a user's interest weights for a channel, or nil if there
-	// are none.
-	UserWeights(ctx context.Context, user string, channel int32) ([]float64, error)
-	// UserWeightsIn returns a user's interest weights for each of channels that
+	// UserWeights returns a reader's interest weights for each of channels that
 	// has them, in one round trip: ranking the all-channels feed needs the
 	// weights of every candidate's own channel.
-	UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error)
-	// PutArticleVectors stores article feature vectors, keyed by article id.
-	PutArticleVectors(ctx context.Context, vectors map[int64][]float64) error
-	// ArticleVectors returns the feature vectors of ids that have one, in one round
-	// trip; ids without features are absent from the map.
+	UserWeights(ctx context.Context, user string, channels []int32) (map[int32][]float64, error)
+	// ArticleVectors returns the feature vectors of ids that have one, in one
+	// round trip; ids without features are absent from the map.
 	ArticleVectors(ctx context.Context, ids []int64) (map[int64][]float64, error)
 }
 
-// SortedSets is the Redis role: sorted sets of article ids (tier 1 of the cache and
-// the hot and new lists).
-type SortedSets interface {
-	// Add sets the scores of members in key. A ttl > 0 (re)sets the key's expiry in
-	// the same round trip.
-	Add(ctx context.Context, key string, members []Scored, ttl time.Duration) error
-	// AddNew adds the members key does not hold yet, leaving existing members
-	// alone, and returns the ids it added, in input order. It is atomic: of
-	// concurrent calls offering one member, exactly one gets it back. A ttl > 0
-	// (re)sets the key's expiry.
-	AddNew(ctx context.Context, key string, members []Scored, ttl time.Duration) ([]int64, error)
-	// PopMax atomically removes and returns up to n members with the highest
-	// scores, highest first: concurrent poppers never get the same member. n <= 0
-	// pops nothing.
-	PopMax(ctx context.Context, key string, n int) ([]int64, error)
-	// Top returns up to n members with the highest scores, highest first, without
-	// removing them.
-	Top(ctx context.Context, key string, n int) ([]Scored, error)
-	// Delete removes keys.
-	Delete(ctx context.Context, keys ...string) error
+// Record is one value the bulk Loader writes: an ArticleVector, Neighbours,
+// UserWeights, a RecallRun or a RecalledRun.
+type Record interface{ record() }
+
+// ArticleVector is an article's 111 CTR features.
+type ArticleVector struct {
+	Article int64
+	Vector  []float64
 }
 
-// CellValue is one encoded value to write at a cell version.
-type CellValue struct {
-	Cell
-	// Timestamp is the version in milliseconds; 0 means the time of the write.
+// Neighbours are an article's similar articles with their scores.
+type Neighbours struct {
+	Article int64
+	Similar []Scored
+}
+
+// UserWeights are a reader's interest weights in a channel.
+type UserWeights struct {
+	User    string
+	Channel int32
+	Weights []float64
+}
+
+// RecallRun is one run of an offline or online recall source for a reader.
+type RecallRun struct {
+	User      string
+	Channel   int32
+	Source    feed.Source
 	Timestamp int64
-	// Value is the encoded value (see the codec in this package).
-	Value []byte
+	IDs       []int64
 }
 
-// Loader writes many cells in few round trips: the path of offline jobs (recall
-// sets, similarity, features), which one put at a time would take hours.
+// RecalledRun records what a recall run offered a reader (history_recall).
+type RecalledRun struct {
+	User      string
+	Channel   int32
+	Timestamp int64
+	IDs       []int64
+}
+
+func (ArticleVector) record() {}
+func (Neighbours) record()    {}
+func (UserWeights) record()   {}
+func (RecallRun) record()     {}
+func (RecalledRun) record()   {}
+
+// Loader writes many records in few round trips: the path of offline jobs, which
+// one put at a time would take hours.
 type Loader interface {
-	// PutCells writes every value as given. A value at the timestamp of an
-	// existing version replaces it: offline jobs own their timestamps, so they need
-	// no merge. On error, some cells may have been written.
-	PutCells(ctx context.Context, cells []CellValue) error
+	// Load writes every record as given. A run at the timestamp of an existing
+	// one replaces it: offline jobs own their timestamps, so they need no merge.
+	// A malformed record fails the call before anything is written; on a store
+	// error, some records may have been written.
+	Load(ctx context.Context, records []Record) error
 }
 
 // Tables is the HBase role of a backend.
 type Tables interface {
-	Lists
-	Queue
+	History
+	WaitQueue
+	RecallSets
+	Recalled
 	Similarity
 	Features
 	Loader
-	// Bootstrap creates the tables of Schema; running it twice is harmless.
+	// Bootstrap creates what the tables need; running it twice is harmless.
 	Bootstrap(ctx context.Context) error
+}
+
+// ChannelList names one of a channel's article lists.
+type ChannelList int
+
+// A channel's lists.
+const (
+	// NewList is the channel's newest articles, scored by publish time (recall
+	// source 103).
+	NewList ChannelList = iota
+	// HotList is the channel's hottest articles, scored by interactions (recall
+	// source 104).
+	HotList
+)
+
+// ChannelLists are the channels' new and hot lists.
+type ChannelLists interface {
+	// Top returns up to n articles of channel's list, highest score first.
+	Top(ctx context.Context, list ChannelList, channel int32, n int) ([]Scored, error)
+	// Replace makes channel's list hold exactly articles.
+	Replace(ctx context.Context, list ChannelList, channel int32, articles []Scored) error
+}
+
+// Tier1 is tier 1 of a reader's cache for a channel: ranked, not yet served ids.
+type Tier1 interface {
+	// Pop atomically removes and returns up to n ids, best first: concurrent
+	// poppers never get the same id. n <= 0 pops nothing.
+	Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error)
+	// Store ranks ids (best first) in the tier, re-ranking any it already holds,
+	// and (re)sets the tier's expiry to ttl in the same round trip.
+	Store(ctx context.Context, user string, channel int32, ranked []int64, ttl time.Duration) error
+}
+
+// ServedClaims record which ids were handed to a reader in a channel, so an id is
+// served once even when two refreshes hold it.
+type ServedClaims interface {
+	// Claim records ids as served and returns those no earlier claim within
+	// window holds, in input order. It is atomic: of concurrent claims of one id,
+	// exactly one gets it back.
+	Claim(ctx context.Context, user string, channel int32, ids []int64, window time.Duration) ([]int64, error)
+}
+
+// Sets is the Redis role of a backend.
+type Sets interface {
+	ChannelLists
+	Tier1
+	ServedClaims
 }
