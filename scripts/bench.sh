@@ -12,7 +12,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-: "${RECO_HBASE_THRIFT:?run under scripts/integration.sh}" "${RECO_REDIS_ADDR:?run under scripts/integration.sh}"
+: "${RECOTEST_HBASE_THRIFT:?run under scripts/integration.sh}" "${RECOTEST_REDIS_ADDR:?run under scripts/integration.sh}"
 
 BENCH_USERS="${BENCH_USERS:-10000}"
 BENCH_ARTICLES="${BENCH_ARTICLES:-50000}"
@@ -34,8 +34,8 @@ fi
 echo "== the feed under load: $BENCH_USERS users, $BENCH_ARTICLES articles, split mode on HBase + Redis"
 go build -o "$work/reco" ./cmd/reco
 go build -o "$work/loadgen" ./cmd/loadgen
-export RECO_STORAGE_TABLES=hbase RECO_STORAGE_HBASE_THRIFT_ADDR="$RECO_HBASE_THRIFT"
-export RECO_STORAGE_SETS=redis RECO_STORAGE_REDIS_ADDRS="$RECO_REDIS_ADDR"
+export RECO_STORAGE_TABLES=hbase RECO_STORAGE_HBASE_THRIFT_ADDR="$RECOTEST_HBASE_THRIFT"
+export RECO_STORAGE_SETS=redis RECO_STORAGE_REDIS_ADDRS="$RECOTEST_REDIS_ADDR"
 export RECO_SORT_MODEL_DIR="$work/models" RECO_LOG_LEVEL=warn
 "$work/reco" admin generate --out "$work/data" --users "$BENCH_USERS" --articles "$BENCH_ARTICLES"
 "$work/reco" admin build --stats --data "$work/data" --models "$work/models"

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${RECO_CACHE:-$ROOT/.cache}"
+CACHE="${RECOSCRIPTS_CACHE:-$ROOT/.cache}"
 IDL="$ROOT/scripts/hbase/hbase.thrift"
 OUT_PARENT="$ROOT/pkg/storage/hbase/internal"
 PKG=thrift2

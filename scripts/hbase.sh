@@ -19,7 +19,7 @@
 #   thrift  org.apache.hadoop.hbase.thrift2.ThriftServer, the Thrift2 gateway the Go
 #           code talks to: framed transport + binary protocol, thread-pool server.
 #
-# Everything lives under ${RECO_CACHE:-<repo>/.cache}/hbase:
+# Everything lives under ${RECOSCRIPTS_CACHE:-<repo>/.cache}/hbase:
 #   classpath.txt   runtime classpath resolved by Maven (jars stay in ~/.m2)
 #   classes/        the compiled readiness probe (scripts/hbase/ThriftPing.java)
 #   conf/           generated hbase-site.xml + log4j2.properties, packed into conf.jar
@@ -31,7 +31,7 @@
 #   run/            pid files
 #
 # Environment (all optional):
-#   RECO_CACHE                 cache root (default <repo>/.cache)
+#   RECOSCRIPTS_CACHE          cache root (default <repo>/.cache)
 #   HBASE_VERSION              HBase release to resolve (default 2.6.1)
 #   HBASE_BIND                 address every listener binds to (default 127.0.0.1)
 #   HBASE_THRIFT_BIND          address the Thrift2 gateway binds to (default HBASE_BIND);
@@ -54,7 +54,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="$ROOT/scripts/hbase"
-CACHE="${RECO_CACHE:-$ROOT/.cache}"
+CACHE="${RECOSCRIPTS_CACHE:-$ROOT/.cache}"
 case "$CACHE" in /*) ;; *) CACHE="$PWD/$CACHE" ;; esac
 HB="$CACHE/hbase"
 

@@ -25,12 +25,14 @@ scripts/redis.sh start
 scripts/hbase.sh install
 scripts/hbase.sh start
 
-export RECO_REDIS_ADDR="127.0.0.1:$REDIS_PORT"
-export RECO_HBASE_THRIFT="127.0.0.1:$HBASE_THRIFT_PORT"
+# RECOTEST_, not RECO_: every RECO_* variable in reco's environment must be a
+# config key (`reco config env`), or the processes the command starts refuse to.
+export RECOTEST_REDIS_ADDR="127.0.0.1:$REDIS_PORT"
+export RECOTEST_HBASE_THRIFT="127.0.0.1:$HBASE_THRIFT_PORT"
 # Integration tests fail rather than skip when a server they need is missing.
-export RECO_REQUIRE_INTEGRATION=1
+export RECOTEST_REQUIRE_INTEGRATION=1
 
-RECO_STORAGE_TABLES=hbase RECO_STORAGE_HBASE_THRIFT_ADDR="$RECO_HBASE_THRIFT" \
+RECO_STORAGE_TABLES=hbase RECO_STORAGE_HBASE_THRIFT_ADDR="$RECOTEST_HBASE_THRIFT" \
   go run ./cmd/reco admin bootstrap
 
 "$@"

@@ -5,11 +5,11 @@
 #   scripts/redis.sh stop    stop it
 #
 # Environment: REDIS_PORT (default 6390, away from a system Redis on 6379),
-# RECO_CACHE (default <repo>/.cache).
+# RECOSCRIPTS_CACHE (default <repo>/.cache).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${RECO_CACHE:-$ROOT/.cache}"
+CACHE="${RECOSCRIPTS_CACHE:-$ROOT/.cache}"
 DIR="$CACHE/redis"
 PORT="${REDIS_PORT:-6390}"
 

@@ -151,31 +151,31 @@ func adminDemo(args []string, stdout io.Writer) error {
 
 // build opens the configured stores and runs the offline job into them.
 func build(ctx context.Context, cfg config.Config, opts offline.Options) (*offline.Result, error) {
-	tables, sets, cleanup, err := app.OpenStores(ctx, cfg.Storage, true, true)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = cleanup() }()
-	if err := tables.Bootstrap(ctx); err != nil {
+	if err := st.Tables.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
 	opts.Progress = os.Stderr
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		opts.TTY = true
 	}
-	return offline.Build(ctx, opts, offline.Stores{Tables: tables, Sets: sets})
+	return offline.Build(ctx, opts, offline.Stores{Tables: st.Tables, Sets: st.Sets})
 }
 
 // dataPresent says whether any channel's new list is set: builds write those
 // last, so a store with one holds a whole build.
 func dataPresent(ctx context.Context, cfg config.Config) (bool, error) {
-	_, sets, cleanup, err := app.OpenStores(ctx, cfg.Storage, false, true)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.SetsRole)
 	if err != nil {
 		return false, err
 	}
 	defer func() { _ = cleanup() }()
 	for ch := range feed.NumChannels {
-		top, err := sets.Top(ctx, storage.NewKey(ch), 1)
+		top, err := st.Sets.Top(ctx, storage.NewList, ch, 1)
 		if err != nil {
 			return false, err
 		}

@@ -57,13 +57,13 @@ func TestAdminGenerateThenBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sets, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, false, true)
+	st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.SetsRole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	if top, err := sets.Top(context.Background(), storage.NewKey(0), 5); err != nil || len(top) != 5 {
-		t.Errorf("ch:0:new = %v, %v; want 5 articles", top, err)
+	if top, err := st.Sets.Top(context.Background(), storage.NewList, 0, 5); err != nil || len(top) != 5 {
+		t.Errorf("channel 0 new list = %v, %v; want 5 articles", top, err)
 	}
 }
 

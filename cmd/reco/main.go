@@ -116,12 +116,12 @@ func bootstrap(args []string, stdout io.Writer) error {
 	defer func() { _ = log.Sync() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tables, _, cleanup, err := app.OpenStores(ctx, cfg.Storage, true, false)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = cleanup() }()
-	if err := tables.Bootstrap(ctx); err != nil {
+	if err := st.Tables.Bootstrap(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "tables ready on %s\n", cfg.Storage.Tables)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,13 +23,18 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
-// TestMain lets the test binary stand in for reco: with RECO_TEST_AS_MAIN set it
+// asMain is the variable that makes the test binary run main. It is not RECO_*:
+// reco refuses every RECO_* variable that is not a config key.
+const asMain = "RECOTEST_AS_MAIN"
+
+// TestMain lets the test binary stand in for reco: with RECOTEST_AS_MAIN set it
 // runs main, so the split-mode test starts real processes of this code without
 // a separate build.
 func TestMain(m *testing.M) {
-	if os.Getenv("RECO_TEST_AS_MAIN") == "1" {
+	if os.Getenv(asMain) == "1" {
 		main()
 		os.Exit(0)
 	}
@@ -48,10 +54,32 @@ func freeAddr(t *testing.T) string {
 // storageEnv points processes at real HBase and Redis when the test command
 // started them, and at an embedded file otherwise.
 func storageEnv(t *testing.T, dbPath string) []string {
-	if thrift, redis := os.Getenv("RECO_HBASE_THRIFT"), os.Getenv("RECO_REDIS_ADDR"); thrift != "" && redis != "" {
+	if thrift, redis := os.Getenv(storagetest.EnvHBase), os.Getenv(storagetest.EnvRedis); thrift != "" && redis != "" {
 		return []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis}
 	}
 	return []string{"RECO_STORAGE_EMBEDDED_PATH=" + dbPath, "RECO_STORAGE_EMBEDDED_NO_SYNC=true"}
+}
+
+// cleanEnviron is the test's environment without any RECO_* variable: a process
+// the test starts gets exactly the configuration the test gives it, and no
+// stray RECO_* variable that would stop it.
+func cleanEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, config.EnvPrefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// recoCommand runs the test binary as `reco args...` (see TestMain) with
+// cleanEnviron and env.
+func recoCommand(ctx context.Context, env []string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Args = append([]string{"reco"}, args...)
+	cmd.Env = append(append(cleanEnviron(), asMain+"=1"), env...)
+	return cmd
 }
 
 func waitServing(t *testing.T, addr string, out *bytes.Buffer) *grpc.ClientConn {
@@ -99,15 +127,15 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 	modelDir := filepath.Join(dir, "models")
 	dbPath := func(target string) string { return filepath.Join(dir, target+".db") }
 	for _, target := range []string{app.RecoCenter, app.Recall, app.Sort, app.Cache} {
-		cfg, err := config.Load("", append(os.Environ(), storageEnv(t, dbPath(target))...))
+		cfg, err := config.Load("", append(cleanEnviron(), storageEnv(t, dbPath(target))...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tables, sets, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, true, true)
+		st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.TablesRole|app.SetsRole)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = fixture.SeedChannel(context.Background(), tables, sets, modelDir, splitChannel, user)
+		err = fixture.SeedChannel(context.Background(), st.Tables, st.Sets, modelDir, splitChannel, user)
 		cleanup()
 		if err != nil {
 			t.Fatal(err)
@@ -116,9 +144,8 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 
 	conns := map[string]*grpc.ClientConn{}
 	for target, addr := range addrs {
-		cmd := exec.Command(os.Args[0])
-		cmd.Args = []string{"reco", "serve", "--target=" + target}
-		cmd.Env = append(append(append(os.Environ(), "RECO_TEST_AS_MAIN=1", "RECO_SERVER_GRPC_ADDR="+addr, "RECO_SERVER_METRICS_ADDR="+freeAddr(t), "RECO_SORT_MODEL_DIR="+modelDir), peers...), storageEnv(t, dbPath(target))...)
+		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storageEnv(t, dbPath(target))...)
+		cmd := recoCommand(context.Background(), env, "serve", "--target="+target)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -204,5 +231,67 @@ func TestCommandLine(t *testing.T) {
 	err := run([]string{"serve"}, &out)
 	if err == nil || !strings.Contains(err.Error(), "server.grpc_addr") {
 		t.Errorf("serve with a bad address: %v, want an error naming server.grpc_addr", err)
+	}
+}
+
+// TestServeRejectsUnknownVariable: `RECO_STORAGE_REDIS_ADDR=x reco serve` (the
+// key is storage.redis.addrs) exits 1 before serving, naming the variable and
+// the one it resembles, instead of leaving Redis at its default.
+func TestServeRejectsUnknownVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{
+			name: "misspelt key",
+			env:  []string{"RECO_STORAGE_REDIS_ADDR=x"},
+			want: []string{"reco: unknown environment variable RECO_STORAGE_REDIS_ADDR: did you mean RECO_STORAGE_REDIS_ADDRS (storage.redis.addrs)?"},
+		},
+		{
+			name: "old harness variables",
+			env:  []string{"RECO_REDIS_ADDR=127.0.0.1:6390", "RECO_HBASE_THRIFT=127.0.0.1:9090"},
+			want: []string{"unknown environment variable RECO_HBASE_THRIFT", "unknown environment variable RECO_REDIS_ADDR"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// Were the variable ignored, serve would start: somewhere harmless,
+			// and only until the deadline.
+			env := append([]string{
+				"RECO_SERVER_GRPC_ADDR=" + freeAddr(t), "RECO_SERVER_METRICS_ADDR=" + freeAddr(t),
+				"RECO_STORAGE_EMBEDDED_PATH=" + filepath.Join(dir, "reco.db"), "RECO_SORT_MODEL_DIR=" + filepath.Join(dir, "models"),
+			}, tt.env...)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			cmd := recoCommand(ctx, env, "serve")
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("reco serve with %q was still running after 30s; output:\n%s%s", tt.env, &stdout, &stderr)
+			}
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("reco serve with %q: %v, want exit status 1; output:\n%s%s", tt.env, err, &stdout, &stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("reco serve with %q: stderr\n%s\nwant it to contain %q", tt.env, &stderr, w)
+				}
+			}
+		})
+	}
+
+	// The same through run, as `reco admin bootstrap` and every command that
+	// loads the configuration does.
+	t.Setenv("RECO_STORAGE_EMBEDDED_PATH", filepath.Join(t.TempDir(), "b.db"))
+	t.Setenv("RECO_STORAGE_REDIS_ADDR", "x")
+	for _, args := range [][]string{{"serve"}, {"admin", "bootstrap"}} {
+		var out bytes.Buffer
+		if err := run(args, &out); err == nil || !strings.Contains(err.Error(), "RECO_STORAGE_REDIS_ADDR") {
+			t.Errorf("run(%q) with RECO_STORAGE_REDIS_ADDR set: %v, want an error naming it", args, err)
+		}
 	}
 }

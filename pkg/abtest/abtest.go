@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 )
 
 // Original is the original system's A/B configuration: all five recall sources
@@ -43,14 +45,6 @@ layers:
       - {buckets: "14-15", strategy: Algo-2}
 `
 
-// Strategy is a recall + sort + mix combination.
-type Strategy struct {
-	Recall   []int32 `yaml:"recall"`
-	Sort     int32   `yaml:"sort"`
-	NewRatio float64 `yaml:"new_ratio"`
-	HotRatio float64 `yaml:"hot_ratio"`
-}
-
 // Layer is one hash space with mutually exclusive experiments.
 type Layer struct {
 	Name        string       `yaml:"name"`
@@ -68,25 +62,19 @@ type Experiment struct {
 	// Strategy, if set, replaces the user's strategy with a named one.
 	Strategy string `yaml:"strategy"`
 	// The rest, if set, override one part of it.
-	Sort     *int32   `yaml:"sort"`
-	Recall   []int32  `yaml:"recall"`
-	NewRatio *float64 `yaml:"new_ratio"`
-	HotRatio *float64 `yaml:"hot_ratio"`
+	Sort     *feed.Model   `yaml:"sort"`
+	Recall   []feed.Source `yaml:"recall"`
+	NewRatio *float64      `yaml:"new_ratio"`
+	HotRatio *float64      `yaml:"hot_ratio"`
 
 	owned []bool
 }
 
 // Plan is a parsed, validated A/B configuration.
 type Plan struct {
-	Default    string              `yaml:"default"`
-	Strategies map[string]Strategy `yaml:"strategies"`
-	Layers     []Layer             `yaml:"layers"`
-}
-
-// Assignment is a user's strategy and its name, as the track strings carry it.
-type Assignment struct {
-	Name     string
-	Strategy Strategy
+	Default    string                   `yaml:"default"`
+	Strategies map[string]feed.Strategy `yaml:"strategies"`
+	Layers     []Layer                  `yaml:"layers"`
 }
 
 // Parse decodes and validates a plan; unknown keys are errors.
@@ -127,8 +115,9 @@ func Bucket(salt string, buckets int, user string) int {
 	return int(uint64(binary.BigEndian.Uint32(sum[:4])) * uint64(buckets) >> 32)
 }
 
-// Assign returns user's strategy.
-func (p *Plan) Assign(user string) Assignment {
+// Assign returns user's strategy, named by the experiments that chose it (joined
+// by "|"), as the track strings carry it.
+func (p *Plan) Assign(user string) feed.Strategy {
 	s := p.Strategies[p.Default]
 	var names []string
 	for _, l := range p.Layers {
@@ -156,11 +145,11 @@ func (p *Plan) Assign(user string) Assignment {
 			break
 		}
 	}
-	name := p.Default
+	s.Name = p.Default
 	if len(names) > 0 {
-		name = strings.Join(names, "|")
+		s.Name = strings.Join(names, "|")
 	}
-	return Assignment{Name: name, Strategy: s}
+	return s
 }
 
 func (p *Plan) validate() error {
@@ -168,7 +157,7 @@ func (p *Plan) validate() error {
 		return errors.New("strategies: at least one is required")
 	}
 	for name, s := range p.Strategies {
-		if err := s.validate(); err != nil {
+		if err := s.Validate(); err != nil {
 			return fmt.Errorf("strategies.%s: %w", name, err)
 		}
 	}
@@ -219,28 +208,10 @@ func (p *Plan) validate() error {
 			if e.HotRatio != nil {
 				probe.HotRatio = *e.HotRatio
 			}
-			if err := probe.validate(); err != nil {
+			if err := probe.Validate(); err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 		}
-	}
-	return nil
-}
-
-func (s Strategy) validate() error {
-	if len(s.Recall) == 0 {
-		return errors.New("recall: at least one source is required")
-	}
-	for _, r := range s.Recall {
-		if r < 100 || r > 104 {
-			return fmt.Errorf("recall: source %d is not one of 100..104", r)
-		}
-	}
-	if s.Sort <= 0 {
-		return fmt.Errorf("sort: a model id is required, got %d", s.Sort)
-	}
-	if s.NewRatio < 0 || s.HotRatio < 0 || s.NewRatio+s.HotRatio > 1 {
-		return fmt.Errorf("new_ratio and hot_ratio must be non-negative and sum to at most 1, got %v and %v", s.NewRatio, s.HotRatio)
 	}
 	return nil
 }

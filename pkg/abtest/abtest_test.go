@@ -40,8 +40,8 @@ func TestOriginalBucketingMatchesThePythonOriginal(t *testing.T) {
 		if got.Name != tt.want {
 			t.Errorf("Assign(%q) = %s, want %s", tt.user, got.Name, tt.want)
 		}
-		if got.Strategy.Sort != 200 || len(got.Strategy.Recall) != 5 {
-			t.Errorf("Assign(%q) strategy = %+v, want recall 100–104 and sort 200", tt.user, got.Strategy)
+		if got.Sort != 200 || len(got.Recall) != 5 {
+			t.Errorf("Assign(%q) strategy = %+v, want recall 100–104 and sort 200", tt.user, got)
 		}
 	}
 }
@@ -71,10 +71,10 @@ layers:
 	for i := range 20000 {
 		a := plan.Assign(fmt.Sprintf("user-%d", i))
 		counts[a.Name]++
-		if strings.Contains(a.Name, "fm") != (a.Strategy.Sort == 201) {
+		if strings.Contains(a.Name, "fm") != (a.Sort == 201) {
 			t.Fatalf("assignment %+v: name and sort model disagree", a)
 		}
-		if strings.Contains(a.Name, "content") != (a.Strategy.Recall[0] == 101) {
+		if strings.Contains(a.Name, "content") != (a.Recall[0] == 101) {
 			t.Fatalf("assignment %+v: name and recall disagree", a)
 		}
 	}

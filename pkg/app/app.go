@@ -23,25 +23,41 @@ import (
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// deps is what a module is built from.
+// deps is what one module is built from.
 type deps struct {
-	// ctx lives as long as the process serves: background work (reloads) stops
-	// with it.
-	ctx    context.Context
+	module string
+	// declared are the peers the module declares: the only ones peer gives.
+	declared []string
 	cfg    config.Config
 	log    *zap.Logger
 	reg    prometheus.Registerer
-	tables storage.Tables
-	sets   storage.SortedSets
-	peer   func(name string) *grpc.ClientConn
+	stores Stores
+	conns  map[string]*grpc.ClientConn
+	// err is the first wiring mistake register made (a peer it did not declare).
+	err error
+	// work collects the module's background work; the App runs it.
+	work []background
 }
 
 // logger is the logger of one service: five services in one process stay
 // distinguishable in the logs.
-func (d deps) logger(service string) *zap.Logger { return d.log.With(zap.String("service", service)) }
+func (d *deps) logger(service string) *zap.Logger { return d.log.With(zap.String("service", service)) }
+
+// peer is the connection to a peer the module declares. Asking for one it does
+// not declare is a start-up error naming both, not a nil connection that panics
+// on the first call.
+func (d *deps) peer(name string) grpc.ClientConnInterface {
+	if !slices.Contains(d.declared, name) && d.err == nil {
+		d.err = fmt.Errorf("module %s calls %s, which it does not declare as a peer", d.module, name)
+	}
+	return d.conns[name]
+}
+
+// background hands work to the process's lifecycle: it runs while the process
+// serves and is stopped on drain.
+func (d *deps) background(work background) { d.work = append(d.work, work) }
 
 // App is one reco process.
 type App struct {
@@ -53,13 +69,15 @@ type App struct {
 	// inproc carries the calls between services of this process: a real gRPC
 	// connection without a socket, so deadlines, interceptors and status codes
 	// behave as in split mode.
-	inproc *bufconn.Listener
-	// tables and sets are the stores this process opened (nil if none).
-	tables     storage.Tables
-	sets       storage.SortedSets
+	inproc     *bufconn.Listener
 	lis        net.Listener
 	metricsLis net.Listener
-	closers    []func() error
+	// stores are the stores this process opened (nil for a role no target
+	// needs).
+	stores Stores
+	// work is the modules' background work, run by Run.
+	work    []background
+	closers []func() error
 }
 
 // New opens what targets need and registers them; Run serves them.
@@ -82,31 +100,53 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	if a.srv, err = server.New(log, a.reg); err != nil {
 		return nil, err
 	}
+
+	var roles Role
+	for _, t := range targets {
+		roles |= modules[t].roles
+	}
+	stores, closeStores, err := OpenStores(ctx, cfg.Storage, roles)
+	if err != nil {
+		return nil, err
+	}
+	a.stores = stores
+	a.closers = append(a.closers, closeStores)
+	conns, err := a.dialPeers()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		d := &deps{module: t, declared: modules[t].peers, cfg: cfg, log: log, reg: a.reg, stores: stores, conns: conns}
+		if err := modules[t].register(a.srv.Server, d); err != nil {
+			return nil, fmt.Errorf("start %s: %w", t, err)
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("start %s: %w", t, d.err)
+		}
+		a.work = append(a.work, d.work...)
+	}
+	return a, nil
+}
+
+// dialPeers connects to every peer the targets declare: in-process when this
+// process runs the peer, at its configured address otherwise.
+func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
 	clientMetrics, err := server.NewClientMetrics(a.reg)
 	if err != nil {
 		return nil, err
 	}
-
-	var needTables, needSets bool
-	for _, t := range targets {
-		needTables = needTables || modules[t].tables
-		needSets = needSets || modules[t].sets
-	}
-	d := deps{ctx: ctx, cfg: cfg, log: log, reg: a.reg}
-	if d.tables, d.sets, err = a.openStores(ctx, needTables, needSets); err != nil {
-		return nil, err
-	}
-	a.tables, a.sets = d.tables, d.sets
-
 	conns := map[string]*grpc.ClientConn{}
-	for _, t := range targets {
+	for _, t := range a.targets {
 		for _, p := range modules[t].peers {
 			if conns[p] != nil {
 				continue
 			}
-			c := a.client(p)
+			c, err := a.client(p)
+			if err != nil {
+				return nil, err
+			}
 			target, dialer := c.Addr, (func(context.Context, string) (net.Conn, error))(nil)
-			if slices.Contains(targets, p) {
+			if slices.Contains(a.targets, p) {
 				target = "passthrough:///inprocess-" + p
 				dialer = func(ctx context.Context, _ string) (net.Conn, error) { return a.inproc.DialContext(ctx) }
 			}
@@ -118,13 +158,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 			a.closers = append(a.closers, conn.Close)
 		}
 	}
-	d.peer = func(name string) *grpc.ClientConn { return conns[name] }
-	for _, t := range targets {
-		if err := modules[t].register(a.srv.Server, d); err != nil {
-			return nil, fmt.Errorf("start %s: %w", t, err)
-		}
-	}
-	return a, nil
+	return conns, nil
 }
 
 // GRPCAddr is the address the gRPC server listens on.
@@ -144,17 +178,19 @@ func ignoreClosed(close func() error) func() error {
 	}
 }
 
-func (a *App) client(name string) config.Client {
-	switch name {
+// client is where peer is reached and the deadline of each call to it.
+func (a *App) client(peer string) (config.Client, error) {
+	switch peer {
 	case RecoCenter:
-		return a.cfg.Clients.RecoCenter
+		return a.cfg.Clients.RecoCenter, nil
 	case Recall:
-		return a.cfg.Clients.Recall
+		return a.cfg.Clients.Recall, nil
 	case Sort:
-		return a.cfg.Clients.Sort
-	default:
-		return a.cfg.Clients.Cache
+		return a.cfg.Clients.Sort, nil
+	case Cache:
+		return a.cfg.Clients.Cache, nil
 	}
+	return config.Client{}, fmt.Errorf("no clients.* config for peer %q", peer)
 }
 
 // Run serves until ctx is cancelled (SIGTERM or SIGINT in main), then reports
@@ -174,6 +210,11 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("serving", zap.Strings("targets", a.targets), zap.String("grpc_addr", a.GRPCAddr()), zap.String("metrics_addr", a.MetricsAddr()))
 
 	g, gctx := errgroup.WithContext(ctx)
+	for _, work := range a.work {
+		// gctx ends on SIGTERM (or when anything here fails): the drain below
+		// starts at the same moment, so background work stops with it.
+		g.Go(func() error { return work(gctx) })
+	}
 	g.Go(func() error { return a.srv.Serve(a.lis) })
 	g.Go(func() error { return a.srv.Serve(a.inproc) })
 	g.Go(func() error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,12 +79,12 @@ func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.Clien
 func seedSimilar(t *testing.T, cfg config.Config, article int64, neighbours []storage.Scored) {
 	t.Helper()
 	ctx := context.Background()
-	tables, _, cleanup, err := OpenStores(ctx, cfg.Storage, true, false)
+	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	if err := tables.PutSimilar(ctx, article, neighbours); err != nil {
+	if err := stores.Tables.Load(ctx, []storage.Record{storage.Neighbours{Article: article, Similar: neighbours}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -187,4 +188,26 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func TestUndeclaredPeerIsAStartupError(t *testing.T) {
+	d := &deps{module: Routing, declared: modules[Routing].peers}
+	d.peer(RecoCenter) // declared
+	if d.err != nil {
+		t.Fatalf("declared peer: %v", d.err)
+	}
+	d.peer(Cache) // routing never calls the cache
+	if d.err == nil || !strings.Contains(d.err.Error(), "routing calls cache") {
+		t.Errorf("undeclared peer: err = %v, want one naming routing and cache", d.err)
+	}
+}
+
+func TestEveryModuleWiresOnlyDeclaredPeers(t *testing.T) {
+	// Start every target alone: a module that calls a peer it does not declare
+	// fails New, naming it.
+	for _, target := range order {
+		t.Run(target, func(t *testing.T) {
+			start(t, testConfig(t), []string{target})
+		})
+	}
 }

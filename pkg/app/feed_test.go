@@ -26,22 +26,28 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/abtest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
 const fixtureChannel = fixture.Channel
 
-// fixtureUser is the fixture's reader, in Algo-1; algo2User is one in Algo-2. On
-// real HBase and Redis, which outlive a test, every test gets fresh ones.
-var (
-	fixtureUser = "reader-1"
-	algo2User   = "3" // md5("3") starts with e
-)
+// feedEnv is where one feed test runs: the embedded default, or the real HBase
+// and Redis that `make test` starts. Each test gets its own: the servers outlive
+// a test, so there every test gets fresh readers.
+type feedEnv struct {
+	// thrift and redis are the real servers' addresses; empty on the embedded
+	// default.
+	thrift, redis string
+	// user is the fixture's reader, in Algo-1; algo2 is one in Algo-2.
+	user, algo2 string
+}
 
-// realBackends, when set, points the feed tests at real HBase and Redis.
-var realBackends *struct{ thrift, redis string }
+// embeddedEnv is the default: a fresh embedded file per test.
+func embeddedEnv() feedEnv {
+	return feedEnv{user: "reader-1", algo2: "3"} // md5("3") starts with e
+}
 
 // freshUser returns a user id no earlier run used, in Algo-2 or in Algo-1.
 func freshUser(algo2 bool) string {
@@ -53,29 +59,43 @@ func freshUser(algo2 bool) string {
 	}
 }
 
+// feedTests are the feed tests, run on the embedded default by TestFeed and
+// again on real HBase and Redis by TestFeedOnHBaseAndRedis.
+var feedTests = []struct {
+	name string
+	test func(*testing.T, feedEnv)
+}{
+	{"PagingWalk", testPagingWalk},
+	{"RefreshServesInRankedOrderWithMixing", testRefreshServesInRankedOrderWithMixing},
+	{"ConcurrentRefreshesNeverRepeat", testConcurrentRefreshesNeverRepeat},
+	{"ChannelZeroIsFilteredFromChannels", testChannelZeroIsFilteredFromChannels},
+	{"TrackStrings", testTrackStrings},
+	{"BadInputIsRefusedAndWritesNothing", testBadInputIsRefusedAndWritesNothing},
+	{"EmptyAndAnonymousUsers", testEmptyAndAnonymousUsers},
+	{"Degradation", testDegradation},
+	{"OriginalClientAllInOne", testOriginalClientAllInOne},
+	{"MetricsAndRequestLogsAfterTraffic", testMetricsAndRequestLogsAfterTraffic},
+}
+
 // TestFeedOnHBaseAndRedis runs the feed tests again on real HBase and Redis,
 // which `make test` starts.
 func TestFeedOnHBaseAndRedis(t *testing.T) {
 	thrift, redis := storagetest.Server(t, storagetest.EnvHBase), storagetest.Server(t, storagetest.EnvRedis)
-	realBackends = &struct{ thrift, redis string }{thrift, redis}
-	defer func() { realBackends, fixtureUser, algo2User = nil, "reader-1", "3" }()
-	for _, tc := range []struct {
-		name string
-		test func(*testing.T)
-	}{
-		{"PagingWalk", TestPagingWalk},
-		{"RefreshServesInRankedOrderWithMixing", TestRefreshServesInRankedOrderWithMixing},
-		{"ConcurrentRefreshesNeverRepeat", TestConcurrentRefreshesNeverRepeat},
-		{"ChannelZeroIsFilteredFromChannels", TestChannelZeroIsFilteredFromChannels},
-		{"TrackStrings", TestTrackStrings},
-		{"BadInputIsRefusedAndWritesNothing", TestBadInputIsRefusedAndWritesNothing},
-		{"EmptyAndAnonymousUsers", TestEmptyAndAnonymousUsers},
-		{"Degradation", TestDegradation},
-		{"OriginalClientAllInOne", TestOriginalClientAllInOne},
-		{"MetricsAndRequestLogsAfterTraffic", TestMetricsAndRequestLogsAfterTraffic},
-	} {
-		fixtureUser, algo2User = freshUser(false), freshUser(true)
-		t.Run(tc.name, tc.test)
+	for _, tc := range feedTests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.test(t, feedEnv{thrift: thrift, redis: redis, user: freshUser(false), algo2: freshUser(true)})
+		})
+	}
+}
+
+// TestFeed runs the feed tests on the embedded default, each on a store of its
+// own, in parallel.
+func TestFeed(t *testing.T) {
+	for _, tc := range feedTests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, embeddedEnv())
+		})
 	}
 }
 
@@ -83,24 +103,25 @@ func TestFeedOnHBaseAndRedis(t *testing.T) {
 // history versions older than the 90-day TTL are gone as soon as written.
 var t0 = time.Now().UnixMilli()
 
-func seedFeed(t *testing.T, cfg config.Config, users ...string) {
+// seed writes the fixture for the env's reader and users.
+func (e feedEnv) seed(t *testing.T, cfg config.Config, users ...string) {
 	t.Helper()
 	ctx := context.Background()
-	tables, sets, cleanup, err := OpenStores(ctx, cfg.Storage, true, true)
+	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole|SetsRole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	if err := fixture.Seed(ctx, tables, sets, cfg.Sort.ModelDir, append([]string{fixtureUser}, users...)...); err != nil {
+	if err := fixture.Seed(ctx, stores.Tables, stores.Sets, cfg.Sort.ModelDir, append([]string{e.user}, users...)...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func feedConfig(t *testing.T) config.Config {
+func (e feedEnv) config(t *testing.T) config.Config {
 	cfg := testConfig(t)
-	if realBackends != nil {
-		cfg.Storage.Tables, cfg.Storage.HBase.ThriftAddr = "hbase", realBackends.thrift
-		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{realBackends.redis}
+	if e.thrift != "" {
+		cfg.Storage.Tables, cfg.Storage.HBase.ThriftAddr = "hbase", e.thrift
+		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{e.redis}
 	}
 	cfg.Sort.ModelDir = filepath.Join(t.TempDir(), "models")
 	// Recall keeps the test's ALS order deterministic by taking all of it.
@@ -113,9 +134,9 @@ func feedConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-func startFeed(t *testing.T, users ...string) (*App, userreco.UserRecommendClient) {
-	cfg := feedConfig(t)
-	seedFeed(t, cfg, users...)
+func (e feedEnv) start(t *testing.T, users ...string) (*App, userreco.UserRecommendClient) {
+	cfg := e.config(t)
+	e.seed(t, cfg, users...)
 	a, conn, _ := start(t, cfg, order)
 	return a, userreco.NewUserRecommendClient(conn)
 }
@@ -137,11 +158,11 @@ func served(tr *userreco.Track) []int64 {
 	return ids
 }
 
-func TestPagingWalk(t *testing.T) {
-	_, c := startFeed(t)
+func testPagingWalk(t *testing.T, e feedEnv) {
+	_, c := e.start(t)
 	var pages [][]int64
 	for i, ts := range []int64{t0 + 1000, t0 + 2000, t0 + 3000} {
-		tr := refresh(t, c, fixtureUser, fixtureChannel, 10, ts)
+		tr := refresh(t, c, e.user, fixtureChannel, 10, ts)
 		ids := served(tr)
 		if len(ids) != 10 {
 			t.Fatalf("refresh %d served %d ids, want 10", i+1, len(ids))
@@ -174,7 +195,7 @@ func TestPagingWalk(t *testing.T) {
 		{t0 + 999, nil, 0},       // older than everything
 	}
 	for _, tt := range tests {
-		tr := refresh(t, c, fixtureUser, fixtureChannel, 10, tt.ts)
+		tr := refresh(t, c, e.user, fixtureChannel, 10, tt.ts)
 		if got := served(tr); !slices.Equal(got, tt.wantIDs) || tr.GetTimeStamp() != tt.wantNext {
 			t.Errorf("history page at t0+%d = %v next %d; want %v next %d", tt.ts-t0, got, tr.GetTimeStamp(), tt.wantIDs, tt.wantNext)
 		}
@@ -184,9 +205,9 @@ func TestPagingWalk(t *testing.T) {
 	}
 }
 
-func TestRefreshServesInRankedOrderWithMixing(t *testing.T) {
-	_, c := startFeed(t)
-	ids := served(refresh(t, c, fixtureUser, fixtureChannel, 20, t0+1000))
+func testRefreshServesInRankedOrderWithMixing(t *testing.T, e feedEnv) {
+	_, c := e.start(t)
+	ids := served(refresh(t, c, e.user, fixtureChannel, 20, t0+1000))
 	// Ranked: the model puts higher ids first. Mixed at 10% new and 10% hot: of
 	// every ten, one is new and one hot, the first new and hot leading.
 	if ids[0] != 2989 || ids[1] != 2999 || ids[10] != 2988 || ids[11] != 2998 {
@@ -202,7 +223,7 @@ func TestRefreshServesInRankedOrderWithMixing(t *testing.T) {
 		t.Errorf("recalled ids %v are not in model order (highest id first, from 3249)", rest)
 	}
 	// The next refresh continues from the cache, in the same order.
-	next := served(refresh(t, c, fixtureUser, fixtureChannel, 5, t0+2000))
+	next := served(refresh(t, c, e.user, fixtureChannel, 5, t0+2000))
 	for _, id := range next {
 		if slices.Contains(ids, id) {
 			t.Errorf("second refresh repeats %d", id)
@@ -210,8 +231,8 @@ func TestRefreshServesInRankedOrderWithMixing(t *testing.T) {
 	}
 }
 
-func TestConcurrentRefreshesNeverRepeat(t *testing.T) {
-	_, c := startFeed(t)
+func testConcurrentRefreshesNeverRepeat(t *testing.T, e feedEnv) {
+	_, c := e.start(t)
 	const refreshes = 50
 	var (
 		wg     sync.WaitGroup
@@ -223,7 +244,7 @@ func TestConcurrentRefreshesNeverRepeat(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Groups of five share a time stamp.
-			tr, err := c.UserRecommend(context.Background(), &userreco.User{UserId: fixtureUser, ChannelId: fixtureChannel, ArticleNum: 5, TimeStamp: t0 + int64(10000+i/5)})
+			tr, err := c.UserRecommend(context.Background(), &userreco.User{UserId: e.user, ChannelId: fixtureChannel, ArticleNum: 5, TimeStamp: t0 + int64(10000+i/5)})
 			if err != nil {
 				t.Error(err)
 				return
@@ -250,7 +271,7 @@ func TestConcurrentRefreshesNeverRepeat(t *testing.T) {
 	// Every served id is reachable by paging back through history.
 	reachable := map[int64]bool{}
 	for ts := t0 + 1<<30; ts != 0; {
-		tr := refresh(t, c, fixtureUser, fixtureChannel, 5, ts)
+		tr := refresh(t, c, e.user, fixtureChannel, 5, ts)
 		for _, id := range served(tr) {
 			reachable[id] = true
 		}
@@ -263,14 +284,14 @@ func TestConcurrentRefreshesNeverRepeat(t *testing.T) {
 	}
 }
 
-func TestChannelZeroIsFilteredFromChannels(t *testing.T) {
-	_, c := startFeed(t)
-	zero := served(refresh(t, c, fixtureUser, 0, 20, t0+1000))
+func testChannelZeroIsFilteredFromChannels(t *testing.T, e feedEnv) {
+	_, c := e.start(t)
+	zero := served(refresh(t, c, e.user, 0, 20, t0+1000))
 	if len(zero) == 0 {
 		t.Fatal("channel 0 served nothing")
 	}
 	for ts := t0 + 2000; ts < t0+12000; ts += 1000 {
-		for _, id := range served(refresh(t, c, fixtureUser, fixtureChannel, 20, ts)) {
+		for _, id := range served(refresh(t, c, e.user, fixtureChannel, 20, ts)) {
 			if slices.Contains(zero, id) {
 				t.Fatalf("channel %d served %d, already seen in channel 0", fixtureChannel, id)
 			}
@@ -278,9 +299,9 @@ func TestChannelZeroIsFilteredFromChannels(t *testing.T) {
 	}
 }
 
-func TestTrackStrings(t *testing.T) {
-	_, c := startFeed(t, algo2User)
-	for _, tt := range []struct{ user, strategy string }{{fixtureUser, "Algo-1"}, {algo2User, "Algo-2"}} {
+func testTrackStrings(t *testing.T, e feedEnv) {
+	_, c := e.start(t, e.algo2)
+	for _, tt := range []struct{ user, strategy string }{{e.user, "Algo-1"}, {e.algo2, "Algo-2"}} {
 		tr := refresh(t, c, tt.user, fixtureChannel, 3, t0+1000)
 		ids := served(tr)
 		if len(ids) != 3 {
@@ -341,9 +362,9 @@ func checkKeys(t *testing.T, s string, want map[string]string) {
 	}
 }
 
-func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
-	a, c := startFeed(t)
-	good := userreco.User{UserId: fixtureUser, ChannelId: fixtureChannel, ArticleNum: 10, TimeStamp: t0 + 1000}
+func testBadInputIsRefusedAndWritesNothing(t *testing.T, e feedEnv) {
+	a, c := e.start(t)
+	good := userreco.User{UserId: e.user, ChannelId: fixtureChannel, ArticleNum: 10, TimeStamp: t0 + 1000}
 	tests := []struct {
 		name   string
 		mutate func(u *userreco.User)
@@ -368,17 +389,16 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	cell := storage.HistoryCell(fixtureUser, fixtureChannel)
-	if got, err := a.tables.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, 1<<62, 0); err != nil || len(got) != 0 {
+	if got, err := a.stores.Tables.Page(ctx, e.user, fixtureChannel, 1<<62); err != nil || len(got) != 0 {
 		t.Errorf("history after refused calls = %v, %v; want none", got, err)
 	}
-	if got, err := a.sets.Top(ctx, storage.CacheKey(fixtureUser, fixtureChannel), 1); err != nil || len(got) != 0 {
+	if got, err := a.stores.Sets.Pop(ctx, e.user, fixtureChannel, 1); err != nil || len(got) != 0 {
 		t.Errorf("cache after refused calls = %v, %v; want none", got, err)
 	}
 }
 
-func TestEmptyAndAnonymousUsers(t *testing.T) {
-	a, c := startFeed(t)
+func testEmptyAndAnonymousUsers(t *testing.T, e feedEnv) {
+	a, c := e.start(t)
 	tr := refresh(t, c, "", fixtureChannel, 10, t0+1000)
 	if tr.GetExposure() != "" || len(tr.GetRecommends()) != 0 || tr.GetTimeStamp() != 0 {
 		t.Errorf("empty user_id = %v, want an empty track", tr)
@@ -393,21 +413,20 @@ func TestEmptyAndAnonymousUsers(t *testing.T) {
 			t.Errorf("anonymous track: exposure %q, time_stamp %d; want an exposure and 0", tr.GetExposure(), tr.GetTimeStamp())
 		}
 	}
-	cell := storage.HistoryCell("anony", fixtureChannel)
-	if got, _ := a.tables.Versions(context.Background(), cell.Table, cell.Row, []string{cell.Column}, 1<<62, 0); len(got) != 0 {
+	if got, _ := a.stores.Tables.Page(context.Background(), "anony", fixtureChannel, 1<<62); len(got) != 0 {
 		t.Errorf("anonymous history = %v, want none: the id is shared", got)
 	}
 }
 
-func TestDegradation(t *testing.T) {
+func testDegradation(t *testing.T, e feedEnv) {
 	t.Run("no sort model: recall order", func(t *testing.T) {
-		cfg := feedConfig(t)
-		seedFeed(t, cfg)
-		if err := os.Remove(filepath.Join(cfg.Sort.ModelDir, "200.json")); err != nil {
+		cfg := e.config(t)
+		e.seed(t, cfg)
+		if err := os.Remove(model.Path(cfg.Sort.ModelDir, 200)); err != nil {
 			t.Fatal(err)
 		}
 		_, conn, _ := start(t, cfg, order)
-		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), fixtureUser, fixtureChannel, 10, t0+1000))
+		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), e.user, fixtureChannel, 10, t0+1000))
 		var recalled []int64
 		for _, id := range ids {
 			if id >= 3000 {
@@ -419,9 +438,9 @@ func TestDegradation(t *testing.T) {
 		}
 	})
 	t.Run("no recall: hot and new", func(t *testing.T) {
-		cfg := feedConfig(t)
-		user := fixtureUser + "-norecall" // the subtest above filled fixtureUser's cache
-		seedFeed(t, cfg, user)
+		cfg := e.config(t)
+		user := e.user + "-norecall" // the subtest above filled e.user's cache
+		e.seed(t, cfg, user)
 		cfg.Clients.Recall.Addr = freeAddr(t) // nothing listens there
 		_, conn, _ := start(t, cfg, []string{Routing, RecoCenter, Sort, Cache})
 		ids := served(refresh(t, userreco.NewUserRecommendClient(conn), user, fixtureChannel, 4, t0+1000))
@@ -431,22 +450,22 @@ func TestDegradation(t *testing.T) {
 	})
 }
 
-func TestOriginalClientAllInOne(t *testing.T) {
-	cfg := feedConfig(t)
-	seedFeed(t, cfg)
+func testOriginalClientAllInOne(t *testing.T, e feedEnv) {
+	cfg := e.config(t)
+	e.seed(t, cfg)
 	_, conn, _ := start(t, cfg, order)
 	oc, err := originalclient.New(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := oc.UserRecommend(context.Background(), fixtureUser, fixtureChannel, 5, t0+1000)
+	tr, err := oc.UserRecommend(context.Background(), e.user, fixtureChannel, 5, t0+1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(tr.Recommends) != 5 || tr.Exposure == "" || tr.Recommends[0].ArticleID != 2989 {
 		t.Errorf("original client got %+v, want 5 articles led by 2989 with an exposure", tr)
 	}
-	want := fmt.Sprintf(`{"action": "read", "userId": "%s", "articleId": "2989", "algorithmCombine": "Algo-1"}`, fixtureUser)
+	want := fmt.Sprintf(`{"action": "read", "userId": "%s", "articleId": "2989", "algorithmCombine": "Algo-1"}`, e.user)
 	if tr.Recommends[0].Read != want {
 		t.Errorf("read param = %s, want %s", tr.Recommends[0].Read, want)
 	}
@@ -456,9 +475,9 @@ func TestOriginalClientAllInOne(t *testing.T) {
 	}
 }
 
-func TestMetricsAndRequestLogsAfterTraffic(t *testing.T) {
-	cfg := feedConfig(t)
-	seedFeed(t, cfg)
+func testMetricsAndRequestLogsAfterTraffic(t *testing.T, e feedEnv) {
+	cfg := e.config(t)
+	e.seed(t, cfg)
 	core, logs := observer.New(zap.InfoLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -475,9 +494,9 @@ func TestMetricsAndRequestLogsAfterTraffic(t *testing.T) {
 	c := userreco.NewUserRecommendClient(conn)
 	total := 0
 	for i := range int64(3) {
-		total += len(served(refresh(t, c, fixtureUser, fixtureChannel, 10, t0+1000*(i+1))))
+		total += len(served(refresh(t, c, e.user, fixtureChannel, 10, t0+1000*(i+1))))
 	}
-	refresh(t, c, fixtureUser, fixtureChannel, 10, t0+1000) // a history page: not served again
+	refresh(t, c, e.user, fixtureChannel, 10, t0+1000) // a history page: not served again
 
 	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
 	if err != nil {
@@ -501,7 +520,7 @@ func TestMetricsAndRequestLogsAfterTraffic(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if strings.Contains(metrics, fixtureUser) {
+	if strings.Contains(metrics, e.user) {
 		t.Error("/metrics mentions a user id: labels must stay bounded")
 	}
 
@@ -510,7 +529,7 @@ func TestMetricsAndRequestLogsAfterTraffic(t *testing.T) {
 		t.Fatalf("%d user_recommend request lines, want 4", len(lines))
 	}
 	f := lines[0].ContextMap()
-	if f["user"] != fixtureUser || f["channel"] != int32(fixtureChannel) || f["strategy"] != "Algo-1" || f["grpc.time_ms"] == nil {
+	if f["user"] != e.user || f["channel"] != int32(fixtureChannel) || f["strategy"] != "Algo-1" || f["grpc.time_ms"] == nil {
 		t.Errorf("request line fields = %v, want user, channel, strategy and latency", f)
 	}
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,76 +31,86 @@ const (
 	Cache      = "cache"
 )
 
-// module is one service: the peers it calls, the stores it needs and how it
-// registers on a gRPC server. This table is the only place where the services
+// module is one service: the peers it calls, the storage roles it needs and how
+// it registers on a gRPC server. This table is the only place where the services
 // are wired; all-in-one is a matter of which peers are local, not of branches in
-// the services.
+// the services. A module reaches only the peers it declares (deps.peer), so the
+// declaration cannot drift from the calls.
 type module struct {
 	peers    []string
-	tables   bool // needs the HBase role
-	sets     bool // needs the Redis role
-	register func(s *grpc.Server, d deps) error
+	roles    Role
+	register func(s *grpc.Server, d *deps) error
 }
 
 var modules = map[string]module{
 	Routing: {
 		peers: []string{RecoCenter, Recall},
-		register: func(s *grpc.Server, d deps) error {
-			srv, err := routing.NewServer(d.cfg.Routing, d.logger(Routing), d.reg,
-				recocenterv1.NewRecoCenterServiceClient(d.peer(RecoCenter)),
-				recallv1.NewRecallServiceClient(d.peer(Recall)))
+		register: func(s *grpc.Server, d *deps) error {
+			srv, err := routing.New(d.cfg.Routing, routing.Ports{
+				Feed:    recocenter.NewClient(d.peer(RecoCenter)),
+				Similar: recall.NewClient(d.peer(Recall)),
+			}, d.logger(Routing), d.reg)
 			if err != nil {
 				return err
 			}
-			go srv.WatchStrategies(d.ctx)
+			d.background(srv.WatchStrategies)
 			userreco.RegisterUserRecommendServer(s, srv)
 			return nil
 		},
 	},
 	RecoCenter: {
-		peers:  []string{Cache, Recall, Sort},
-		tables: true,
-		sets:   true,
-		register: func(s *grpc.Server, d deps) error {
-			metrics, err := recocenter.NewMetrics(d.reg)
+		peers: []string{Cache, Recall, Sort},
+		roles: TablesRole | SetsRole,
+		register: func(s *grpc.Server, d *deps) error {
+			center, err := recocenter.New(d.cfg.RecoCenter, recocenter.Ports{
+				Cache:   cache.NewClient(d.peer(Cache)),
+				Recall:  recall.NewClient(d.peer(Recall)),
+				Sort:    sort.NewClient(d.peer(Sort)),
+				Popular: recall.NewPopular(d.stores.Sets),
+				History: d.stores.Tables,
+			}, d.logger(RecoCenter), d.reg)
 			if err != nil {
 				return err
 			}
-			center := recocenter.New(d.tables, d.sets, recocenter.Peers{
-				Cache:  cachev1.NewCacheServiceClient(d.peer(Cache)),
-				Recall: recallv1.NewRecallServiceClient(d.peer(Recall)),
-				Sort:   sortv1.NewSortServiceClient(d.peer(Sort)),
-			}, metrics, d.logger(RecoCenter))
 			recocenterv1.RegisterRecoCenterServiceServer(s, recocenter.NewServer(center))
 			return nil
 		},
 	},
 	Recall: {
-		tables: true,
-		sets:   true,
-		register: func(s *grpc.Server, d deps) error {
-			r, err := recall.New(d.cfg.Recall, recall.Stores{Lists: d.tables, Similarity: d.tables, Sets: d.sets}, d.reg)
+		roles: TablesRole | SetsRole,
+		register: func(s *grpc.Server, d *deps) error {
+			r, err := recall.New(d.cfg.Recall, recall.Stores{
+				Sets:       d.stores.Tables,
+				Lists:      d.stores.Sets,
+				Similarity: d.stores.Tables,
+			}, d.logger(Recall), d.reg)
 			if err != nil {
 				return err
 			}
-			recallv1.RegisterRecallServiceServer(s, recall.NewServer(r, d.logger(Recall)))
+			recallv1.RegisterRecallServiceServer(s, recall.NewServer(r))
 			return nil
 		},
 	},
 	Sort: {
-		tables: true,
-		register: func(s *grpc.Server, d deps) error {
-			models := sort.LoadModels(d.cfg.Sort.ModelDir, d.logger(Sort))
-			go models.Watch(d.ctx, d.cfg.Sort.ReloadInterval)
-			sortv1.RegisterSortServiceServer(s, sort.NewServer(sort.NewRanker(d.cfg.Sort, models, d.tables)))
+		roles: TablesRole,
+		register: func(s *grpc.Server, d *deps) error {
+			r, err := sort.New(d.cfg.Sort, d.stores.Tables, d.logger(Sort), d.reg)
+			if err != nil {
+				return err
+			}
+			d.background(r.Watch)
+			sortv1.RegisterSortServiceServer(s, sort.NewServer(r))
 			return nil
 		},
 	},
 	Cache: {
-		tables: true,
-		sets:   true,
-		register: func(s *grpc.Server, d deps) error {
-			c, err := cache.New(d.cfg.Cache, d.sets, d.tables, d.reg)
+		roles: TablesRole | SetsRole,
+		register: func(s *grpc.Server, d *deps) error {
+			c, err := cache.New(d.cfg.Cache, cache.Stores{
+				Tier1:  d.stores.Sets,
+				Tier2:  d.stores.Tables,
+				Claims: d.stores.Sets,
+			}, d.logger(Cache), d.reg)
 			if err != nil {
 				return err
 			}
@@ -128,3 +139,7 @@ func ParseTargets(s string) ([]string, error) {
 	}
 	return targets, nil
 }
+
+// background is work a module runs for as long as the process serves (a file
+// watcher); it returns when its context ends.
+type background func(ctx context.Context) error

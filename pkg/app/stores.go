@@ -10,10 +10,25 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 )
 
-// OpenStores opens the backends cfg names for the roles asked for (a nil result
-// for a role not asked for) and returns a cleanup that closes them. The embedded
-// engine is opened once even when it holds both roles.
-func OpenStores(ctx context.Context, cfg config.Storage, needTables, needSets bool) (tables storage.Tables, sets storage.SortedSets, _ func() error, err error) {
+// Role is a storage role a process needs.
+type Role int
+
+// The storage roles, combined with |.
+const (
+	TablesRole Role = 1 << iota // the HBase role
+	SetsRole                    // the Redis role
+)
+
+// Stores are the stores a process opened (nil for a role not asked for).
+type Stores struct {
+	Tables storage.Tables
+	Sets   storage.Sets
+}
+
+// OpenStores opens the backends cfg names for roles and returns a cleanup that
+// closes them. The embedded engine is opened once even when it holds both
+// roles, and its tables are bootstrapped on open.
+func OpenStores(ctx context.Context, cfg config.Storage, roles Role) (_ Stores, _ func() error, err error) {
 	var closers []func() error
 	cleanup := func() error {
 		var first error
@@ -30,27 +45,29 @@ func OpenStores(ctx context.Context, cfg config.Storage, needTables, needSets bo
 		}
 	}()
 
+	needTables, needSets := roles&TablesRole != 0, roles&SetsRole != 0
 	var db *embedded.DB
 	if (needTables && cfg.Tables == "embedded") || (needSets && cfg.Sets == "embedded") {
 		var closeDB func() error
 		if db, closeDB, err = embedded.Open(cfg.Embedded); err != nil {
-			return nil, nil, nil, err
+			return Stores{}, nil, err
 		}
 		closers = append(closers, closeDB)
 	}
+	var st Stores
 	if needTables {
 		switch cfg.Tables {
 		case "embedded":
 			// The embedded engine is the zero-setup default: its tables are
 			// created on open rather than by a separate bootstrap step.
-			tables = db.Tables()
-			if err = tables.Bootstrap(ctx); err != nil {
-				return nil, nil, nil, err
+			st.Tables = db.Tables()
+			if err = st.Tables.Bootstrap(ctx); err != nil {
+				return Stores{}, nil, err
 			}
 		case "hbase":
 			var closeHBase func() error
-			if tables, closeHBase, err = hbase.Open(cfg.HBase); err != nil {
-				return nil, nil, nil, err
+			if st.Tables, closeHBase, err = hbase.Open(cfg.HBase); err != nil {
+				return Stores{}, nil, err
 			}
 			closers = append(closers, closeHBase)
 		}
@@ -58,24 +75,14 @@ func OpenStores(ctx context.Context, cfg config.Storage, needTables, needSets bo
 	if needSets {
 		switch cfg.Sets {
 		case "embedded":
-			sets = db.SortedSets()
+			st.Sets = db.Sets()
 		case "redis":
-			s, closeRedis, err := redisstore.Open(cfg.Redis)
-			if err != nil {
-				return nil, nil, nil, err
+			var closeRedis func() error
+			if st.Sets, closeRedis, err = redisstore.Open(cfg.Redis); err != nil {
+				return Stores{}, nil, err
 			}
 			closers = append(closers, closeRedis)
-			sets = s
 		}
 	}
-	return tables, sets, cleanup, nil
-}
-
-func (a *App) openStores(ctx context.Context, needTables, needSets bool) (storage.Tables, storage.SortedSets, error) {
-	tables, sets, cleanup, err := OpenStores(ctx, a.cfg.Storage, needTables, needSets)
-	if err != nil {
-		return nil, nil, err
-	}
-	a.closers = append(a.closers, cleanup)
-	return tables, sets, nil
+	return st, cleanup, nil
 }

@@ -19,20 +19,22 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 	"github.com/toutiao-reco/toutiao-reco/services/cache"
 	"github.com/toutiao-reco/toutiao-reco/services/recall"
+	"github.com/toutiao-reco/toutiao-reco/services/recocenter"
 	"github.com/toutiao-reco/toutiao-reco/services/routing"
 	"github.com/toutiao-reco/toutiao-reco/services/sort"
 )
 
 // Config is the root configuration.
 type Config struct {
-	Server  Server         `yaml:"server"`
-	Log     Log            `yaml:"log"`
-	Clients Clients        `yaml:"clients"`
-	Routing routing.Config `yaml:"routing"`
-	Recall  recall.Config  `yaml:"recall"`
-	Sort    sort.Config    `yaml:"sort"`
-	Cache   cache.Config   `yaml:"cache"`
-	Storage Storage        `yaml:"storage"`
+	Server     Server            `yaml:"server"`
+	Log        Log               `yaml:"log"`
+	Clients    Clients           `yaml:"clients"`
+	Routing    routing.Config    `yaml:"routing"`
+	RecoCenter recocenter.Config `yaml:"recocenter"`
+	Recall     recall.Config     `yaml:"recall"`
+	Sort       sort.Config       `yaml:"sort"`
+	Cache      cache.Config      `yaml:"cache"`
+	Storage    Storage           `yaml:"storage"`
 }
 
 // Server configures the gRPC server every process runs and its side listeners.
@@ -83,12 +85,13 @@ type Storage struct {
 // the embedded backend.
 func Default() Config {
 	return Config{
-		Server:  Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
-		Log:     Log{Level: "info"},
-		Routing: routing.Config{Channels: 25, MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second},
-		Recall:  recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
-		Sort:    sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
-		Cache:   cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute, ServedWindow: 10 * time.Minute},
+		Server:     Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
+		Log:        Log{Level: "info"},
+		Routing:    routing.Config{MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second},
+		RecoCenter: recocenter.Config{FillTimeout: 600 * time.Millisecond, PopularNum: 100},
+		Recall:     recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
+		Sort:       sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
+		Cache:      cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute, ServedWindow: 10 * time.Minute},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
 			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},
@@ -142,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Routing.Validate(); err != nil {
 		return fmt.Errorf("invalid routing config: %w", err)
+	}
+	if err := c.RecoCenter.Validate(); err != nil {
+		return fmt.Errorf("invalid recocenter config: %w", err)
 	}
 	if err := c.Recall.Validate(); err != nil {
 		return fmt.Errorf("invalid recall config: %w", err)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,15 +38,36 @@ func EnvTable(cfg *Config) []EnvVar {
 	return table
 }
 
-// applyEnv sets every key whose environment variable is present in environ.
+// EnvPrefix starts the name of every configuration variable. The environment
+// holds no other variable with this prefix: applyEnv rejects one, as the YAML
+// decoder rejects an unknown key, so a misspelt override cannot leave its key at
+// the default unnoticed. Test and script variables use RECOTEST_.
+const EnvPrefix = "RECO_"
+
+// applyEnv sets every key whose environment variable is present in environ. A
+// RECO_* variable that is no key's is an error naming the closest known one.
 func applyEnv(cfg *Config, environ []string) error {
-	vars := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "RECO_") {
-			vars[k] = v
-		}
+	table := EnvTable(cfg)
+	known := make(map[string]bool, len(table))
+	for _, e := range table {
+		known[e.Env] = true
 	}
-	for _, e := range EnvTable(cfg) {
+	vars := map[string]string{}
+	var unknown []string
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, EnvPrefix) {
+			continue
+		}
+		if !known[k] && !slices.Contains(unknown, k) {
+			unknown = append(unknown, k)
+		}
+		vars[k] = v
+	}
+	if len(unknown) > 0 {
+		return unknownEnvError(table, unknown)
+	}
+	for _, e := range table {
 		s, ok := vars[e.Env]
 		if !ok {
 			continue
@@ -55,6 +77,96 @@ func applyEnv(cfg *Config, environ []string) error {
 		}
 	}
 	return nil
+}
+
+// unknownEnvError names every unknown variable, sorted, each with the known
+// variable nearest to it by edit distance.
+func unknownEnvError(table []EnvVar, unknown []string) error {
+	slices.Sort(unknown)
+	msgs := make([]string, len(unknown))
+	for i, name := range unknown {
+		msgs[i] = "unknown environment variable " + name
+		if e, ok := closestEnv(table, name); ok {
+			msgs[i] += fmt.Sprintf(": did you mean %s (%s)?", e.Env, e.Key)
+		}
+	}
+	return fmt.Errorf("%s (every %s* variable must be a config key; `reco config env` lists them)", strings.Join(msgs, "; "), EnvPrefix)
+}
+
+// closestEnv is the entry of table whose variable is nearest to name: one that
+// contains name's words, or is contained in them, before any other (the
+// harness's RECO_HBASE_THRIFT means RECO_STORAGE_HBASE_THRIFT_ADDR, not the
+// fewer edits away RECO_CACHE_TTL), then the fewest edits, then table order.
+func closestEnv(table []EnvVar, name string) (EnvVar, bool) {
+	body := strings.TrimPrefix(name, EnvPrefix)
+	best, bestDist, bestSub := -1, 0, false
+	for i, e := range table {
+		known := strings.TrimPrefix(e.Env, EnvPrefix)
+		sub := body != "" && (strings.Contains(known, body) || strings.Contains(body, known))
+		d := levenshtein(name, e.Env)
+		if best < 0 || sub && !bestSub || sub == bestSub && d < bestDist {
+			best, bestDist, bestSub = i, d, sub
+		}
+	}
+	if best < 0 {
+		return EnvVar{}, false
+	}
+	return table[best], true
+}
+
+// levenshtein is the edit distance between a and b (insertions, deletions and
+// substitutions of bytes; variable names are ASCII).
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Value is the key's current value in its environment form: what its variable
+// would be set to for the same result (durations as 5s or 30m, lists
+// comma-separated). Applied to config.Default() it gives the defaults.
+func (e EnvVar) Value() string {
+	f := e.field
+	switch {
+	case f.Type() == durationType:
+		return shortDuration(time.Duration(f.Int()))
+	case f.Kind() == reflect.String:
+		return f.String()
+	case f.CanInt():
+		return strconv.FormatInt(f.Int(), 10)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		return strings.Join(f.Interface().([]string), ",")
+	case f.Kind() == reflect.Bool:
+		return strconv.FormatBool(f.Bool())
+	}
+	return fmt.Sprint(f.Interface())
+}
+
+// shortDuration writes d as time.Duration.String does, without zero trailing
+// units: 30m rather than 30m0s, 1h rather than 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))

@@ -20,7 +20,31 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 )
+
+// fileSuffix ends every model file's name: {id}.json, as `reco admin build`
+// writes them and the sort service loads them.
+const fileSuffix = ".json"
+
+// Path is the file of model id in dir.
+func Path(dir string, id int32) string {
+	return filepath.Join(dir, strconv.Itoa(int(id))+fileSuffix)
+}
+
+// FileID is the model id a file name stands for, and whether it names a model
+// file at all.
+func FileID(name string) (int32, bool) {
+	base, ok := strings.CutSuffix(name, fileSuffix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(base, 10, 32)
+	// Only the name Path gives: "0200.json" would load as 200 from another file.
+	return int32(id), err == nil && id > 0 && strconv.Itoa(int(id)) == base
+}
 
 // Kinds of model.
 const (

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -68,7 +67,7 @@ func openStore(tb testing.TB, path string) (Stores, func() error) {
 	if err := db.Tables().Bootstrap(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	return Stores{db.Tables(), db.SortedSets()}, cleanup
+	return Stores{db.Tables(), db.Sets()}, cleanup
 }
 
 // generate writes a data set into dir/data.
@@ -164,23 +163,40 @@ func (b *built) clickedBeforeCutoff() map[string]map[int64]bool {
 	return out
 }
 
-func recallColumns() []string {
-	var cols []string
-	for _, src := range []string{"als", "content", "online"} {
-		for ch := range feed.NumChannels {
-			cols = append(cols, storage.RecallColumn(src, ch))
-		}
+// recallSources are the sources a build could write recall runs of.
+var recallSources = []feed.Source{feed.SourceALS, feed.SourceContent, feed.SourceOnline}
+
+// allChannels are the channels a build writes.
+func allChannels() []int32 {
+	chs := make([]int32, feed.NumChannels)
+	for ch := range feed.NumChannels {
+		chs[ch] = ch
 	}
-	return cols
+	return chs
 }
 
-func channelColumns() []string {
-	var cols []string
+// recallRuns reads u's recall runs of every channel, keyed by channel then
+// source.
+func recallRuns(t *testing.T, st Stores, u string) map[int32]map[feed.Source][]storage.Version {
+	t.Helper()
+	out := map[int32]map[feed.Source][]storage.Version{}
 	for ch := range feed.NumChannels {
-		cols = append(cols, storage.ChannelColumn(ch))
+		runs, err := st.Tables.Read(context.Background(), u, ch, recallSources)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) > 0 {
+			out[ch] = runs
+		}
 	}
-	return cols
+	return out
 }
+
+// lists are the channel lists a build writes, with their names in messages.
+var lists = []struct {
+	list storage.ChannelList
+	name string
+}{{storage.NewList, "new"}, {storage.HotList, "hot"}}
 
 func TestBuildWritesArticleFeaturesAndSimilarity(t *testing.T) {
 	b := fixture(t)
@@ -287,11 +303,12 @@ func TestBuildWritesUserFeatures(t *testing.T) {
 		for id := range clicked[u] {
 			clickedIn[chOf[id]] = true
 		}
+		weights, err := b.stores.Tables.UserWeights(ctx, u, allChannels())
+		if err != nil {
+			t.Fatal(err)
+		}
 		for ch := range feed.NumChannels {
-			w, err := b.stores.Tables.UserWeights(ctx, u, ch)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := weights[ch]
 			want := clickedIn[ch] || (ch == feed.ChannelAll && len(clicked[u]) > 0)
 			if !want {
 				if w != nil {
@@ -314,61 +331,54 @@ func TestBuildWritesRecallAndHistoryRecall(t *testing.T) {
 	ts := testVersion.UnixMilli()
 	withALS, withContent := 0, 0
 	for _, u := range b.users() {
-		cb, err := b.stores.Tables.Versions(ctx, storage.TableCBRecall, storage.RecallRow(u), recallColumns(), math.MaxInt64, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hr, err := b.stores.Tables.Versions(ctx, storage.TableHistoryRecall, storage.RecalledCell(u, 0).Row, channelColumns(), math.MaxInt64, 0)
+		hr, err := b.stores.Tables.Recalled(ctx, u, allChannels())
 		if err != nil {
 			t.Fatal(err)
 		}
 		union := map[int32][]int64{}
-		for col, vs := range cb {
-			src, chs, _ := strings.Cut(col, ":")
-			var ch int32
-			fmt.Sscan(chs, &ch)
-			if src == "online" {
-				t.Fatalf("user %s: the build wrote online recall %s", u, col)
-			}
-			if len(vs) != 1 || vs[0].Timestamp != ts {
-				t.Fatalf("user %s %s: versions %v, want one at %d", u, col, vs, ts)
-			}
-			ids := vs[0].IDs
-			if len(ids) == 0 || (ch == 0 && len(ids) > b.opts.RecallAllN) {
-				t.Fatalf("user %s %s: %d ids", u, col, len(ids))
-			}
-			for _, id := range ids {
-				if ch != 0 && chOf[id] != ch {
-					t.Fatalf("user %s %s holds article %d of channel %d", u, col, id, chOf[id])
+		for ch, runs := range recallRuns(t, b.stores, u) {
+			for src, vs := range runs {
+				if src == feed.SourceOnline {
+					t.Fatalf("user %s: the build wrote online recall in channel %d", u, ch)
 				}
-				if clicked[u][id] {
-					t.Fatalf("user %s %s recalls article %d the user already clicked", u, col, id)
+				if len(vs) != 1 || vs[0].Timestamp != ts {
+					t.Fatalf("user %s source %d channel %d: runs %v, want one at %d", u, src, ch, vs, ts)
 				}
-			}
-			for _, id := range ids {
-				if !slices.Contains(union[ch], id) {
-					union[ch] = append(union[ch], id)
+				ids := vs[0].IDs
+				if len(ids) == 0 || (ch == 0 && len(ids) > b.opts.RecallAllN) {
+					t.Fatalf("user %s source %d channel %d: %d ids", u, src, ch, len(ids))
 				}
-			}
-			if src == "als" && ch == 0 {
-				withALS++
-			}
-			if src == "content" && ch == 0 {
-				withContent++
+				for _, id := range ids {
+					if ch != 0 && chOf[id] != ch {
+						t.Fatalf("user %s source %d channel %d holds article %d of channel %d", u, src, ch, id, chOf[id])
+					}
+					if clicked[u][id] {
+						t.Fatalf("user %s source %d channel %d recalls article %d the user already clicked", u, src, ch, id)
+					}
+				}
+				for _, id := range ids {
+					if !slices.Contains(union[ch], id) {
+						union[ch] = append(union[ch], id)
+					}
+				}
+				if src == feed.SourceALS && ch == 0 {
+					withALS++
+				}
+				if src == feed.SourceContent && ch == 0 {
+					withContent++
+				}
 			}
 		}
 		if len(hr) != len(union) {
-			t.Fatalf("user %s: history_recall has %d channels, recall %d", u, len(hr), len(union))
+			t.Fatalf("user %s: recalled runs in %d channels, recall in %d", u, len(hr), len(union))
 		}
-		for col, vs := range hr {
-			var ch int32
-			fmt.Sscan(strings.TrimPrefix(col, "channel:"), &ch)
+		for ch, vs := range hr {
 			got := slices.Clone(vs[0].IDs)
 			want := slices.Clone(union[ch])
 			slices.Sort(got)
 			slices.Sort(want)
 			if len(vs) != 1 || vs[0].Timestamp != ts || !reflect.DeepEqual(got, want) {
-				t.Fatalf("user %s history_recall %s = %v, want one version at %d holding the recalled ids", u, col, vs, ts)
+				t.Fatalf("user %s recalled in channel %d = %v, want one run at %d holding the recalled ids", u, ch, vs, ts)
 			}
 		}
 	}
@@ -384,31 +394,31 @@ func TestBuildWritesNewAndHotLists(t *testing.T) {
 	chOf := b.channelOf()
 	nonEmpty := 0
 	for ch := range feed.NumChannels {
-		for _, key := range []string{storage.NewKey(ch), storage.HotKey(ch)} {
-			top, err := b.stores.Sets.Top(ctx, key, 1<<20)
+		for _, l := range lists {
+			top, err := b.stores.Sets.Top(ctx, l.list, ch, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(top) > b.opts.SetSize {
-				t.Fatalf("%s holds %d, want at most %d", key, len(top), b.opts.SetSize)
+				t.Fatalf("channel %d %s list holds %d, want at most %d", ch, l.name, len(top), b.opts.SetSize)
 			}
 			if len(top) > 0 {
 				nonEmpty++
 			}
 			for _, s := range top {
 				if ch != 0 && chOf[s.ID] != ch {
-					t.Fatalf("%s holds article %d of channel %d", key, s.ID, chOf[s.ID])
+					t.Fatalf("channel %d %s list holds article %d of channel %d", ch, l.name, s.ID, chOf[s.ID])
 				}
 				if s.Score <= 0 {
-					t.Fatalf("%s: score %v of %d, want positive (a time, a click count)", key, s.Score, s.ID)
+					t.Fatalf("channel %d %s list: score %v of %d, want positive (a time, a click count)", ch, l.name, s.Score, s.ID)
 				}
 			}
 		}
 	}
-	newAll, _ := b.stores.Sets.Top(ctx, storage.NewKey(0), 1)
+	newAll, _ := b.stores.Sets.Top(ctx, storage.NewList, 0, 1)
 	last := b.ds.Behaviors[len(b.ds.Behaviors)-1].Time.UTC().Truncate(24 * time.Hour)
 	if len(newAll) != 1 || time.UnixMilli(int64(newAll[0].Score)).After(last) {
-		t.Errorf("ch:0:new head = %v, want an article published before the hold-out day %v", newAll, last)
+		t.Errorf("channel 0 new list head = %v, want an article published before the hold-out day %v", newAll, last)
 	}
 	if nonEmpty < 20 {
 		t.Errorf("only %d new and hot lists are set", nonEmpty)
@@ -494,31 +504,25 @@ func snapshot(t *testing.T, b *built, st Stores, modelDir string) map[string]str
 		put(fmt.Sprint("similar/", id), sim)
 	}
 	for _, u := range b.users() {
-		for ch := range feed.NumChannels {
-			w, err := st.Tables.UserWeights(ctx, u, ch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			put(fmt.Sprint("user/", u, "/", ch), w)
-		}
-		cb, err := st.Tables.Versions(ctx, storage.TableCBRecall, storage.RecallRow(u), recallColumns(), math.MaxInt64, 0)
+		weights, err := st.Tables.UserWeights(ctx, u, allChannels())
 		if err != nil {
 			t.Fatal(err)
 		}
-		put("cb_recall/"+u, cb)
-		hr, err := st.Tables.Versions(ctx, storage.TableHistoryRecall, storage.RecalledCell(u, 0).Row, channelColumns(), math.MaxInt64, 0)
+		put("user/"+u, weights)
+		put("recall/"+u, recallRuns(t, st, u))
+		hr, err := st.Tables.Recalled(ctx, u, allChannels())
 		if err != nil {
 			t.Fatal(err)
 		}
-		put("history_recall/"+u, hr)
+		put("recalled/"+u, hr)
 	}
 	for ch := range feed.NumChannels {
-		for _, key := range []string{storage.NewKey(ch), storage.HotKey(ch)} {
-			top, err := st.Sets.Top(ctx, key, 1<<20)
+		for _, l := range lists {
+			top, err := st.Sets.Top(ctx, l.list, ch, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
-			put(key, top)
+			put(fmt.Sprint("list/", ch, "/", l.name), top)
 		}
 	}
 	for _, f := range []string{"200.json", "201.json", ReportFile} {
@@ -572,7 +576,7 @@ func TestRebuildIsSafe(t *testing.T) {
 	}
 	twoVersions := 0
 	for _, u := range b.users() {
-		hr, err := st.Tables.Versions(ctx, storage.TableHistoryRecall, storage.RecalledCell(u, 0).Row, channelColumns(), math.MaxInt64, 0)
+		hr, err := st.Tables.Recalled(ctx, u, allChannels())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -585,7 +589,7 @@ func TestRebuildIsSafe(t *testing.T) {
 				case b.opts.Version.UnixMilli():
 					first = append(first, v.IDs...)
 				default:
-					t.Fatalf("user %s: history_recall version at %d", u, v.Timestamp)
+					t.Fatalf("user %s: recalled run at %d", u, v.Timestamp)
 				}
 			}
 		}
@@ -609,9 +613,9 @@ func assertNothingWritten(t *testing.T, b *built, st Stores, wantTables bool) {
 	t.Helper()
 	ctx := context.Background()
 	for ch := range feed.NumChannels {
-		for _, key := range []string{storage.NewKey(ch), storage.HotKey(ch)} {
-			if top, err := st.Sets.Top(ctx, key, 1); err != nil || len(top) > 0 {
-				t.Errorf("%s = %v, %v after a failed build; want empty", key, top, err)
+		for _, l := range lists {
+			if top, err := st.Sets.Top(ctx, l.list, ch, 1); err != nil || len(top) > 0 {
+				t.Errorf("channel %d %s list = %v, %v after a failed build; want empty", ch, l.name, top, err)
 			}
 		}
 	}
@@ -656,7 +660,7 @@ func TestMalformedInputFailsWithFileLineAndWritesNothing(t *testing.T) {
 	assertNothingWritten(t, b, st, false)
 }
 
-// failingTables fails PutCells after some calls, as a store going away in the
+// failingTables fails Load after some calls, as a store going away in the
 // middle of a build would.
 type failingTables struct {
 	storage.Tables
@@ -665,12 +669,12 @@ type failingTables struct {
 
 var errStoreGone = errors.New("store went away")
 
-func (f *failingTables) PutCells(ctx context.Context, cells []storage.CellValue) error {
+func (f *failingTables) Load(ctx context.Context, records []storage.Record) error {
 	f.calls++
 	if f.calls >= f.failAt {
 		return errStoreGone
 	}
-	return f.Tables.PutCells(ctx, cells)
+	return f.Tables.Load(ctx, records)
 }
 
 // TestFailedWriteLeavesNoListsOrModels: when the tables fail half way, the

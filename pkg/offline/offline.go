@@ -1,5 +1,5 @@
 // Package offline is the offline job of the suite (`reco admin build`): it
-// turns a news data set in MIND's layout into everything the serving path reads
+// turns a news data set in MIND's format into everything the serving path reads
 // (DESIGN.md §3, §5):
 //
 //   - article features (ctr_feature_article: channel, 10 TF-IDF keyword weights,
@@ -56,7 +56,7 @@ import (
 // Stores are what a build writes.
 type Stores struct {
 	Tables storage.Tables
-	Sets   storage.SortedSets
+	Sets   storage.Sets
 }
 
 // Options configure a build. DefaultOptions gives working values for all but
@@ -92,7 +92,9 @@ type Options struct {
 	// Seed fixes every random choice (SVD sketches, ALS start, sampling, SGD
 	// order): the same input and seed give the same stores and models.
 	Seed uint64
-	// ChunkCells is the number of cells per Loader.PutCells call.
+	// ChunkCells is the number of records per Loader.Load call. A user's recall
+	// runs and the recalled runs that record them are never split, so a chunk
+	// may exceed it by one user's records.
 	ChunkCells int
 	// Progress receives progress lines (nil: quiet); TTY redraws bars instead.
 	Progress io.Writer

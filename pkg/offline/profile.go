@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 )

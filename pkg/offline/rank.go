@@ -12,7 +12,7 @@ import (
 )
 
 // Models 200 and 201 learn P(click | shown) from impressions: one sample per
-// shown article, labelled clicked or not, over exactly the layout the sort
+// shown article, labelled clicked or not, over exactly the feature vector the sort
 // service builds (model.Features) from the stored features. Training samples
 // take the user's weights as they were just before the impression; hold-out
 // samples take the stored (final) weights, as serving does.

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
@@ -45,12 +44,12 @@ func (b *build) freshness(a int32) float64 {
 // alsBlock is the number of users scored in one matrix product.
 const alsBlock = 1024
 
-// recallReaders is the number of concurrent history_recall reads: enough to
+// recallReaders is the number of concurrent reads of what recall offered: enough to
 // hide a remote store's round trips, few enough not to crowd it.
 const recallReaders = 8
 
-func (b *build) buildRecall(ctx context.Context, tables storage.Tables, in *interactions, bar *bar) error {
-	if err := b.readRecalled(ctx, tables, bar); err != nil {
+func (b *build) buildRecall(ctx context.Context, recalled storage.Recalled, in *interactions, bar *bar) error {
+	if err := b.readRecalled(ctx, recalled, bar); err != nil {
 		return err
 	}
 	if err := b.alsRecall(ctx, in, bar); err != nil {
@@ -59,14 +58,14 @@ func (b *build) buildRecall(ctx context.Context, tables storage.Tables, in *inte
 	return b.contentRecall(ctx, bar)
 }
 
-// readRecalled reads every user's history_recall, keeping the ids of versions
-// other builds and online recall wrote: the version at this build's own
+// readRecalled reads what recall already offered every user, keeping the ids
+// of runs other builds and online recall recorded: the run at this build's own
 // timestamp is what a previous run of this same build recorded, and ignoring it
 // is what makes re-running give the same result.
-func (b *build) readRecalled(ctx context.Context, tables storage.Tables, bar *bar) error {
-	columns := make([]string, int(feed.NumChannels))
+func (b *build) readRecalled(ctx context.Context, recalled storage.Recalled, bar *bar) error {
+	channels := make([]int32, int(feed.NumChannels))
 	for ch := range feed.NumChannels {
-		columns[ch] = storage.ChannelColumn(ch)
+		channels[ch] = ch
 	}
 	own := b.opts.Version.UnixMilli()
 	b.recalled = make([]map[int64]bool, len(b.u.names))
@@ -74,10 +73,9 @@ func (b *build) readRecalled(ctx context.Context, tables storage.Tables, bar *ba
 	g.SetLimit(recallReaders)
 	for ui, name := range b.u.names {
 		g.Go(func() error {
-			row := storage.RecalledCell(name, 0).Row
-			vs, err := tables.Versions(gctx, storage.TableHistoryRecall, row, columns, math.MaxInt64, 0)
+			vs, err := recalled.Recalled(gctx, name, channels)
 			if err != nil {
-				return fmt.Errorf("read history_recall of %s: %w", name, err)
+				return fmt.Errorf("read what recall offered %s: %w", name, err)
 			}
 			var ids map[int64]bool
 			for _, versions := range vs {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/train"

@@ -6,53 +6,75 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// maxChunkBytes bounds the values of one PutCells call besides ChunkCells, so
-// a chunk of long recall lists stays a modest request.
+// maxChunkBytes bounds the rough size of one Load call besides ChunkCells, so
+// a chunk of long recall lists or vectors stays a modest request.
 const maxChunkBytes = 4 << 20
 
-// loader batches cells into PutCells calls.
+// loader batches records into Load calls.
 type loader struct {
-	tables storage.Tables
-	max    int
-	cells  []storage.CellValue
-	bytes  int
-	bar    *bar
-	total  int
+	tables  storage.Loader
+	max     int
+	records []storage.Record
+	bytes   int
+	bar     *bar
+	total   int
 }
 
-func (l *loader) put(ctx context.Context, c storage.Cell, ts int64, value []byte) error {
-	l.cells = append(l.cells, storage.CellValue{Cell: c, Timestamp: ts, Value: value})
-	l.bytes += len(value)
-	if len(l.cells) >= l.max || l.bytes >= maxChunkBytes {
+// recordBytes is a rough size of r as the store holds it: a JSON number is
+// about 8 bytes for an id, 20 for a float.
+func recordBytes(r storage.Record) int {
+	switch r := r.(type) {
+	case storage.ArticleVector:
+		return 20 * len(r.Vector)
+	case storage.Neighbours:
+		return 40 * len(r.Similar)
+	case storage.UserWeights:
+		return len(r.User) + 20*len(r.Weights)
+	case storage.RecallRun:
+		return len(r.User) + 8*len(r.IDs)
+	case storage.RecalledRun:
+		return len(r.User) + 8*len(r.IDs)
+	}
+	return 0
+}
+
+func (l *loader) put(ctx context.Context, r storage.Record) error {
+	l.records = append(l.records, r)
+	l.bytes += recordBytes(r)
+	if len(l.records) >= l.max || l.bytes >= maxChunkBytes {
 		return l.flush(ctx)
 	}
 	return nil
 }
 
+// fits says whether n more records keep the chunk within ChunkCells.
+func (l *loader) fits(n int) bool { return len(l.records)+n <= l.max }
+
 func (l *loader) flush(ctx context.Context) error {
-	if len(l.cells) == 0 {
+	if len(l.records) == 0 {
 		return nil
 	}
-	if err := l.tables.PutCells(ctx, l.cells); err != nil {
-		return fmt.Errorf("write %d cells from %s/%s: %w", len(l.cells), l.cells[0].Table, l.cells[0].Row, err)
+	if err := l.tables.Load(ctx, l.records); err != nil {
+		return fmt.Errorf("write %d records: %w", len(l.records), err)
 	}
-	l.total += len(l.cells)
-	l.bar.add(len(l.cells))
-	l.cells, l.bytes = l.cells[:0], 0
+	l.total += len(l.records)
+	l.bar.add(len(l.records))
+	l.records, l.bytes = l.records[:0], 0
 	return nil
 }
 
-// cellCount is how many cells writeTables writes, for its progress bar.
-func (b *build) cellCount() int {
+// recordCount is how many records writeTables writes, for its progress bar.
+func (b *build) recordCount() int {
 	n := len(b.c.ids)
 	for _, s := range b.similar {
-		n += len(s)
+		if len(s) > 0 {
+			n++
+		}
 	}
 	w := make([]float64, model.UserWeightsLen)
 	for ui := range b.u.names {
@@ -68,44 +90,35 @@ func (b *build) cellCount() int {
 }
 
 // writeTables writes the article features, similarity, user features and
-// recall sets, each user's recall sets in the same chunk as the history_recall
-// version that records them.
-func (b *build) writeTables(ctx context.Context, tables storage.Tables, prog *progress) error {
-	bar := prog.start("write tables", b.cellCount())
+// recall runs, each user's recall runs in the same chunk as the recalled run
+// that records them.
+func (b *build) writeTables(ctx context.Context, tables storage.Loader, prog *progress) error {
+	bar := prog.start("write tables", b.recordCount())
 	l := &loader{tables: tables, max: b.opts.ChunkCells, bar: bar}
 	for a, f := range b.c.features {
-		v, err := storage.EncodeFloats(f)
-		if err != nil {
-			return fmt.Errorf("article %d features: %w", b.c.ids[a], err)
-		}
-		if err := l.put(ctx, storage.ArticleFeatureCell(b.c.ids[a]), 0, v); err != nil {
+		if err := l.put(ctx, storage.ArticleVector{Article: b.c.ids[a], Vector: f}); err != nil {
 			return err
 		}
 	}
 	for a, ns := range b.similar {
-		row := storage.SimilarRow(b.c.ids[a])
-		for _, nb := range ns {
-			v, err := storage.EncodeScore(round6(nb.score))
-			if err != nil {
-				return err
-			}
-			c := storage.Cell{Table: storage.TableArticleSimilar, Row: row, Column: storage.SimilarColumn(b.c.ids[nb.idx])}
-			if err := l.put(ctx, c, 0, v); err != nil {
-				return err
-			}
+		if len(ns) == 0 {
+			continue
+		}
+		similar := make([]storage.Scored, len(ns))
+		for i, nb := range ns {
+			similar[i] = storage.Scored{ID: b.c.ids[nb.idx], Score: round6(nb.score)}
+		}
+		if err := l.put(ctx, storage.Neighbours{Article: b.c.ids[a], Similar: similar}); err != nil {
+			return err
 		}
 	}
-	w := make([]float64, model.UserWeightsLen)
 	for ui, name := range b.u.names {
 		for ch := range feed.NumChannels {
+			w := make([]float64, model.UserWeightsLen)
 			if !b.profiles[ui].weights(ch, w) {
 				continue
 			}
-			v, err := storage.EncodeFloats(w)
-			if err != nil {
-				return fmt.Errorf("user %s features: %w", name, err)
-			}
-			if err := l.put(ctx, storage.UserFeatureCell(name, ch), 0, v); err != nil {
+			if err := l.put(ctx, storage.UserWeights{User: name, Channel: ch, Weights: w}); err != nil {
 				return err
 			}
 		}
@@ -113,28 +126,34 @@ func (b *build) writeTables(ctx context.Context, tables storage.Tables, prog *pr
 	ts := b.opts.Version.UnixMilli()
 	for ui, name := range b.u.names {
 		als, content := b.recallColumns(b.alsLists[ui]), b.recallColumns(b.contentList[ui])
-		// A user's cells are written in one chunk when they fit, so the recall
-		// sets and their history_recall record land together.
-		if need := len(als) + len(content) + len(unionColumns(als, content)); len(l.cells)+need > l.max {
+		union := unionColumns(als, content)
+		// A user's records are written in one chunk when they fit, so the recall
+		// runs and the recalled run that records them land together.
+		if !l.fits(len(als) + len(content) + len(union)) {
 			if err := l.flush(ctx); err != nil {
 				return err
 			}
 		}
-		row := storage.RecallRow(name)
+		var user []storage.Record
 		for _, src := range []struct {
-			family string
+			source feed.Source
 			cols   map[int32][]int64
-		}{{"als", als}, {"content", content}} {
+		}{{feed.SourceALS, als}, {feed.SourceContent, content}} {
 			for _, ch := range sortedChannels(src.cols) {
-				c := storage.Cell{Table: storage.TableCBRecall, Row: row, Column: storage.RecallColumn(src.family, ch)}
-				if err := l.put(ctx, c, ts, storage.EncodeIDs(src.cols[ch])); err != nil {
-					return err
-				}
+				user = append(user, storage.RecallRun{User: name, Channel: ch, Source: src.source, Timestamp: ts, IDs: src.cols[ch]})
 			}
 		}
-		union := unionColumns(als, content)
 		for _, ch := range sortedChannels(union) {
-			if err := l.put(ctx, storage.RecalledCell(name, ch), ts, storage.EncodeIDs(union[ch])); err != nil {
+			user = append(user, storage.RecalledRun{User: name, Channel: ch, Timestamp: ts, IDs: union[ch]})
+		}
+		// Flushing only after the user's last record keeps them in one chunk
+		// even when the byte bound is reached part way.
+		l.records = append(l.records, user...)
+		for _, r := range user {
+			l.bytes += recordBytes(r)
+		}
+		if len(l.records) >= l.max || l.bytes >= maxChunkBytes {
+			if err := l.flush(ctx); err != nil {
 				return err
 			}
 		}
@@ -142,7 +161,7 @@ func (b *build) writeTables(ctx context.Context, tables storage.Tables, prog *pr
 	if err := l.flush(ctx); err != nil {
 		return err
 	}
-	bar.finish("%d cells", l.total)
+	bar.finish("%d records", l.total)
 	return nil
 }
 
@@ -219,60 +238,29 @@ func (b *build) hotList(ch int32) []int32 {
 }
 
 // writeSets replaces every channel's new and hot list.
-func (b *build) writeSets(ctx context.Context, sets storage.SortedSets, prog *progress) error {
+func (b *build) writeSets(ctx context.Context, lists storage.ChannelLists, prog *progress) error {
 	bar := prog.start("write sets", 2*int(feed.NumChannels))
 	members := 0
 	for ch := range feed.NumChannels {
 		for _, set := range []struct {
-			key   string
-			list  []int32
+			list  storage.ChannelList
+			ids   []int32
 			score func(a int32) float64
 		}{
-			{storage.NewKey(ch), b.newList(ch), func(a int32) float64 { return float64(b.c.published[a]) }},
-			{storage.HotKey(ch), b.hotList(ch), b.hotClicks},
+			{storage.NewList, b.newList(ch), func(a int32) float64 { return float64(b.c.published[a]) }},
+			{storage.HotList, b.hotList(ch), b.hotClicks},
 		} {
-			scored := make([]storage.Scored, len(set.list))
-			for i, a := range set.list {
+			scored := make([]storage.Scored, len(set.ids))
+			for i, a := range set.ids {
 				scored[i] = storage.Scored{ID: b.c.ids[a], Score: set.score(a)}
 			}
-			if err := replaceSet(ctx, sets, set.key, scored); err != nil {
-				return err
+			if err := lists.Replace(ctx, set.list, ch, scored); err != nil {
+				return fmt.Errorf("write channel %d list %d: %w", ch, set.list, err)
 			}
 			members += len(scored)
 			bar.add(1)
 		}
 	}
 	bar.finish("%d members in %d new and hot lists", members, 2*int(feed.NumChannels))
-	return nil
-}
-
-// replaceSet makes key hold exactly members. Adding over the old set is
-// atomic for readers; only when the old set holds a member the new one does
-// not is the key deleted first, leaving it briefly empty (the feed then falls
-// back to its other sources).
-func replaceSet(ctx context.Context, sets storage.SortedSets, key string, members []storage.Scored) error {
-	old, err := sets.Top(ctx, key, len(members)+1)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
-	}
-	keep := make(map[int64]bool, len(members))
-	for _, m := range members {
-		keep[m.ID] = true
-	}
-	stale := false
-	for _, m := range old {
-		stale = stale || !keep[m.ID]
-	}
-	if stale || len(members) == 0 {
-		if err := sets.Delete(ctx, key); err != nil {
-			return fmt.Errorf("delete %s: %w", key, err)
-		}
-	}
-	if len(members) == 0 {
-		return nil
-	}
-	if err := sets.Add(ctx, key, members, 0); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
-	}
 	return nil
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 )
 
@@ -24,7 +24,7 @@ func newCache(t *testing.T) *Cache {
 		t.Fatal(err)
 	}
 	cfg := Config{Tier1Size: 100, RefillSize: 40, TTL: time.Minute, TTLJitter: 10 * time.Second, ServedWindow: time.Minute}
-	c, err := New(cfg, db.SortedSets(), db.Tables(), prometheus.NewRegistry())
+	c, err := New(cfg, Stores{Tier1: db.Sets(), Tier2: db.Tables(), Claims: db.Sets()}, zap.NewNop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,18 +66,17 @@ func TestPopServesRankedOrderAcrossTiers(t *testing.T) {
 func TestRefillMovesOnlyTheHead(t *testing.T) {
 	c := newCache(t)
 	ctx := context.Background()
-	if err := c.tier2.Push(ctx, storage.WaitCell("u", 1), span(1, 101)); err != nil {
+	if err := c.stores.Tier2.Push(ctx, "u", 1, span(1, 101)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := c.Pop(ctx, "u", 1, 10); err != nil || !slices.Equal(got, span(1, 11)) {
 		t.Fatalf("Pop = %v, %v; want 1..10", got, err)
 	}
 	// RefillSize is 40: 30 wait in tier 1, 60 stay in tier 2.
-	top, _ := c.tier1.Top(ctx, storage.CacheKey("u", 1), 100)
-	if len(top) != 30 || top[0].ID != 11 {
-		t.Errorf("tier 1 holds %d ids from %v, want 30 from 11", len(top), top[:min(1, len(top))])
+	if tier1, _ := c.stores.Tier1.Pop(ctx, "u", 1, 100); !slices.Equal(tier1, span(11, 41)) {
+		t.Errorf("tier 1 holds %v, want 11..40", tier1)
 	}
-	if rest, _ := c.tier2.Take(ctx, storage.WaitCell("u", 1), 100); !slices.Equal(rest, span(41, 101)) {
+	if rest, _ := c.stores.Tier2.Take(ctx, "u", 1, 100); !slices.Equal(rest, span(41, 101)) {
 		t.Errorf("tier 2 holds %v, want 41..100", rest)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
 // maxIDs bounds one call, so a bad caller cannot ask to drain a whole queue.
@@ -23,17 +25,28 @@ type Server struct {
 // NewServer returns a cache server.
 func NewServer(cache *Cache) *Server { return &Server{cache: cache} }
 
+// validUserChannel checks the key every call names.
+func validUserChannel(user string, channel int32) error {
+	if user == "" {
+		return status.Error(codes.InvalidArgument, "user_id must not be empty")
+	}
+	if !feed.ValidChannel(channel) {
+		return status.Errorf(codes.InvalidArgument, "channel_id must be 0..%d, got %d", feed.NumChannels-1, channel)
+	}
+	return nil
+}
+
 // Pop takes up to n ids in ranked order.
 func (s *Server) Pop(ctx context.Context, req *cachev1.PopRequest) (*cachev1.PopResponse, error) {
-	if req.GetUserId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	if err := validUserChannel(req.GetUserId(), req.GetChannelId()); err != nil {
+		return nil, err
 	}
 	if n := req.GetN(); n < 1 || n > maxIDs {
 		return nil, status.Errorf(codes.InvalidArgument, "n must be 1..%d, got %d", maxIDs, n)
 	}
 	ids, err := s.cache.Pop(ctx, req.GetUserId(), req.GetChannelId(), int(req.GetN()))
 	if err != nil && len(ids) == 0 {
-		return nil, status.Errorf(codes.Unavailable, "pop cache: %v", err)
+		return nil, server.Error(err, codes.Unavailable, "pop cache")
 	}
 	// Ids popped before a failure are claimed already: returning them is the only
 	// way they are served at all.
@@ -42,14 +55,19 @@ func (s *Server) Pop(ctx context.Context, req *cachev1.PopRequest) (*cachev1.Pop
 
 // Store keeps ranked ids for later refreshes.
 func (s *Server) Store(ctx context.Context, req *cachev1.StoreRequest) (*cachev1.StoreResponse, error) {
-	if req.GetUserId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	if err := validUserChannel(req.GetUserId(), req.GetChannelId()); err != nil {
+		return nil, err
 	}
 	if len(req.GetArticleIds()) > maxIDs {
 		return nil, status.Errorf(codes.InvalidArgument, "at most %d article_ids, got %d", maxIDs, len(req.GetArticleIds()))
 	}
+	for i, id := range req.GetArticleIds() {
+		if id <= 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "article_ids[%d] must be positive, got %d", i, id)
+		}
+	}
 	if err := s.cache.Store(ctx, req.GetUserId(), req.GetChannelId(), req.GetArticleIds()); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "store cache: %v", err)
+		return nil, server.Error(err, codes.Unavailable, "store cache")
 	}
 	return &cachev1.StoreResponse{}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
@@ -41,18 +42,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Cache is the per-user queue of ranked, not yet served articles.
-type Cache struct {
-	cfg   Config
-	tier1 storage.SortedSets
-	tier2 storage.Queue
-	now   func() time.Time
-	pops  *prometheus.CounterVec
+// Stores are the ports the cache keeps its tiers and claims in.
+type Stores struct {
+	Tier1  storage.Tier1
+	Tier2  storage.WaitQueue
+	Claims storage.ServedClaims
 }
 
-// New returns a cache over tier1 (Redis) and tier2 (wait_recommend), with its
-// metrics registered in reg.
-func New(cfg Config, tier1 storage.SortedSets, tier2 storage.Queue, reg prometheus.Registerer) (*Cache, error) {
+// Cache is the per-user queue of ranked, not yet served articles.
+type Cache struct {
+	cfg    Config
+	stores Stores
+	log    *zap.Logger
+	pops   *prometheus.CounterVec
+}
+
+// New returns a cache over stores, with its metrics registered in reg.
+func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) (*Cache, error) {
 	pops := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: server.Namespace,
 		Name:      "cache_pops_total",
@@ -61,71 +67,70 @@ func New(cfg Config, tier1 storage.SortedSets, tier2 storage.Queue, reg promethe
 	if err := reg.Register(pops); err != nil {
 		return nil, fmt.Errorf("register cache metrics: %w", err)
 	}
-	return &Cache{cfg: cfg, tier1: tier1, tier2: tier2, now: time.Now, pops: pops}, nil
+	return &Cache{cfg: cfg, stores: stores, log: log, pops: pops}, nil
 }
 
-// Pop takes up to n ids in ranked order. Tier 1 pops are atomic (ZPOPMAX); when
-// tier 1 is empty the head of tier 2 moves up. Every popped id is then claimed in
-// the user's served set, and only ids claimed by this call are returned: two
+// Pop takes up to n ids in ranked order. Tier 1 pops are atomic; when tier 1 is
+// empty the head of tier 2 moves up. Every popped id is then claimed in the
+// user's served claims, and only ids claimed by this call are returned: two
 // refreshes that both refilled the cache with the same ranking pop overlapping
 // ids, and the claim gives each id to one of them.
 func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out []int64, err error) {
-	key := storage.CacheKey(user, channel)
 	refilled := false
 	defer func() {
-		outcome := "hit"
-		switch {
-		case len(out) == 0:
-			outcome = "empty"
-		case refilled:
-			outcome = "refill"
-		case len(out) < n:
-			outcome = "partial"
-		}
 		if n > 0 {
-			c.pops.WithLabelValues(outcome).Inc()
+			c.pops.WithLabelValues(popOutcome(len(out), n, refilled)).Inc()
 		}
 	}()
 	for len(out) < n {
-		ids, err := c.tier1.PopMax(ctx, key, n-len(out))
+		ids, err := c.stores.Tier1.Pop(ctx, user, channel, n-len(out))
 		if err != nil {
 			return out, fmt.Errorf("pop tier 1: %w", err)
 		}
 		if len(ids) == 0 {
-			moved, err := c.tier2.Take(ctx, storage.WaitCell(user, channel), c.cfg.RefillSize)
-			if err != nil {
-				return out, fmt.Errorf("refill from tier 2: %w", err)
-			}
-			if len(moved) == 0 {
-				return out, nil
-			}
-			if err := c.tier1.Add(ctx, key, ranked(moved), c.ttl()); err != nil {
-				// The moved ids are lost to the cache; the next refresh recomputes.
-				return out, fmt.Errorf("refill tier 1: %w", err)
+			moved, err := c.refill(ctx, user, channel)
+			if err != nil || !moved {
+				return out, err
 			}
 			refilled = true
 			continue
 		}
-		fresh, err := c.claim(ctx, user, channel, ids)
+		fresh, err := c.stores.Claims.Claim(ctx, user, channel, ids, c.cfg.ServedWindow)
 		if err != nil {
-			return out, err
+			return out, fmt.Errorf("claim served ids: %w", err)
 		}
 		out = append(out, fresh...)
 	}
 	return out, nil
 }
 
-func (c *Cache) claim(ctx context.Context, user string, channel int32, ids []int64) ([]int64, error) {
-	now := float64(c.now().UnixMilli())
-	members := make([]storage.Scored, len(ids))
-	for i, id := range ids {
-		members[i] = storage.Scored{ID: id, Score: now}
-	}
-	fresh, err := c.tier1.AddNew(ctx, storage.ServedKey(user, channel), members, c.cfg.ServedWindow)
+// refill moves the head of tier 2 into tier 1; moved is false when tier 2 is
+// empty.
+func (c *Cache) refill(ctx context.Context, user string, channel int32) (moved bool, err error) {
+	head, err := c.stores.Tier2.Take(ctx, user, channel, c.cfg.RefillSize)
 	if err != nil {
-		return nil, fmt.Errorf("claim served ids: %w", err)
+		return false, fmt.Errorf("refill from tier 2: %w", err)
 	}
-	return fresh, nil
+	if len(head) == 0 {
+		return false, nil
+	}
+	if err := c.stores.Tier1.Store(ctx, user, channel, head, c.ttl()); err != nil {
+		// The moved ids are lost to the cache; the next refresh recomputes.
+		return false, fmt.Errorf("refill tier 1: %w", err)
+	}
+	return true, nil
+}
+
+func popOutcome(got, asked int, refilled bool) string {
+	switch {
+	case got == 0:
+		return "empty"
+	case refilled:
+		return "refill"
+	case got < asked:
+		return "partial"
+	}
+	return "hit"
 }
 
 // Store keeps ranked ids (best first): the first Tier1Size in tier 1, the rest
@@ -133,27 +138,16 @@ func (c *Cache) claim(ctx context.Context, user string, channel int32, ids []int
 func (c *Cache) Store(ctx context.Context, user string, channel int32, ids []int64) error {
 	head, rest := ids[:min(len(ids), c.cfg.Tier1Size)], ids[min(len(ids), c.cfg.Tier1Size):]
 	if len(head) > 0 {
-		if err := c.tier1.Add(ctx, storage.CacheKey(user, channel), ranked(head), c.ttl()); err != nil {
+		if err := c.stores.Tier1.Store(ctx, user, channel, head, c.ttl()); err != nil {
 			return fmt.Errorf("store tier 1: %w", err)
 		}
 	}
 	if len(rest) > 0 {
-		if err := c.tier2.Push(ctx, storage.WaitCell(user, channel), rest); err != nil {
+		if err := c.stores.Tier2.Push(ctx, user, channel, rest); err != nil {
 			return fmt.Errorf("store tier 2: %w", err)
 		}
 	}
 	return nil
-}
-
-// ranked scores ids so that ZPOPMAX returns them in the given order: the first
-// gets the highest score. (The original scored them so that the lowest-ranked came
-// out first.)
-func ranked(ids []int64) []storage.Scored {
-	out := make([]storage.Scored, len(ids))
-	for i, id := range ids {
-		out[i] = storage.Scored{ID: id, Score: float64(len(ids) - i)}
-	}
-	return out
 }
 
 func (c *Cache) ttl() time.Duration {

@@ -1,5 +1,5 @@
 // Package recall reads candidates from the recall sources a strategy names
-// (DESIGN.md §5) and similar articles.
+// (DESIGN.md §5), the channels' popular articles and similar articles.
 package recall
 
 import (
@@ -10,16 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
-
-// Stores are what recall reads.
-type Stores struct {
-	Lists      storage.Lists
-	Similarity storage.Similarity
-	Sets       storage.SortedSets
-}
 
 // maxSimilar bounds one Similar call.
 const maxSimilar = 1000
@@ -28,11 +22,17 @@ const maxSimilar = 1000
 type Server struct {
 	recallv1.UnimplementedRecallServiceServer
 	recall *Recall
-	log    *zap.Logger
 }
 
 // NewServer returns a recall server.
-func NewServer(recall *Recall, log *zap.Logger) *Server { return &Server{recall: recall, log: log} }
+func NewServer(recall *Recall) *Server { return &Server{recall: recall} }
+
+func validChannel(ch int32) error {
+	if !feed.ValidChannel(ch) {
+		return status.Errorf(codes.InvalidArgument, "channel_id must be 0..%d, got %d", feed.NumChannels-1, ch)
+	}
+	return nil
+}
 
 // Recall returns the merged candidates of the requested sources. Sources that
 // fail are logged and skipped; only when every source failed is the call an
@@ -41,22 +41,29 @@ func (s *Server) Recall(ctx context.Context, req *recallv1.RecallRequest) (*reca
 	if req.GetUserId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
 	}
+	if err := validChannel(req.GetChannelId()); err != nil {
+		return nil, err
+	}
 	if len(req.GetSources()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "sources must name at least one recall source")
 	}
-	cands, err := s.recall.Recall(ctx, req.GetUserId(), req.GetChannelId(), req.GetSources())
+	sources := make([]feed.Source, len(req.GetSources()))
+	for i, src := range req.GetSources() {
+		sources[i] = feed.Source(src)
+	}
+	cands, err := s.recall.Recall(ctx, req.GetUserId(), req.GetChannelId(), sources)
 	if errors.Is(err, ErrUnknownSource) {
-		return nil, status.Errorf(codes.InvalidArgument, "%v (want 100..104)", err)
+		return nil, status.Errorf(codes.InvalidArgument, "%v (want %d..%d)", err, feed.SourceALS, feed.SourceHot)
 	}
 	if err != nil {
-		s.log.Warn("recall sources failed", zap.String("user", req.GetUserId()), zap.Int32("channel", req.GetChannelId()), zap.Error(err))
+		s.recall.log.Warn("recall sources failed", zap.String("user", req.GetUserId()), zap.Int32("channel", req.GetChannelId()), zap.Error(err))
 		if len(cands) == 0 {
-			return nil, status.Errorf(codes.Unavailable, "recall: %v", err)
+			return nil, server.Error(err, codes.Unavailable, "recall")
 		}
 	}
 	out := make([]*recallv1.Candidate, len(cands))
 	for i, c := range cands {
-		out[i] = &recallv1.Candidate{ArticleId: c.ID, Source: c.Source}
+		out[i] = &recallv1.Candidate{ArticleId: c.ID, Source: recallv1.Source(c.Source)}
 	}
 	return &recallv1.RecallResponse{Candidates: out}, nil
 }
@@ -71,7 +78,7 @@ func (s *Server) Similar(ctx context.Context, req *recallv1.SimilarRequest) (*re
 	}
 	ids, err := s.recall.Similar(ctx, req.GetArticleId(), int(req.GetN()))
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "read similar articles of %d: %v", req.GetArticleId(), err)
+		return nil, server.Error(err, codes.Unavailable, "similar articles")
 	}
 	return &recallv1.SimilarResponse{ArticleIds: ids}, nil
 }

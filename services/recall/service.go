@@ -7,9 +7,10 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
@@ -35,28 +36,23 @@ func (c Config) Validate() error {
 // ErrUnknownSource is returned for a source recall cannot read.
 var ErrUnknownSource = errors.New("unknown recall source")
 
-// cbFamily is the cb_recall family of each offline/online source.
-var cbFamily = map[recallv1.Source]string{
-	recallv1.Source_SOURCE_ALS:     "als",
-	recallv1.Source_SOURCE_CONTENT: "content",
-	recallv1.Source_SOURCE_ONLINE:  "online",
-}
-
-// Candidate is a recalled id and the source that offered it first.
-type Candidate struct {
-	ID     int64
-	Source recallv1.Source
+// Stores are the ports recall reads.
+type Stores struct {
+	Sets       storage.RecallSets
+	Lists      storage.ChannelLists
+	Similarity storage.Similarity
 }
 
 // Recall reads the recall sources.
 type Recall struct {
 	cfg        Config
 	stores     Stores
+	log        *zap.Logger
 	candidates *prometheus.HistogramVec
 }
 
 // New returns a recall over stores, with its metrics registered in reg.
-func New(cfg Config, stores Stores, reg prometheus.Registerer) (*Recall, error) {
+func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) (*Recall, error) {
 	candidates := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: server.Namespace,
 		Name:      "recall_candidates",
@@ -66,50 +62,59 @@ func New(cfg Config, stores Stores, reg prometheus.Registerer) (*Recall, error) 
 	if err := reg.Register(candidates); err != nil {
 		return nil, fmt.Errorf("register recall metrics: %w", err)
 	}
-	return &Recall{cfg: cfg, stores: stores, candidates: candidates}, nil
+	return &Recall{cfg: cfg, stores: stores, log: log, candidates: candidates}, nil
+}
+
+// channelList is the channel list behind sources 103 and 104.
+func channelList(s feed.Source) (storage.ChannelList, bool) {
+	switch s {
+	case feed.SourceNew:
+		return storage.NewList, true
+	case feed.SourceHot:
+		return storage.HotList, true
+	}
+	return 0, false
 }
 
 // Recall merges the candidates of sources for user in channel, in source order,
-// without duplicates. cb_recall versions are consumed: after reading them it
-// deletes the versions it read, up to the newest timestamp it saw, so versions an
-// offline or online job writes meanwhile survive for the next refresh (the
-// original deleted everything after reading, losing those). A failing source is
+// without duplicates. Recall sets are consumed: after reading them it consumes
+// the runs it read, up to the newest timestamp it saw, so runs an offline or
+// online job writes meanwhile survive for the next refresh. A failing source is
 // skipped and reported in the error; the error is nil only if all sources were
 // read.
-func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources []recallv1.Source) ([]Candidate, error) {
-	lists := make([][]int64, len(sources))
-	errs := make([]error, len(sources))
-	var columns []string
+func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, error) {
+	var sets []feed.Source
 	for _, s := range sources {
-		if _, ok := cbFamily[s]; !ok && s != recallv1.Source_SOURCE_NEW && s != recallv1.Source_SOURCE_HOT {
-			return nil, fmt.Errorf("%w: %v", ErrUnknownSource, s)
+		if !s.FeedSource() {
+			return nil, fmt.Errorf("%w: %d", ErrUnknownSource, s)
 		}
-		if f, ok := cbFamily[s]; ok {
-			columns = append(columns, storage.RecallColumn(f, channel))
+		if _, ok := channelList(s); !ok {
+			sets = append(sets, s)
 		}
 	}
 
+	lists := make([][]int64, len(sources))
+	errs := make([]error, len(sources))
+	var runs map[feed.Source][]storage.Version
+	var runsErr error
 	var g errgroup.Group
-	var cb map[string][]storage.Version
-	var cbErr error
-	if len(columns) > 0 {
+	if len(sets) > 0 {
 		g.Go(func() error {
-			cb, cbErr = r.stores.Lists.Versions(ctx, storage.TableCBRecall, storage.RecallRow(user), columns, maxTimestamp, 0)
+			runs, runsErr = r.stores.Sets.Read(ctx, user, channel, sets)
 			return nil
 		})
 	}
 	for i, s := range sources {
-		key, n := "", 0
-		switch s {
-		case recallv1.Source_SOURCE_NEW:
-			key, n = storage.NewKey(channel), r.cfg.NewNum
-		case recallv1.Source_SOURCE_HOT:
-			key, n = storage.HotKey(channel), r.cfg.HotNum
-		default:
+		list, ok := channelList(s)
+		if !ok {
 			continue
 		}
+		n := r.cfg.NewNum
+		if list == storage.HotList {
+			n = r.cfg.HotNum
+		}
 		g.Go(func() error {
-			top, err := r.stores.Sets.Top(ctx, key, n)
+			top, err := r.stores.Lists.Top(ctx, list, channel, n)
 			lists[i], errs[i] = ids(top), err
 			return nil
 		})
@@ -117,24 +122,26 @@ func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources
 	_ = g.Wait()
 
 	for i, s := range sources {
-		f, ok := cbFamily[s]
-		if !ok {
+		if _, ok := channelList(s); ok {
 			continue
 		}
-		if cbErr != nil {
-			errs[i] = cbErr
+		if runsErr != nil {
+			errs[i] = runsErr
 			continue
 		}
-		column := storage.RecallColumn(f, channel)
-		versions := cb[column]
+		versions := runs[s]
 		lists[i] = union(versions, r.cfg.SourceLimit)
 		if len(versions) > 0 {
-			cell := storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(user), Column: column}
-			errs[i] = r.stores.Lists.DeleteThrough(ctx, cell, versions[0].Timestamp)
+			errs[i] = r.stores.Sets.Consume(ctx, user, channel, s, versions[0].Timestamp)
 		}
 	}
+	return r.merge(sources, lists, errs)
+}
 
-	var out []Candidate
+// merge joins the sources' lists in priority order, each id once with the first
+// source that offered it.
+func (r *Recall) merge(sources []feed.Source, lists [][]int64, errs []error) ([]feed.Candidate, error) {
+	var out []feed.Candidate
 	seen := map[int64]bool{}
 	for i, s := range sources {
 		if errs[i] == nil {
@@ -143,19 +150,17 @@ func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources
 		for _, id := range lists[i] {
 			if !seen[id] {
 				seen[id] = true
-				out = append(out, Candidate{ID: id, Source: s})
+				out = append(out, feed.Candidate{ID: id, Source: s})
 			}
 		}
 	}
 	for i, err := range errs {
 		if err != nil {
-			errs[i] = fmt.Errorf("source %d: %w", int32(sources[i]), err)
+			errs[i] = fmt.Errorf("source %d: %w", sources[i], err)
 		}
 	}
 	return out, errors.Join(errs...)
 }
-
-const maxTimestamp = 1<<63 - 1
 
 // union flattens versions (newest first) into distinct ids, at most limit.
 func union(versions []storage.Version, limit int) []int64 {
@@ -181,6 +186,41 @@ func ids(s []storage.Scored) []int64 {
 		out[i] = x.ID
 	}
 	return out
+}
+
+// Popular is a channel's hottest and newest articles, alternating: the feed of
+// anonymous readers, and reco-center's answer when recall or the cache is down.
+// Reco-center reads it in its own process (DESIGN §6: no recall → hot/new), so the
+// fallback does not depend on the service whose failure it covers; this is the
+// one piece of code that reads the lists for it.
+type Popular struct{ lists storage.ChannelLists }
+
+// NewPopular returns the popular articles of lists.
+func NewPopular(lists storage.ChannelLists) *Popular { return &Popular{lists: lists} }
+
+// Popular returns up to n of the channel's hottest and newest articles,
+// alternating, each once. It fails only when both lists are unreadable.
+func (p *Popular) Popular(ctx context.Context, channel int32, n int) ([]int64, error) {
+	var hot, fresh []storage.Scored
+	var errHot, errNew error
+	var g errgroup.Group
+	g.Go(func() error { hot, errHot = p.lists.Top(ctx, storage.HotList, channel, n); return nil })
+	g.Go(func() error { fresh, errNew = p.lists.Top(ctx, storage.NewList, channel, n); return nil })
+	_ = g.Wait()
+	if errHot != nil && errNew != nil {
+		return nil, fmt.Errorf("read hot and new articles: %w", errors.Join(errHot, errNew))
+	}
+	out := make([]int64, 0, n)
+	used := make(map[int64]bool, n)
+	for i := 0; len(out) < n && (i < len(hot) || i < len(fresh)); i++ {
+		for _, list := range [][]storage.Scored{hot, fresh} {
+			if i < len(list) && len(out) < n && !used[list[i].ID] {
+				used[list[i].ID] = true
+				out = append(out, list[i].ID)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Similar returns the n highest-scored neighbours of article.

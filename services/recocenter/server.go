@@ -1,20 +1,18 @@
 // Package recocenter owns the feed logic (DESIGN.md §4): refresh or history by
-// time stamp, history filtering, recording served ids in history_recommend, and
-// mixing.
+// time stamp, history filtering, recording served ids in history, and mixing.
 package recocenter
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	recocenterv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recocenter/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
-
-// maxArticles bounds one page whatever routing allows.
-const maxArticles = 1000
 
 // Server adapts the RecoCenterService API to a Center.
 type Server struct {
@@ -27,36 +25,36 @@ func NewServer(center *Center) *Server { return &Server{center: center} }
 
 // Feed serves one refresh or history page.
 func (s *Server) Feed(ctx context.Context, req *recocenterv1.FeedRequest) (*recocenterv1.FeedResponse, error) {
-	if req.GetUserId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	r := requestFromProto(req)
+	server.AddLogFields(ctx, "strategy", r.Strategy.Name)
+	page, err := s.center.Feed(ctx, r)
+	switch {
+	case errors.Is(err, ErrInvalidRequest):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		return nil, server.Error(err, codes.Unavailable, "feed")
 	}
-	if n := req.GetArticleNum(); n < 1 || n > maxArticles {
-		return nil, status.Errorf(codes.InvalidArgument, "article_num must be 1..%d, got %d", maxArticles, n)
-	}
-	if req.GetTimeStamp() <= 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "time_stamp must be positive, got %d", req.GetTimeStamp())
-	}
+	return &recocenterv1.FeedResponse{ArticleIds: page.IDs, TimeStamp: page.Timestamp, History: page.History}, nil
+}
+
+func requestFromProto(req *recocenterv1.FeedRequest) feed.Request {
 	st := req.GetStrategy()
-	if st == nil || st.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "strategy must be set")
+	sources := make([]feed.Source, len(st.GetRecallSources()))
+	for i, src := range st.GetRecallSources() {
+		sources[i] = feed.Source(src)
 	}
-	server.AddLogFields(ctx, "strategy", st.GetName())
-	page, err := s.center.Feed(ctx, Request{
+	return feed.Request{
 		User:      req.GetUserId(),
 		Channel:   req.GetChannelId(),
 		N:         int(req.GetArticleNum()),
 		Timestamp: req.GetTimeStamp(),
 		Anonymous: req.GetAnonymous(),
-		Strategy: Strategy{
+		Strategy: feed.Strategy{
 			Name:     st.GetName(),
-			Sources:  st.GetRecallSources(),
-			Model:    st.GetSortModel(),
+			Recall:   sources,
+			Sort:     feed.Model(st.GetSortModel()),
 			NewRatio: st.GetNewRatio(),
 			HotRatio: st.GetHotRatio(),
 		},
-	})
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "feed: %v", err)
 	}
-	return &recocenterv1.FeedResponse{ArticleIds: page.IDs, TimeStamp: page.Timestamp, History: page.History}, nil
 }

@@ -3,65 +3,95 @@ package recocenter
 import (
 	"context"
 	"fmt"
-	"math"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
-	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
-	sortv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/sort/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// Strategy is what A/B bucketing chose for a user (DESIGN.md §5).
-type Strategy struct {
-	Name     string
-	Sources  []recallv1.Source
-	Model    int32
-	NewRatio float64
-	HotRatio float64
+// Config bounds the shared recall + sort pass of a refresh.
+type Config struct {
+	// FillTimeout bounds one recall + sort + store pass. The pass is shared by
+	// every refresh of the reader's channel that arrives meanwhile, so it runs
+	// on its own deadline rather than the first caller's: one cancelled client
+	// must not fail the others.
+	FillTimeout time.Duration `yaml:"fill_timeout"`
+	// PopularNum is how many hot and new articles a pass queues when recall is
+	// down: enough for the refreshes that share the pass to each get a page.
+	PopularNum int `yaml:"popular_num"`
 }
 
-// Request is one user_recommend call, validated by routing.
-type Request struct {
-	User      string
-	Channel   int32
-	N         int
-	Timestamp int64
-	Strategy  Strategy
-	Anonymous bool
+// Validate checks the keys.
+func (c Config) Validate() error {
+	if c.FillTimeout <= 0 {
+		return fmt.Errorf("recocenter.fill_timeout must be positive, got %v", c.FillTimeout)
+	}
+	if c.PopularNum < 1 || c.PopularNum > feed.MaxArticles {
+		return fmt.Errorf("recocenter.popular_num must be 1..%d, got %d", feed.MaxArticles, c.PopularNum)
+	}
+	return nil
 }
 
-// Page is what the user sees.
-type Page struct {
-	IDs []int64
-	// Timestamp is the stamp to page back with; 0 when there is nothing older.
-	Timestamp int64
-	// History is true for a history page, which is not a new exposure.
-	History bool
+// Cache is the reader's queue of ranked, not yet served articles. Pop claims
+// what it returns, so concurrent refreshes never share an id.
+type Cache interface {
+	Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error)
+	Store(ctx context.Context, user string, channel int32, ranked []int64) error
 }
 
-// Peers are the services reco-center calls.
-type Peers struct {
-	Cache  cachev1.CacheServiceClient
-	Recall recallv1.RecallServiceClient
-	Sort   sortv1.SortServiceClient
+// Recaller offers the candidates of a strategy's sources.
+type Recaller interface {
+	Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, error)
 }
 
-// Metrics counts what operators watch on the feed path.
-type Metrics struct {
+// Popular is a channel's hot and new articles, alternating: the feed of
+// anonymous readers and the answer when recall or the cache is down. It is a
+// port of its own, read in reco-center's process, so that the fallback for a
+// dead recall service does not go through it.
+type Popular interface {
+	Popular(ctx context.Context, channel int32, n int) ([]int64, error)
+}
+
+// Ranker orders candidates by a model's predicted click-through rate.
+type Ranker interface {
+	Rank(ctx context.Context, user string, channel int32, model feed.Model, ids []int64) ([]int64, error)
+}
+
+// Ports are what reco-center reaches: its peers, the popular articles and the
+// readers' history.
+type Ports struct {
+	Cache   Cache
+	Recall  Recaller
+	Sort    Ranker
+	Popular Popular
+	History storage.History
+}
+
+// Center is the feed logic of DESIGN.md §4.
+type Center struct {
+	cfg     Config
+	ports   Ports
+	log     *zap.Logger
+	metrics metrics
+	fills   singleflight.Group
+}
+
+type metrics struct {
 	degradations  *prometheus.CounterVec
 	historyFailed prometheus.Counter
 	ranked        *prometheus.CounterVec
 }
 
-// NewMetrics registers reco-center's metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+// New returns the feed logic over ports, with its metrics registered in reg.
+func New(cfg Config, ports Ports, log *zap.Logger, reg prometheus.Registerer) (*Center, error) {
+	m := metrics{
 		degradations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: server.Namespace,
 			Name:      "feed_degradations_total",
@@ -83,202 +113,226 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, fmt.Errorf("register reco-center metrics: %w", err)
 		}
 	}
-	return m, nil
+	return &Center{cfg: cfg, ports: ports, log: log, metrics: m}, nil
 }
 
-// fill is the outcome of one recall + sort pass stored into the cache.
-type fill struct {
-	ranked   []int64
-	storeErr error
-}
-
-// Center is the feed logic of DESIGN.md §4.
-type Center struct {
-	fills   singleflight.Group
-	history storage.Lists
-	// sets serves the channel's hot and new articles when recall or the cache is
-	// down, and to anonymous users.
-	sets    storage.SortedSets
-	peers   Peers
-	metrics *Metrics
-	log     *zap.Logger
-}
-
-// New returns the feed logic.
-func New(history storage.Lists, sets storage.SortedSets, peers Peers, metrics *Metrics, log *zap.Logger) *Center {
-	return &Center{history: history, sets: sets, peers: peers, metrics: metrics, log: log}
-}
-
-// Feed serves a refresh when the request's time stamp is newer than the user's
-// last refresh of the channel, and a history page otherwise.
-func (c *Center) Feed(ctx context.Context, r Request) (Page, error) {
+// Feed serves a refresh when the request's time stamp is newer than the
+// reader's last refresh of the channel, and a history page otherwise.
+func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
+	if err := r.Validate(); err != nil {
+		return feed.Page{}, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
 	if r.Anonymous {
 		// No history for anonymous ids: they are shared by many readers.
-		ids, err := c.hotAndNew(ctx, r.Channel, r.N, nil)
-		return Page{IDs: ids}, err
+		ids, err := c.ports.Popular.Popular(ctx, r.Channel, r.N)
+		if err != nil {
+			return feed.Page{}, fmt.Errorf("popular articles: %w", err)
+		}
+		return feed.Page{IDs: ids}, nil
 	}
-	cell := storage.HistoryCell(r.User, r.Channel)
-	newest, err := c.history.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, math.MaxInt64, 1)
+	last, err := c.ports.History.Newest(ctx, r.User, r.Channel)
 	if err != nil {
 		// Without history the request cannot be told from a history page; most
 		// calls are refreshes, so serve one rather than nothing.
 		c.degraded(r, "history", err)
-		ids := c.refresh(ctx, r, false)
+		ids := c.refresh(ctx, r, nil)
 		c.record(ctx, r, ids)
-		return Page{IDs: ids}, nil
-	}
-	var last int64
-	if v := newest[cell.Column]; len(v) > 0 {
-		last = v[0].Timestamp
+		return feed.Page{IDs: ids}, nil
 	}
 	if r.Timestamp <= last {
 		return c.historyPage(ctx, r)
 	}
-	ids := c.refresh(ctx, r, true)
+	seen := func() (map[int64]bool, error) { return c.seen(ctx, r) }
+	ids := c.refresh(ctx, r, seen)
 	c.record(ctx, r, ids)
-	return Page{IDs: ids, Timestamp: last}, nil
+	return feed.Page{IDs: ids, Timestamp: last}, nil
 }
 
-// historyPage returns the newest version at or before the request's time stamp
+// historyPage returns the newest refresh at or before the request's time stamp
 // and the time stamp of the one before it (0 when there is none).
-func (c *Center) historyPage(ctx context.Context, r Request) (Page, error) {
-	cell := storage.HistoryCell(r.User, r.Channel)
-	got, err := c.history.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, r.Timestamp, 2)
+func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, error) {
+	versions, err := c.ports.History.Page(ctx, r.User, r.Channel, r.Timestamp)
 	if err != nil {
-		return Page{}, fmt.Errorf("read history: %w", err)
+		return feed.Page{}, fmt.Errorf("read history: %w", err)
 	}
-	page := Page{History: true}
-	switch v := got[cell.Column]; len(v) {
+	page := feed.Page{History: true}
+	switch len(versions) {
 	case 0:
 	case 1:
-		page.IDs = v[0].IDs
+		page.IDs = versions[0].IDs
 	default:
-		page.IDs, page.Timestamp = v[0].IDs, v[1].Timestamp
+		page.IDs, page.Timestamp = versions[0].IDs, versions[1].Timestamp
 	}
 	return page, nil
 }
 
-// refresh serves up to r.N ids the user has not seen: first from the cache, then
-// from a recall + sort pass whose leftovers go to the cache. Every id is served
-// through the cache's claiming pop, so concurrent refreshes never share an id.
+// refresh serves up to r.N ids the reader has not seen: first from the cache,
+// then from a recall + sort pass whose ranking goes to the cache and is popped
+// from there. seen reads the reader's history; nil means history is down.
 // Each failing dependency degrades the page rather than failing it.
-func (c *Center) refresh(ctx context.Context, r Request, historyUp bool) []int64 {
-	popped, err := c.pop(ctx, r, r.N)
+func (c *Center) refresh(ctx context.Context, r feed.Request, seen func() (map[int64]bool, error)) []int64 {
+	popped, err := c.ports.Cache.Pop(ctx, r.User, r.Channel, r.N)
 	if err != nil {
 		c.degraded(r, "cache", err)
-		seen, _ := c.seen(ctx, r)
-		ids, _ := c.hotAndNew(ctx, r.Channel, r.N, seen)
-		return ids
+		return c.popularUnseen(ctx, r, r.N, c.seenOrNone(r, seen))
 	}
 	if len(popped) >= r.N {
 		return popped
 	}
-
-	var seen map[int64]bool
-	if historyUp {
-		if seen, err = c.seen(ctx, r); err != nil {
-			c.degraded(r, "history", err)
-		}
-	}
+	exclude := c.seenOrNone(r, seen)
 	for _, id := range popped {
-		seen = setAdd(seen, id)
+		exclude[id] = true
 	}
-	// Concurrent refreshes of one user and channel share one recall + sort pass
-	// (a cold cache would otherwise start one per refresh); each then pops its
-	// own ids from what it stored.
-	key := r.User + "\x00" + strconv.Itoa(int(r.Channel))
-	v, _, _ := c.fills.Do(key, func() (any, error) {
-		ranked, err := c.candidates(ctx, r, seen)
-		if err != nil {
-			c.degraded(r, "recall", err)
-			// Still through the cache below: its claiming pop is what keeps
-			// concurrent refreshes from serving one article twice.
-			ranked, _ = c.hotAndNew(ctx, r.Channel, r.N-len(popped), seen)
-		}
-		if len(ranked) == 0 {
-			return fill{}, nil
-		}
-		_, err = c.peers.Cache.Store(ctx, &cachev1.StoreRequest{UserId: r.User, ChannelId: r.Channel, ArticleIds: ranked})
-		return fill{ranked: ranked, storeErr: err}, nil
-	})
-	f := v.(fill)
-	if len(f.ranked) == 0 {
-		return popped
-	}
-	if f.storeErr != nil {
-		c.degraded(r, "cache", f.storeErr)
-		return append(popped, f.ranked[:min(len(f.ranked), r.N-len(popped))]...)
-	}
-	more, err := c.pop(ctx, r, r.N-len(popped))
-	if err != nil {
-		c.degraded(r, "cache", err)
-	}
-	return append(popped, more...)
+	return append(popped, c.fillAndPop(ctx, r, exclude, r.N-len(popped))...)
 }
 
-func (c *Center) pop(ctx context.Context, r Request, n int) ([]int64, error) {
-	resp, err := c.peers.Cache.Pop(ctx, &cachev1.PopRequest{UserId: r.User, ChannelId: r.Channel, N: int32(n)})
-	if err != nil {
-		return nil, err
+// seenOrNone is what the reader has seen, or nothing when history is down.
+func (c *Center) seenOrNone(r feed.Request, seen func() (map[int64]bool, error)) map[int64]bool {
+	if seen == nil {
+		return map[int64]bool{}
 	}
-	return resp.GetArticleIds(), nil
+	s, err := seen()
+	if err != nil {
+		c.degraded(r, "history", err)
+		return map[int64]bool{}
+	}
+	return s
 }
 
-// seen is every id in the user's history of the channel and of channel 0 (the
+// seen is every id in the reader's history of the channel and of channel 0 (the
 // all-channels feed), read in one round trip.
-func (c *Center) seen(ctx context.Context, r Request) (map[int64]bool, error) {
-	row := storage.HistoryCell(r.User, r.Channel).Row
-	columns := []string{storage.ChannelColumn(r.Channel)}
-	if r.Channel != 0 {
-		columns = append(columns, storage.ChannelColumn(0))
+func (c *Center) seen(ctx context.Context, r feed.Request) (map[int64]bool, error) {
+	channels := []int32{r.Channel}
+	if r.Channel != feed.ChannelAll {
+		channels = append(channels, feed.ChannelAll)
 	}
-	got, err := c.history.Versions(ctx, storage.TableHistoryRecommend, row, columns, math.MaxInt64, 0)
+	seen, err := c.ports.History.Seen(ctx, r.User, channels)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
-	}
-	seen := map[int64]bool{}
-	for _, versions := range got {
-		for _, v := range versions {
-			for _, id := range v.IDs {
-				seen[id] = true
-			}
-		}
 	}
 	return seen, nil
 }
 
-// candidates recalls, drops what the user has seen, ranks (recall order when
-// sort fails) and mixes in new and hot articles at the strategy's ratios.
-func (c *Center) candidates(ctx context.Context, r Request, seen map[int64]bool) ([]int64, error) {
-	resp, err := c.peers.Recall.Recall(ctx, &recallv1.RecallRequest{UserId: r.User, ChannelId: r.Channel, Sources: r.Strategy.Sources})
+// fill is the outcome of one shared recall + sort pass.
+type fill struct {
+	ranked []int64
+	// stored is false when the cache refused the ranking: then the waiters
+	// share ranked out directly, each taking the next ids (next), so no two get
+	// the same one.
+	stored bool
+	next   atomic.Int64
+}
+
+// fillAndPop runs (or joins) the pass that refills the reader's cache, then pops
+// this refresh's own n ids from it.
+func (c *Center) fillAndPop(ctx context.Context, r feed.Request, exclude map[int64]bool, n int) []int64 {
+	f, err := c.fill(ctx, r, exclude)
 	if err != nil {
-		return nil, err
+		// This caller stopped waiting; the pass goes on for the others.
+		c.degraded(r, "recall", err)
+		return nil
+	}
+	if !f.stored {
+		end := f.next.Add(int64(n))
+		size := int64(len(f.ranked))
+		return f.ranked[min(end-int64(n), size):min(end, size)]
+	}
+	if len(f.ranked) == 0 {
+		return nil
+	}
+	more, err := c.ports.Cache.Pop(ctx, r.User, r.Channel, n)
+	if err != nil {
+		c.degraded(r, "cache", err)
+	}
+	return more
+}
+
+// fill shares one recall + sort + store pass among the concurrent refreshes of a
+// reader's channel (a cold cache would otherwise start one per refresh). The
+// pass runs on a context detached from any one caller, with its own deadline;
+// a caller whose context ends stops waiting without cancelling it.
+func (c *Center) fill(ctx context.Context, r feed.Request, exclude map[int64]bool) (*fill, error) {
+	key := r.User + "\x00" + strconv.Itoa(int(r.Channel))
+	ch := c.fills.DoChan(key, func() (any, error) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
+		defer cancel()
+		f := &fill{ranked: c.ranking(pctx, r, exclude)}
+		if len(f.ranked) == 0 {
+			return f, nil
+		}
+		if err := c.ports.Cache.Store(pctx, r.User, r.Channel, f.ranked); err != nil {
+			c.degraded(r, "cache", err)
+			return f, nil
+		}
+		f.stored = true
+		return f, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Val.(*fill), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ranking recalls, drops what the reader has seen, ranks (recall order when
+// sort fails) and mixes in new and hot articles at the strategy's ratios. When
+// recall fails it falls back to the channel's popular articles.
+func (c *Center) ranking(ctx context.Context, r feed.Request, exclude map[int64]bool) []int64 {
+	cands, err := c.ports.Recall.Recall(ctx, r.User, r.Channel, r.Strategy.Recall)
+	if err != nil {
+		c.degraded(r, "recall", err)
+		return c.popularUnseen(ctx, r, c.cfg.PopularNum, exclude)
 	}
 	var ids, fresh, hot []int64
-	for _, cand := range resp.GetCandidates() {
-		if seen[cand.GetArticleId()] {
+	for _, cand := range cands {
+		if exclude[cand.ID] {
 			continue
 		}
-		ids = append(ids, cand.GetArticleId())
-		switch cand.GetSource() {
-		case recallv1.Source_SOURCE_NEW:
-			fresh = append(fresh, cand.GetArticleId())
-		case recallv1.Source_SOURCE_HOT:
-			hot = append(hot, cand.GetArticleId())
+		ids = append(ids, cand.ID)
+		switch cand.Source {
+		case feed.SourceNew:
+			fresh = append(fresh, cand.ID)
+		case feed.SourceHot:
+			hot = append(hot, cand.ID)
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil
 	}
 	c.metrics.ranked.WithLabelValues(r.Strategy.Name).Add(float64(len(ids)))
-	ranked, err := c.peers.Sort.Rank(ctx, &sortv1.RankRequest{UserId: r.User, ChannelId: r.Channel, Model: r.Strategy.Model, ArticleIds: ids})
+	ranked, err := c.ports.Sort.Rank(ctx, r.User, r.Channel, r.Strategy.Sort, ids)
 	if err != nil {
 		c.degraded(r, "sort", err)
-	} else {
-		ids = ranked.GetArticleIds()
+		ranked = ids
 	}
-	return mix(ids, fresh, hot, r.Strategy.NewRatio, r.Strategy.HotRatio), nil
+	return mix(ranked, fresh, hot, r.Strategy.NewRatio, r.Strategy.HotRatio)
 }
+
+// popularUnseen is up to n of the channel's hot and new articles the reader has
+// not seen: the answer when recall or the cache is down.
+func (c *Center) popularUnseen(ctx context.Context, r feed.Request, n int, seen map[int64]bool) []int64 {
+	// Enough to fill the page past seen ids; seen can be a long history.
+	want := min(2*(n+min(len(seen), 1000)), maxPopular)
+	popular, err := c.ports.Popular.Popular(ctx, r.Channel, want)
+	if err != nil {
+		c.degraded(r, "popular", err)
+		return nil
+	}
+	out := make([]int64, 0, n)
+	for _, id := range popular {
+		if len(out) == n {
+			break
+		}
+		if !seen[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// maxPopular bounds what one fallback reads.
+const maxPopular = 10000
 
 // mix interleaves new and hot ids into ranked so that the first k positions hold
 // about k·newRatio new and k·hotRatio hot ones, keeping every list's own order and
@@ -322,44 +376,17 @@ func mix(ranked, fresh, hot []int64, newRatio, hotRatio float64) []int64 {
 	return out
 }
 
-// hotAndNew serves the channel's hottest and newest articles, alternating,
-// skipping seen ones: the fallback when recall or the cache is down, and the
-// feed of anonymous users.
-func (c *Center) hotAndNew(ctx context.Context, channel int32, n int, seen map[int64]bool) ([]int64, error) {
-	// Enough to fill the page past seen ids; seen can be a long history.
-	want := n + min(len(seen), 1000)
-	hot, errHot := c.sets.Top(ctx, storage.HotKey(channel), want)
-	fresh, errNew := c.sets.Top(ctx, storage.NewKey(channel), want)
-	if errHot != nil && errNew != nil {
-		return nil, fmt.Errorf("read hot and new articles: %w", errHot)
-	}
-	var out []int64
-	used := map[int64]bool{}
-	for i := 0; len(out) < n && (i < len(hot) || i < len(fresh)); i++ {
-		for _, list := range [][]storage.Scored{hot, fresh} {
-			if i < len(list) && len(out) < n {
-				if id := list[i].ID; !seen[id] && !used[id] {
-					used[id] = true
-					out = append(out, id)
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
 // record writes the served ids as the history version at the request's time
-// stamp. Append merges with a concurrent refresh that carries the same stamp, so
-// both lists land. A failed write is retried once, then reported loudly: the ids
-// were served, and without history they may be served again.
-func (c *Center) record(ctx context.Context, r Request, ids []int64) {
+// stamp. History merges with a concurrent refresh that carries the same stamp,
+// so both lists land. A failed write is retried once, then reported loudly: the
+// ids were served, and without history they may be served again.
+func (c *Center) record(ctx context.Context, r feed.Request, ids []int64) {
 	if len(ids) == 0 {
 		return
 	}
-	cell := storage.HistoryCell(r.User, r.Channel)
-	err := c.history.Append(ctx, cell, r.Timestamp, ids)
+	err := c.ports.History.Record(ctx, r.User, r.Channel, r.Timestamp, ids)
 	if err != nil && ctx.Err() == nil {
-		err = c.history.Append(ctx, cell, r.Timestamp, ids)
+		err = c.ports.History.Record(ctx, r.User, r.Channel, r.Timestamp, ids)
 	}
 	if err != nil {
 		c.metrics.historyFailed.Inc()
@@ -368,16 +395,8 @@ func (c *Center) record(ctx context.Context, r Request, ids []int64) {
 	}
 }
 
-func (c *Center) degraded(r Request, cause string, err error) {
+func (c *Center) degraded(r feed.Request, cause string, err error) {
 	c.metrics.degradations.WithLabelValues(cause).Inc()
 	c.log.Warn("feed degraded", zap.String("cause", cause), zap.String("user", r.User), zap.Int32("channel", r.Channel),
 		zap.String("strategy", r.Strategy.Name), zap.Error(err))
-}
-
-func setAdd(s map[int64]bool, id int64) map[int64]bool {
-	if s == nil {
-		s = map[int64]bool{}
-	}
-	s[id] = true
-	return s
 }

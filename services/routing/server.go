@@ -17,18 +17,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/abtest"
-	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
-	recocenterv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recocenter/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
 // Config bounds what callers may ask for and names the A/B plan.
 type Config struct {
-	// Channels is the number of channels: channel_id must be 0..Channels-1
-	// (0 is the all-channels feed).
-	Channels int32 `yaml:"channels"`
-	// MaxArticleNum is the largest article_num a call may ask for.
+	// MaxArticleNum is the largest article_num a call may ask for (at most
+	// feed.MaxArticles).
 	MaxArticleNum int32 `yaml:"max_article_num"`
 	// AnonymousUsers are ids shared by logged-out readers: they get hot and new
 	// articles and no history.
@@ -42,11 +39,8 @@ type Config struct {
 
 // Validate checks the keys.
 func (c Config) Validate() error {
-	if c.Channels < 1 {
-		return fmt.Errorf("routing.channels must be at least 1, got %d", c.Channels)
-	}
-	if c.MaxArticleNum < 1 {
-		return fmt.Errorf("routing.max_article_num must be at least 1, got %d", c.MaxArticleNum)
+	if c.MaxArticleNum < 1 || c.MaxArticleNum > feed.MaxArticles {
+		return fmt.Errorf("routing.max_article_num must be 1..%d, got %d", feed.MaxArticles, c.MaxArticleNum)
 	}
 	if c.StrategiesReload <= 0 {
 		return fmt.Errorf("routing.strategies_reload must be positive, got %v", c.StrategiesReload)
@@ -60,25 +54,40 @@ func (c Config) Validate() error {
 // maxUserIDLen bounds user ids: they become row keys.
 const maxUserIDLen = 256
 
+// Feeder serves a reader's feed: reco-center.
+type Feeder interface {
+	Feed(ctx context.Context, r feed.Request) (feed.Page, error)
+}
+
+// SimilarArticles finds an article's most similar articles: recall.
+type SimilarArticles interface {
+	Similar(ctx context.Context, article int64, n int) ([]int64, error)
+}
+
+// Ports are the services routing calls.
+type Ports struct {
+	Feed    Feeder
+	Similar SimilarArticles
+}
+
 // Server adapts the public protobuf API to routing.
 type Server struct {
 	userreco.UnimplementedUserRecommendServer
 	cfg    Config
+	ports  Ports
 	log    *zap.Logger
-	center recocenterv1.RecoCenterServiceClient
-	recall recallv1.RecallServiceClient
 	plan   atomic.Pointer[abtest.Plan]
 	served *prometheus.CounterVec
 }
 
-// NewServer returns a routing server that asks center for feeds and recall for
-// similar articles.
-func NewServer(cfg Config, log *zap.Logger, reg prometheus.Registerer, center recocenterv1.RecoCenterServiceClient, recall recallv1.RecallServiceClient) (*Server, error) {
+// New returns a routing server that asks its ports for feeds and similar
+// articles. WatchStrategies keeps its A/B plan current.
+func New(cfg Config, ports Ports, log *zap.Logger, reg prometheus.Registerer) (*Server, error) {
 	plan, err := abtest.Load(cfg.StrategiesFile)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, center: center, recall: recall}
+	s := &Server{cfg: cfg, ports: ports, log: log}
 	s.plan.Store(plan)
 	s.served = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: server.Namespace,
@@ -93,9 +102,9 @@ func NewServer(cfg Config, log *zap.Logger, reg prometheus.Registerer, center re
 
 // WatchStrategies reloads the strategies file when it changes, until ctx ends.
 // A file that fails to parse keeps the plan in force.
-func (s *Server) WatchStrategies(ctx context.Context) {
+func (s *Server) WatchStrategies(ctx context.Context) error {
 	if s.cfg.StrategiesFile == "" {
-		return
+		return nil
 	}
 	var last time.Time
 	if info, err := os.Stat(s.cfg.StrategiesFile); err == nil {
@@ -106,7 +115,7 @@ func (s *Server) WatchStrategies(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		info, err := os.Stat(s.cfg.StrategiesFile)
@@ -133,42 +142,34 @@ func (s *Server) UserRecommend(ctx context.Context, req *userreco.User) (*userre
 		// The original answered an empty user id with an empty track.
 		return &userreco.Track{}, nil
 	}
-	a := s.plan.Load().Assign(req.GetUserId())
-	server.AddLogFields(ctx, "strategy", a.Name)
-	sources := make([]recallv1.Source, len(a.Strategy.Recall))
-	for i, r := range a.Strategy.Recall {
-		sources[i] = recallv1.Source(r)
-	}
-	resp, err := s.center.Feed(ctx, &recocenterv1.FeedRequest{
-		UserId:     req.GetUserId(),
-		ChannelId:  req.GetChannelId(),
-		ArticleNum: req.GetArticleNum(),
-		TimeStamp:  req.GetTimeStamp(),
-		Anonymous:  slices.Contains(s.cfg.AnonymousUsers, req.GetUserId()),
-		Strategy: &recocenterv1.Strategy{
-			Name:          a.Name,
-			RecallSources: sources,
-			SortModel:     a.Strategy.Sort,
-			NewRatio:      a.Strategy.NewRatio,
-			HotRatio:      a.Strategy.HotRatio,
-		},
+	st := s.plan.Load().Assign(req.GetUserId())
+	server.AddLogFields(ctx, "strategy", st.Name)
+	page, err := s.ports.Feed.Feed(ctx, feed.Request{
+		User:      req.GetUserId(),
+		Channel:   req.GetChannelId(),
+		N:         int(req.GetArticleNum()),
+		Timestamp: req.GetTimeStamp(),
+		Strategy:  st,
+		Anonymous: slices.Contains(s.cfg.AnonymousUsers, req.GetUserId()),
 	})
 	if err != nil {
-		s.log.Error("feed failed", zap.String("user", req.GetUserId()), zap.Int32("channel", req.GetChannelId()), zap.String("strategy", a.Name), zap.Error(err))
-		return nil, status.Errorf(codes.Unavailable, "feed unavailable: %v", status.Convert(err).Message())
+		s.log.Error("feed failed", zap.String("user", req.GetUserId()), zap.Int32("channel", req.GetChannelId()), zap.String("strategy", st.Name), zap.Error(err))
+		// The code is reco-center's: a deadline stays a deadline, and only what
+		// a retry can fix is Unavailable.
+		return nil, server.Error(err, codes.Unavailable, "feed")
 	}
-	if !resp.GetHistory() {
-		s.served.WithLabelValues(a.Name).Add(float64(len(resp.GetArticleIds())))
+	if !page.History {
+		s.served.WithLabelValues(st.Name).Add(float64(len(page.IDs)))
 	}
-	return track(req.GetUserId(), a.Name, resp.GetArticleIds(), resp.GetHistory(), resp.GetTimeStamp()), nil
+	return track(req.GetUserId(), st.Name, page.IDs, page.History, page.Timestamp), nil
 }
 
 func (s *Server) validate(req *userreco.User) error {
 	if n := req.GetArticleNum(); n < 1 || n > s.cfg.MaxArticleNum {
 		return status.Errorf(codes.InvalidArgument, "article_num must be 1..%d, got %d", s.cfg.MaxArticleNum, n)
 	}
-	if c := req.GetChannelId(); c < 0 || c >= s.cfg.Channels {
-		return status.Errorf(codes.InvalidArgument, "channel_id must be 0..%d, got %d", s.cfg.Channels-1, c)
+	if c := req.GetChannelId(); !feed.ValidChannel(c) {
+		return status.Errorf(codes.InvalidArgument, "channel_id must be 0..%d, got %d", feed.NumChannels-1, c)
 	}
 	if ts := req.GetTimeStamp(); ts <= 0 {
 		return status.Errorf(codes.InvalidArgument, "time_stamp must be a positive time in milliseconds, got %d", ts)
@@ -195,10 +196,10 @@ func (s *Server) ArticleRecommend(ctx context.Context, req *userreco.Article) (*
 	if n := req.GetArticleNum(); n < 1 || n > s.cfg.MaxArticleNum {
 		return nil, status.Errorf(codes.InvalidArgument, "article_num must be 1..%d, got %d", s.cfg.MaxArticleNum, n)
 	}
-	resp, err := s.recall.Similar(ctx, &recallv1.SimilarRequest{ArticleId: req.GetArticleId(), N: req.GetArticleNum()})
+	ids, err := s.ports.Similar.Similar(ctx, req.GetArticleId(), int(req.GetArticleNum()))
 	if err != nil {
 		s.log.Error("similar articles unavailable, serving none", zap.Int64("article_id", req.GetArticleId()), zap.Error(err))
 		return &userreco.Similar{}, nil
 	}
-	return &userreco.Similar{ArticleId: resp.GetArticleIds()}, nil
+	return &userreco.Similar{ArticleId: ids}, nil
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +12,8 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 )
 
-// Models holds the CTR models of a directory, one file per model named
-// {id}.json, and reloads a file when it changes, so a new model goes live without
+// Models holds the CTR models of a directory, one file per model
+// (model.Path), and reloads a file when it changes, so a new model goes live without
 // a restart. A file that fails to load keeps the model it would have replaced.
 type Models struct {
 	dir string
@@ -55,9 +52,8 @@ func (m *Models) Reload() {
 		return
 	}
 	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		id, err := strconv.ParseInt(name, 10, 32)
-		if !ok || err != nil || e.IsDir() {
+		id, ok := model.FileID(e.Name())
+		if !ok || e.IsDir() {
 			continue
 		}
 		info, err := e.Info()
@@ -65,14 +61,14 @@ func (m *Models) Reload() {
 			continue
 		}
 		m.mu.RLock()
-		cur := m.models[int32(id)]
+		cur := m.models[id]
 		m.mu.RUnlock()
 		if cur.model != nil && cur.modTime.Equal(info.ModTime()) && cur.size == info.Size() {
 			continue
 		}
-		path := filepath.Join(m.dir, e.Name())
+		path := model.Path(m.dir, id)
 		mod, err := model.Load(path)
-		if err == nil && mod.ID != int32(id) {
+		if err == nil && mod.ID != id {
 			err = fmt.Errorf("file %s holds model %d", path, mod.ID)
 		}
 		if err != nil {
@@ -80,20 +76,20 @@ func (m *Models) Reload() {
 			continue
 		}
 		m.mu.Lock()
-		m.models[int32(id)] = loaded{model: mod, modTime: info.ModTime(), size: info.Size()}
+		m.models[id] = loaded{model: mod, modTime: info.ModTime(), size: info.Size()}
 		m.mu.Unlock()
 		m.log.Info("model loaded", zap.Int32("model", mod.ID), zap.String("kind", mod.Kind), zap.String("version", mod.Version))
 	}
 }
 
 // Watch reloads every interval until ctx ends.
-func (m *Models) Watch(ctx context.Context, interval time.Duration) {
+func (m *Models) Watch(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			m.Reload()
 		}

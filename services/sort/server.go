@@ -9,7 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	sortv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/sort/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
 // maxCandidates bounds one Rank call.
@@ -29,15 +31,18 @@ func (s *Server) Rank(ctx context.Context, req *sortv1.RankRequest) (*sortv1.Ran
 	if req.GetUserId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
 	}
+	if !feed.ValidChannel(req.GetChannelId()) {
+		return nil, status.Errorf(codes.InvalidArgument, "channel_id must be 0..%d, got %d", feed.NumChannels-1, req.GetChannelId())
+	}
 	if n := len(req.GetArticleIds()); n > maxCandidates {
 		return nil, status.Errorf(codes.InvalidArgument, "at most %d article_ids, got %d", maxCandidates, n)
 	}
-	ids, scores, err := s.ranker.Rank(ctx, req.GetUserId(), req.GetChannelId(), req.GetModel(), req.GetArticleIds())
+	ids, scores, err := s.ranker.Rank(ctx, req.GetUserId(), req.GetChannelId(), feed.Model(req.GetModel()), req.GetArticleIds())
 	switch {
 	case errors.Is(err, ErrUnknownModel):
 		return nil, status.Errorf(codes.FailedPrecondition, "%v: no such model file is loaded", err)
 	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "rank: %v", err)
+		return nil, server.Error(err, codes.Unavailable, "rank")
 	}
 	return &sortv1.RankResponse{ArticleIds: ids, Scores: scores}, nil
 }

@@ -7,13 +7,17 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // Config locates the models.
 type Config struct {
-	// ModelDir holds one file per model, {id}.json (200.json, 201.json, …), as
+	// ModelDir holds one file per model (200.json, 201.json, …: model.Path), as
 	// `reco admin build` writes them.
 	ModelDir string `yaml:"model_dir"`
 	// ReloadInterval is how often changed model files are picked up.
@@ -44,16 +48,26 @@ var ErrUnknownModel = errors.New("unknown sort model")
 
 // Ranker scores candidates with a CTR model.
 type Ranker struct {
+	cfg      Config
 	models   *Models
 	features storage.Features
 	articles *articleCache
 }
 
-// NewRanker returns a ranker reading features (article features through an
-// in-memory cache configured by cfg) and models.
-func NewRanker(cfg Config, models *Models, features storage.Features) *Ranker {
-	return &Ranker{models: models, features: features, articles: newArticleCache(features, cfg.FeatureCacheTTL, cfg.FeatureCacheSize)}
+// New returns a ranker with the models of cfg.ModelDir, reading features
+// (article features through an in-memory cache configured by cfg). Watch keeps
+// the models current.
+func New(cfg Config, features storage.Features, log *zap.Logger, _ prometheus.Registerer) (*Ranker, error) {
+	return &Ranker{
+		cfg:      cfg,
+		models:   LoadModels(cfg.ModelDir, log),
+		features: features,
+		articles: newArticleCache(features, cfg.FeatureCacheTTL, cfg.FeatureCacheSize),
+	}, nil
 }
+
+// Watch reloads changed model files every cfg.ReloadInterval until ctx ends.
+func (r *Ranker) Watch(ctx context.Context) error { return r.models.Watch(ctx, r.cfg.ReloadInterval) }
 
 // Rank orders ids by predicted click-through rate, highest first, and returns
 // the scores in the same order. Features come in two round trips whatever the
@@ -61,8 +75,8 @@ func NewRanker(cfg Config, models *Models, features storage.Features) *Ranker {
 // A user without features keeps the given (recall) order and gets no scores:
 // the model would rank on article features alone, which is popularity by
 // another name.
-func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID int32, ids []int64) ([]int64, []float64, error) {
-	m := r.models.Get(modelID)
+func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID feed.Model, ids []int64) ([]int64, []float64, error) {
+	m := r.models.Get(int32(modelID))
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownModel, modelID)
 	}
@@ -85,7 +99,7 @@ func (r *Ranker) Rank(ctx context.Context, user string, channel int32, modelID i
 			channels = append(channels, ch)
 		}
 	}
-	weights, err := r.features.UserWeightsIn(ctx, user, channels)
+	weights, err := r.features.UserWeights(ctx, user, channels)
 	if err != nil {
 		return nil, nil, fmt.Errorf("user features: %w", err)
 	}

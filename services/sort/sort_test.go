@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
@@ -36,9 +37,20 @@ func writeModel(t *testing.T, dir string, version string, w1 float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "200.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(model.Path(dir, 200), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func newRanker(t *testing.T, dir string, features storage.Features) *Ranker {
+	t.Helper()
+	cfg := testConfig
+	cfg.ModelDir = dir
+	r, err := New(cfg, features, zap.NewNop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func setup(t *testing.T) (*Ranker, *countingFeatures, string) {
@@ -52,22 +64,20 @@ func setup(t *testing.T) (*Ranker, *countingFeatures, string) {
 	if err := db.Tables().Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
-	vectors := map[int64][]float64{}
+	var records []storage.Record
 	for id := int64(1); id <= 500; id++ {
 		v := make([]float64, model.ArticleFeatureLen)
 		v[1+model.KeywordWeightsLen] = float64(id%97) / 97
-		vectors[id] = v
+		records = append(records, storage.ArticleVector{Article: id, Vector: v})
 	}
-	if err := db.Tables().PutArticleVectors(ctx, vectors); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Tables().PutUserWeights(ctx, "known", 1, make([]float64, 10)); err != nil {
+	records = append(records, storage.UserWeights{User: "known", Channel: 1, Weights: make([]float64, 10)})
+	if err := db.Tables().Load(ctx, records); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	writeModel(t, dir, "v1", 3)
 	f := &countingFeatures{Features: db.Tables()}
-	return NewRanker(testConfig, LoadModels(dir, zap.NewNop()), f), f, dir
+	return newRanker(t, dir, f), f, dir
 }
 
 func TestRankOrdersByModelInOneArticleRoundTrip(t *testing.T) {
@@ -129,15 +139,15 @@ func TestModelsReloadWithoutRestart(t *testing.T) {
 	// A newer file (later mtime) replaces the model.
 	writeModel(t, dir, "v2", -3)
 	later := time.Now().Add(time.Second)
-	_ = os.Chtimes(filepath.Join(dir, "200.json"), later, later)
+	_ = os.Chtimes(model.Path(dir, 200), later, later)
 	r.models.Reload()
 	if v := r.models.Get(200).Version; v != "v2" {
 		t.Errorf("after reload version %s, want v2", v)
 	}
 	// A broken file keeps the model in force.
-	_ = os.WriteFile(filepath.Join(dir, "200.json"), []byte(`{"id": 200, "kind": "logistic"`), 0o644)
+	_ = os.WriteFile(model.Path(dir, 200), []byte(`{"id": 200, "kind": "logistic"`), 0o644)
 	even := later.Add(time.Second)
-	_ = os.Chtimes(filepath.Join(dir, "200.json"), even, even)
+	_ = os.Chtimes(model.Path(dir, 200), even, even)
 	r.models.Reload()
 	if m := r.models.Get(200); m == nil || m.Version != "v2" {
 		t.Errorf("after a broken file the model is %v, want v2 kept", m)
@@ -160,18 +170,21 @@ func TestAllChannelsFeedUsesEachArticlesChannel(t *testing.T) {
 		v[0] = channel
 		return v
 	}
-	if err := tables.PutArticleVectors(ctx, map[int64][]float64{1: vec(3), 2: vec(7)}); err != nil {
+	// The user cares for channel 7, not 3: their first weight there is high.
+	if err := tables.Load(ctx, []storage.Record{
+		storage.ArticleVector{Article: 1, Vector: vec(3)},
+		storage.ArticleVector{Article: 2, Vector: vec(7)},
+		storage.UserWeights{User: "u", Channel: 3, Weights: make([]float64, 10)},
+		storage.UserWeights{User: "u", Channel: 7, Weights: []float64{4, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+	}); err != nil {
 		t.Fatal(err)
 	}
-	// The user cares for channel 7, not 3: their first weight there is high.
-	_ = tables.PutUserWeights(ctx, "u", 3, make([]float64, 10))
-	_ = tables.PutUserWeights(ctx, "u", 7, []float64{4, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	dir := t.TempDir()
 	m := &model.Model{ID: 200, Kind: model.KindLogistic, Features: model.NumFeatures, Weights: make([]float64, model.NumFeatures)}
 	m.Weights[1+model.ArticleVectorLen] = 1 // the user's first weight
 	b, _ := m.Encode()
-	_ = os.WriteFile(filepath.Join(dir, "200.json"), b, 0o644)
-	r := NewRanker(testConfig, LoadModels(dir, zap.NewNop()), tables)
+	_ = os.WriteFile(model.Path(dir, 200), b, 0o644)
+	r := newRanker(t, dir, tables)
 
 	got, scores, err := r.Rank(ctx, "u", 0, 200, []int64{1, 2})
 	if err != nil || !slices.Equal(got, []int64{2, 1}) || scores[0] != model.Sigmoid(4) {

@@ -212,11 +212,11 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	tables, sets, cleanup, err := app.OpenStores(ctx, cfg.Storage, true, true)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = fixture.SeedChannel(ctx, tables, sets, cfg.Sort.ModelDir, deployChannel, users["Algo-1"], users["Algo-2"])
+	err = fixture.SeedChannel(ctx, st.Tables, st.Sets, cfg.Sort.ModelDir, deployChannel, users["Algo-1"], users["Algo-2"])
 	_ = cleanup()
 	if err != nil {
 		t.Fatal(err)

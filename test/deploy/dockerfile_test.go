@@ -351,7 +351,7 @@ func TestHBaseDockerfile(t *testing.T) {
 		t.Errorf("%s: Thrift2 on %s:%s, exposed %s; want it on all interfaces and exposed", rel, env["HBASE_THRIFT_BIND"], env["HBASE_THRIFT_PORT"], run.last("EXPOSE"))
 	}
 	for k := range env {
-		if k != "RECO_CACHE" && k != "JAVA" && !strings.HasPrefix(k, "HBASE_") {
+		if k != "RECOSCRIPTS_CACHE" && k != "JAVA" && !strings.HasPrefix(k, "HBASE_") {
 			t.Errorf("%s: ENV %s is not a variable scripts/hbase.sh reads", rel, k)
 		} else if !strings.Contains(script, k) {
 			t.Errorf("%s: ENV %s does not appear in scripts/hbase.sh", rel, k)

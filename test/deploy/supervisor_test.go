@@ -246,12 +246,12 @@ func TestSupervisorConfig(t *testing.T) {
 	})
 }
 
-// integration fails the test when RECO_REQUIRE_INTEGRATION=1 (make test starts
+// integration fails the test when RECOTEST_REQUIRE_INTEGRATION=1 (make test starts
 // every dependency, so a missing one is a broken setup) and skips it otherwise.
 func integration(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("RECO_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf(format+" (RECO_REQUIRE_INTEGRATION=1: this test must run)", args...)
+	if os.Getenv("RECOTEST_REQUIRE_INTEGRATION") == "1" {
+		t.Fatalf(format+" (RECOTEST_REQUIRE_INTEGRATION=1: this test must run)", args...)
 	}
 	t.Skipf(format, args...)
 }
@@ -402,9 +402,9 @@ func waitServing(ctx context.Context, addr, service string) error {
 // routing, a killed program is restarted, and on shutdown every program drains
 // and exits 0.
 func TestSupervisorRunsTheSuite(t *testing.T) {
-	thrift, redis := os.Getenv("RECO_HBASE_THRIFT"), os.Getenv("RECO_REDIS_ADDR")
+	thrift, redis := os.Getenv("RECOTEST_HBASE_THRIFT"), os.Getenv("RECOTEST_REDIS_ADDR")
 	if thrift == "" || redis == "" {
-		integration(t, "RECO_HBASE_THRIFT and RECO_REDIS_ADDR are not set: run under scripts/integration.sh (make test)")
+		integration(t, "RECOTEST_HBASE_THRIFT and RECOTEST_REDIS_ADDR are not set: run under scripts/integration.sh (make test)")
 	}
 	supervisord, supervisorctl := supervisorBinaries(t)
 
@@ -417,10 +417,11 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 	// program inherits and which overrides reco.yaml: how an operator points a
 	// machine at other servers without editing the file.
 	storage := []string{"RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_REDIS_ADDRS=" + redis}
+	// No other RECO_* variable of the test's environment reaches the programs: a
+	// config key would override reco.yaml, anything else stops reco from starting.
 	var environ []string
-	keys := envKeys()
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); keys[k] == "" {
+		if !strings.HasPrefix(kv, config.EnvPrefix) {
 			environ = append(environ, kv)
 		}
 	}
@@ -434,11 +435,11 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tables, sets, cleanup, err := app.OpenStores(ctx, cfg.Storage, true, true)
+	stores, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = fixture.SeedChannel(ctx, tables, sets, cfg.Sort.ModelDir, deployChannel, user)
+	err = fixture.SeedChannel(ctx, stores.Tables, stores.Sets, cfg.Sort.ModelDir, deployChannel, user)
 	_ = cleanup()
 	if err != nil {
 		t.Fatal(err)

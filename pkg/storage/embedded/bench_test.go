@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -36,7 +37,7 @@ func durabilities(b *testing.B, fn func(b *testing.B, db *DB)) {
 
 // preload writes versions of c (10 ids each) ending at newest, in one
 // transaction.
-func preload(b *testing.B, db *DB, c storage.Cell, versions int, newest int64) {
+func preload(b *testing.B, db *DB, c layout.Cell, versions int, newest int64) {
 	b.Helper()
 	prefix := cellPrefix(c.Row, c.Column)
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
@@ -68,18 +69,18 @@ func tenIDs(seed int64) []int64 {
 // measures the trim walk.
 func BenchmarkAppend(b *testing.B) {
 	ctx := context.Background()
-	cells := make([]storage.Cell, 64)
-	for i := range cells {
-		cells[i] = storage.HistoryCell("u"+strconv.Itoa(i), 1)
+	hist := make([]layout.Cell, 64)
+	for i := range hist {
+		hist[i] = layout.HistoryCell("u"+strconv.Itoa(i), 1)
 	}
 	b.Run("new-version", func(b *testing.B) {
 		durabilities(b, func(b *testing.B, db *DB) {
-			tb := db.Tables()
+			tb := cells(db)
 			base := time.Now().UnixMilli()
 			var lat storagetest.Latencies
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				err := tb.Append(ctx, cells[i%len(cells)], base+int64(i), tenIDs(int64(i)))
+				err := tb.Append(ctx, hist[i%len(hist)], base+int64(i), tenIDs(int64(i)))
 				lat.Since(start)
 				if err != nil {
 					b.Fatal(err)
@@ -90,12 +91,12 @@ func BenchmarkAppend(b *testing.B) {
 	})
 	b.Run("same-timestamp", func(b *testing.B) {
 		durabilities(b, func(b *testing.B, db *DB) {
-			tb := db.Tables()
+			tb := cells(db)
 			base := time.Now().UnixMilli()
 			var lat storagetest.Latencies
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				err := tb.Append(ctx, cells[(i/2)%len(cells)], base+int64(i/2), tenIDs(int64(i)))
+				err := tb.Append(ctx, hist[(i/2)%len(hist)], base+int64(i/2), tenIDs(int64(i)))
 				lat.Since(start)
 				if err != nil {
 					b.Fatal(err)
@@ -106,13 +107,13 @@ func BenchmarkAppend(b *testing.B) {
 	})
 	b.Run("deep-cell", func(b *testing.B) {
 		durabilities(b, func(b *testing.B, db *DB) {
-			tb := db.Tables()
+			tb := cells(db)
 			now := time.Now().UnixMilli()
-			preload(b, db, cells[0], 5000, now-1000)
+			preload(b, db, hist[0], 5000, now-1000)
 			var lat storagetest.Latencies
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				err := tb.Append(ctx, cells[0], now+int64(i), tenIDs(int64(i)))
+				err := tb.Append(ctx, hist[0], now+int64(i), tenIDs(int64(i)))
 				lat.Since(start)
 				if err != nil {
 					b.Fatal(err)
@@ -128,9 +129,9 @@ func BenchmarkAppend(b *testing.B) {
 // the user has seen), each cell holding 200 versions of 10 ids.
 func BenchmarkVersions(b *testing.B) {
 	db := benchDB(b, true)
-	tb := db.Tables()
+	tb := cells(db)
 	ctx := context.Background()
-	c, all := storage.HistoryCell("u", 5), storage.HistoryCell("u", 0)
+	c, all := layout.HistoryCell("u", 5), layout.HistoryCell("u", 0)
 	now := time.Now().UnixMilli()
 	preload(b, db, c, 200, now)
 	preload(b, db, all, 200, now)
@@ -162,7 +163,7 @@ func BenchmarkVersions(b *testing.B) {
 // hot path of every refresh.
 func BenchmarkPopMax(b *testing.B) {
 	durabilities(b, func(b *testing.B, db *DB) {
-		sets := db.SortedSets()
+		sets := zsets(db)
 		ctx := context.Background()
 		fill := make([]storage.Scored, 100)
 		for i := range fill {

@@ -1,21 +1,22 @@
 // Package embedded is the development storage engine: both roles of DESIGN.md §3,
-// the HBase tables (storage.Tables) and the Redis sorted sets (storage.SortedSets),
-// in one bbolt file.
+// the HBase tables (storage.Tables) and the Redis sorted sets (storage.Sets), in
+// one bbolt file. It implements the engine contracts layout.Cells and
+// layout.SortedSets; package layout lays the domain out over them.
 //
 // # Why bbolt
 //
 // It is one file and pure Go, so `reco serve --target=all` needs no server and no
 // cgo. Its transactions are serializable (one writer at a time, readers on a
 // consistent snapshot), which gives the two guarantees the feed depends on without
-// extra machinery: Queue.Take and SortedSets.PopMax are a read and a delete in one
-// transaction, so two concurrent refreshes never get the same id; and Lists.Append
+// extra machinery: Cells.Take and SortedSets.PopMax are a read and a delete in one
+// transaction, so two concurrent refreshes never get the same id; and Cells.Append
 // merges into a version at the same timestamp in one transaction, so two writes that
 // share a request time_stamp both land. The HBase backend needs check-and-mutate
 // for the latter and Redis gets it from ZPOPMAX; here it is free.
 //
 // # Tables
 //
-// Each table of storage.Schema is a bucket, created by Bootstrap (not by Open:
+// Each table of layout.Schema is a bucket, created by Bootstrap (not by Open:
 // forgetting Bootstrap fails here the way it fails against HBase). A version of a
 // cell is one key:
 //
@@ -65,6 +66,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
 // Config says where the embedded database lives and how it writes.
@@ -140,10 +142,10 @@ func Open(cfg Config) (*DB, func() error, error) {
 }
 
 // Tables returns the HBase role of db.
-func (db *DB) Tables() storage.Tables { return &tables{db: db} }
+func (db *DB) Tables() storage.Tables { return layout.NewTables(&tables{db: db}) }
 
-// SortedSets returns the Redis role of db.
-func (db *DB) SortedSets() storage.SortedSets { return &sortedSets{db: db} }
+// Sets returns the Redis role of db.
+func (db *DB) Sets() storage.Sets { return layout.NewSets(&sortedSets{db: db}) }
 
 // update runs fn in a write transaction, waiting for the writer lock no longer
 // than ctx allows.

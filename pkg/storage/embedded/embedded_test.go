@@ -13,7 +13,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -37,6 +39,12 @@ func open(t testing.TB, bootstrap bool) *DB {
 	}
 	return db
 }
+
+// cells is db's engine of the HBase role, below the domain's layout.
+func cells(db *DB) *tables { return &tables{db: db} }
+
+// zsets is db's engine of the Redis role, below the domain's layout.
+func zsets(db *DB) *sortedSets { return &sortedSets{db: db} }
 
 // clock is a settable time source for TTLs and expiries.
 type clock struct {
@@ -66,8 +74,8 @@ func TestTablesContract(t *testing.T) {
 	storagetest.Tables(t, open(t, true).Tables())
 }
 
-func TestSortedSetsContract(t *testing.T) {
-	storagetest.SortedSets(t, open(t, false).SortedSets())
+func TestSetsContract(t *testing.T) {
+	storagetest.Sets(t, open(t, false).Sets())
 }
 
 // rawKeys returns the keys of table that start with prefix.
@@ -88,7 +96,7 @@ func rawKeys(t *testing.T, db *DB, table string, prefix []byte) [][]byte {
 }
 
 // rawPut writes value as the version at ts of c, bypassing the codec.
-func rawPut(t *testing.T, db *DB, c storage.Cell, ts int64, value string) {
+func rawPut(t *testing.T, db *DB, c layout.Cell, ts int64, value string) {
 	t.Helper()
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(c.Table)).Put(versionKey(cellPrefix(c.Row, c.Column), ts), []byte(value))
@@ -100,25 +108,25 @@ func rawPut(t *testing.T, db *DB, c storage.Cell, ts int64, value string) {
 
 func TestTablesNeedBootstrap(t *testing.T) {
 	db := open(t, false)
-	err := db.Tables().Append(context.Background(), storage.HistoryCell("u", 1), 1, []int64{1})
+	err := db.Tables().Record(context.Background(), "u", 1, 1, []int64{1})
 	if !errors.Is(err, ErrNotBootstrapped) {
-		t.Errorf("Append before Bootstrap: err = %v, want ErrNotBootstrapped", err)
+		t.Errorf("Record before Bootstrap: err = %v, want ErrNotBootstrapped", err)
 	}
 }
 
 func TestTablesRefuseWhatHBaseWould(t *testing.T) {
-	tb := open(t, true).Tables()
+	tb := cells(open(t, true))
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		cell storage.Cell
+		cell layout.Cell
 		want error
 	}{
-		{"unknown table", storage.Cell{Table: "wait_recommmend", Row: "reco:u", Column: "channel:1"}, ErrUnknownFamily},
-		{"unknown family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: "chanel:1"}, ErrUnknownFamily},
-		{"NUL in row", storage.HistoryCell("u\x00v", 1), ErrInvalidKey},
-		{"NUL in column", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: "channel:\x00"}, ErrInvalidKey},
-		{"empty row", storage.Cell{Table: storage.TableHistoryRecommend, Column: "channel:1"}, ErrInvalidKey},
+		{"unknown table", layout.Cell{Table: "wait_recommmend", Row: "reco:u", Column: "channel:1"}, ErrUnknownFamily},
+		{"unknown family", layout.Cell{Table: layout.TableHistoryRecommend, Row: "reco:his:u", Column: "chanel:1"}, ErrUnknownFamily},
+		{"NUL in row", layout.HistoryCell("u\x00v", 1), ErrInvalidKey},
+		{"NUL in column", layout.Cell{Table: layout.TableHistoryRecommend, Row: "reco:his:u", Column: "channel:\x00"}, ErrInvalidKey},
+		{"empty row", layout.Cell{Table: layout.TableHistoryRecommend, Column: "channel:1"}, ErrInvalidKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +141,7 @@ func TestTablesRefuseWhatHBaseWould(t *testing.T) {
 }
 
 // The original ran eval() on these bytes; here they are data, and bad data is an
-// error.
+// error, whichever domain port reads it.
 func TestMalformedValuesAreErrors(t *testing.T) {
 	db := open(t, true)
 	tb := db.Tables()
@@ -141,65 +149,100 @@ func TestMalformedValuesAreErrors(t *testing.T) {
 	const evil = "__import__('os').system('id')"
 	now := time.Now().UnixMilli()
 
-	hist := storage.HistoryCell("u", 1)
-	rawPut(t, db, hist, now, evil)
-	if _, err := tb.Versions(ctx, hist.Table, hist.Row, []string{hist.Column}, now, 0); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Versions over a bad cell: err = %v, want ErrMalformed", err)
+	rawPut(t, db, layout.HistoryCell("u", 1), now, evil)
+	if _, err := tb.Page(ctx, "u", 1, now); !errors.Is(err, storage.ErrMalformed) {
+		t.Errorf("Page over a bad cell: err = %v, want ErrMalformed", err)
 	}
-	if err := tb.Append(ctx, hist, now, []int64{1}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Append merging into a bad cell: err = %v, want ErrMalformed", err)
+	if _, err := tb.Seen(ctx, "u", []int32{0, 1}); !errors.Is(err, storage.ErrMalformed) {
+		t.Errorf("Seen over a bad cell: err = %v, want ErrMalformed", err)
+	}
+	if err := tb.Record(ctx, "u", 1, now, []int64{1}); !errors.Is(err, storage.ErrMalformed) {
+		t.Errorf("Record merging into a bad cell: err = %v, want ErrMalformed", err)
 	}
 
-	wait := storage.WaitCell("u", 1)
-	rawPut(t, db, wait, now, "[1, 2")
-	if _, err := tb.Take(ctx, wait, 1); !errors.Is(err, storage.ErrMalformed) {
+	rawPut(t, db, layout.WaitCell("u", 1), now, "[1, 2")
+	if _, err := tb.Take(ctx, "u", 1, 1); !errors.Is(err, storage.ErrMalformed) {
 		t.Errorf("Take from a bad queue: err = %v, want ErrMalformed", err)
 	}
-	if err := tb.Push(ctx, wait, []int64{3}); !errors.Is(err, storage.ErrMalformed) {
+	if err := tb.Push(ctx, "u", 1, []int64{3}); !errors.Is(err, storage.ErrMalformed) {
 		t.Errorf("Push to a bad queue: err = %v, want ErrMalformed", err)
 	}
 
-	rawPut(t, db, storage.UserFeatureCell("u", 1), now, "null")
-	if _, err := tb.UserWeights(ctx, "u", 1); !errors.Is(err, storage.ErrMalformed) {
+	rawPut(t, db, layout.UserFeatureCell("u", 1), now, "null")
+	if _, err := tb.UserWeights(ctx, "u", []int32{1}); !errors.Is(err, storage.ErrMalformed) {
 		t.Errorf("UserWeights of a bad cell: err = %v, want ErrMalformed", err)
 	}
 
-	rawPut(t, db, storage.ArticleFeatureCell(7), now, "[0.1, 'x']")
+	rawPut(t, db, layout.ArticleFeatureCell(7), now, "[0.1, 'x']")
 	if _, err := tb.ArticleVectors(ctx, []int64{7}); !errors.Is(err, storage.ErrMalformed) {
 		t.Errorf("ArticleVectors with a bad cell: err = %v, want ErrMalformed", err)
 	}
 
-	rawPut(t, db, storage.Cell{Table: storage.TableArticleSimilar, Row: storage.SimilarRow(9), Column: storage.SimilarColumn(10)}, now, "0.5; rm -rf /")
+	rawPut(t, db, layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(9), Column: layout.SimilarColumn(10)}, now, "0.5; rm -rf /")
 	if _, err := tb.Similar(ctx, 9, 3); !errors.Is(err, storage.ErrMalformed) {
 		t.Errorf("Similar with a bad score: err = %v, want ErrMalformed", err)
 	}
+	rawPut(t, db, layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(11), Column: "similar:x"}, now, "0.5")
+	if _, err := tb.Similar(ctx, 11, 3); !errors.Is(err, storage.ErrMalformed) {
+		t.Errorf("Similar with a bad qualifier: err = %v, want ErrMalformed", err)
+	}
+
+	recall, _ := layout.RecallCell("u", feed.SourceALS, 1)
+	rawPut(t, db, recall, now, "{}")
+	if _, err := tb.Read(ctx, "u", 1, []feed.Source{feed.SourceALS}); !errors.Is(err, storage.ErrMalformed) {
+		t.Errorf("Read over a bad run: err = %v, want ErrMalformed", err)
+	}
 }
 
-func TestBadInputWritesNothing(t *testing.T) {
-	tb := open(t, true).Tables()
+// Versions honours every combination of bound and limit, beyond the ones the
+// domain's readers use (History.Page: a bound and 2; Newest: 1; the rest: all).
+func TestVersionsBounds(t *testing.T) {
+	c := cells(open(t, true))
 	ctx := context.Background()
-	if err := tb.PutSimilar(ctx, 1, []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: math.NaN()}}); err == nil {
-		t.Error("PutSimilar with a NaN score succeeded")
+	now := time.Now().UnixMilli()
+	cell := layout.HistoryCell("u", 3)
+	for _, ts := range []int64{now - 3000, now - 1000, now - 2000} {
+		if err := c.Append(ctx, cell, ts, []int64{ts}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got, _ := tb.Similar(ctx, 1, 5); len(got) != 0 {
-		t.Errorf("after a refused PutSimilar, Similar = %v, want nothing", got)
-	}
-	err := tb.PutArticleVectors(ctx, map[int64][]float64{1: {0.1}, 2: {math.Inf(1)}})
-	if err == nil {
-		t.Error("PutArticleVectors with an Inf succeeded")
-	}
-	if got, _ := tb.ArticleVectors(ctx, []int64{1, 2}); len(got) != 0 {
-		t.Errorf("after a refused PutArticleVectors, ArticleVectors = %v, want nothing", got)
+	for _, tt := range []struct {
+		maxTS  int64
+		limit  int
+		wantTS []int64
+	}{
+		{now, 0, []int64{now - 1000, now - 2000, now - 3000}},
+		{now - 1500, 0, []int64{now - 2000, now - 3000}},
+		{now - 2000, 0, []int64{now - 2000, now - 3000}},
+		{now, 2, []int64{now - 1000, now - 2000}},
+		{now - 1500, 1, []int64{now - 2000}},
+		{now - 5000, 0, nil},
+		{layout.MaxTimestamp, 0, []int64{now - 1000, now - 2000, now - 3000}},
+	} {
+		got, err := c.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, tt.maxTS, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts []int64
+		for _, v := range got[cell.Column] {
+			ts = append(ts, v.Timestamp)
+		}
+		if !slices.Equal(ts, tt.wantTS) {
+			t.Errorf("Versions(maxTS=now-%d, limit=%d) timestamps = %v, want %v", now-tt.maxTS, tt.limit, ts, tt.wantTS)
+		}
+		if _, ok := got[cell.Column]; ok != (tt.wantTS != nil) {
+			t.Errorf("Versions(maxTS=now-%d, limit=%d): column present = %v", now-tt.maxTS, tt.limit, ok)
+		}
 	}
 }
 
 func TestSingleVersionCellsKeepOneVersion(t *testing.T) {
 	db := open(t, true)
 	clk := withClock(db)
-	tb := db.Tables()
+	tb := cells(db)
 	ctx := context.Background()
 
-	wait := storage.WaitCell("u", 1)
+	wait := layout.WaitCell("u", 1)
 	for i := range int64(5) {
 		if err := tb.Push(ctx, wait, []int64{i}); err != nil {
 			t.Fatal(err)
@@ -222,7 +265,8 @@ func TestSingleVersionCellsKeepOneVersion(t *testing.T) {
 	}
 
 	for _, score := range []float64{0.1, 0.9, 0.3} {
-		if err := tb.PutSimilar(ctx, 1, []storage.Scored{{ID: 2, Score: score}, {ID: 3, Score: 0.5}}); err != nil {
+		nb := storage.Neighbours{Article: 1, Similar: []storage.Scored{{ID: 2, Score: score}, {ID: 3, Score: 0.5}}}
+		if err := db.Tables().Load(ctx, []storage.Record{nb}); err != nil {
 			t.Fatal(err)
 		}
 		clk.advance(time.Millisecond)
@@ -231,7 +275,7 @@ func TestSingleVersionCellsKeepOneVersion(t *testing.T) {
 	if got, err := tb.Similar(ctx, 1, 5); err != nil || !slices.Equal(got, want) {
 		t.Errorf("Similar = %v, %v; want %v (the last scores only)", got, err, want)
 	}
-	if keys := rawKeys(t, db, storage.TableArticleSimilar, rowPrefix(storage.SimilarRow(1))); len(keys) != 2 {
+	if keys := rawKeys(t, db, layout.TableArticleSimilar, rowPrefix(layout.SimilarRow(1))); len(keys) != 2 {
 		t.Errorf("article_similar row holds %d versions, want 2 (one per neighbour)", len(keys))
 	}
 }
@@ -239,9 +283,9 @@ func TestSingleVersionCellsKeepOneVersion(t *testing.T) {
 func TestExpiredVersionsArePurgedOnWrite(t *testing.T) {
 	db := open(t, true)
 	clk := withClock(db)
-	tb := db.Tables()
+	tb := cells(db)
 	ctx := context.Background()
-	c := storage.HistoryCell("u", 1)
+	c := layout.HistoryCell("u", 1)
 	day := 24 * time.Hour
 	now := clk.now().UnixMilli()
 	for _, age := range []time.Duration{91 * day, 89 * day, 10 * day} {
@@ -299,15 +343,14 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := storage.HistoryCell("u", 1)
 	ts := time.Now().UnixMilli()
 	if err := db.Tables().Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Tables().Append(ctx, c, ts, []int64{1, 2}); err != nil {
+	if err := db.Tables().Record(ctx, "u", 1, ts, []int64{1, 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SortedSets().Add(ctx, "k", []storage.Scored{{ID: 3, Score: 1}}, 0); err != nil {
+	if err := db.Sets().Replace(ctx, storage.NewList, 1, []storage.Scored{{ID: 3, Score: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cleanup(); err != nil {
@@ -318,11 +361,11 @@ func TestDataSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	got, err := db.Tables().Versions(ctx, c.Table, c.Row, []string{c.Column}, ts, 0)
-	if err != nil || len(got[c.Column]) != 1 || !slices.Equal(got[c.Column][0].IDs, []int64{1, 2}) {
-		t.Errorf("after reopen Versions = %v, %v; want [1 2]", got, err)
+	got, err := db.Tables().Page(ctx, "u", 1, ts)
+	if err != nil || len(got) != 1 || !slices.Equal(got[0].IDs, []int64{1, 2}) {
+		t.Errorf("after reopen Page = %v, %v; want [1 2]", got, err)
 	}
-	if top, err := db.SortedSets().Top(ctx, "k", 5); err != nil || len(top) != 1 {
+	if top, err := db.Sets().Top(ctx, storage.NewList, 1, 5); err != nil || len(top) != 1 {
 		t.Errorf("after reopen Top = %v, %v; want member 3", top, err)
 	}
 }
@@ -330,7 +373,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 // Ties and the extremes of the score range order as in Redis, so code tested
 // against the embedded engine sees what it will see in production.
 func TestSortedSetOrderMatchesRedis(t *testing.T) {
-	sets := open(t, false).SortedSets()
+	sets := zsets(open(t, false))
 	ctx := context.Background()
 	in := []storage.Scored{
 		{ID: 9, Score: 1}, {ID: 10, Score: 1}, {ID: 100, Score: 1},
@@ -360,7 +403,7 @@ func TestSortedSetOrderMatchesRedis(t *testing.T) {
 func TestSortedSetExpiry(t *testing.T) {
 	db := open(t, false)
 	clk := withClock(db)
-	sets := db.SortedSets()
+	sets := zsets(db)
 	ctx := context.Background()
 	one := []storage.Scored{{ID: 1, Score: 1}}
 
@@ -415,14 +458,14 @@ func TestSortedSetExpiry(t *testing.T) {
 
 func TestCallsHonourTheContext(t *testing.T) {
 	db := open(t, true)
-	tb, sets := db.Tables(), db.SortedSets()
+	tb, sets := cells(db), zsets(db)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	c := storage.HistoryCell("u", 1)
+	c := layout.HistoryCell("u", 1)
 	for name, err := range map[string]error{
 		"Append":   tb.Append(cancelled, c, 1, []int64{1}),
 		"Versions": func() error { _, err := tb.Versions(cancelled, c.Table, c.Row, []string{c.Column}, 1, 0); return err }(),
-		"Take":     func() error { _, err := tb.Take(cancelled, storage.WaitCell("u", 1), 1); return err }(),
+		"Take":     func() error { _, err := tb.Take(cancelled, layout.WaitCell("u", 1), 1); return err }(),
 		"Add":      sets.Add(cancelled, "k", []storage.Scored{{ID: 1}}, 0),
 		"PopMax":   func() error { _, err := sets.PopMax(cancelled, "k", 1); return err }(),
 	} {
@@ -439,5 +482,40 @@ func TestCallsHonourTheContext(t *testing.T) {
 	<-db.writer
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Append behind a busy writer: err = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// AddNew leaves an existing member's score alone: a served id keeps the time
+// of its first claim.
+func TestAddNewKeepsScores(t *testing.T) {
+	sets := zsets(open(t, false))
+	ctx := context.Background()
+	if _, err := sets.AddNew(ctx, "served", []storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 1}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sets.AddNew(ctx, "served", []storage.Scored{{ID: 2, Score: 5}, {ID: 3, Score: 1}}, time.Minute); err != nil || !slices.Equal(got, []int64{3}) {
+		t.Fatalf("AddNew(2, 3) = %v, %v; want [3]", got, err)
+	}
+	if top, _ := sets.Top(ctx, "served", 1); len(top) != 1 || top[0].Score != 1 {
+		t.Errorf("Top = %v: AddNew changed an existing member's score", top)
+	}
+}
+
+// A sorted set's Delete removes every key given; absent ones are fine.
+func TestSortedSetDelete(t *testing.T) {
+	sets := zsets(open(t, false))
+	ctx := context.Background()
+	for _, k := range []string{"a", "b"} {
+		if err := sets.Add(ctx, k, []storage.Scored{{ID: 1, Score: 1}}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sets.Delete(ctx, "a", "b", "absent"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if got, err := sets.Top(ctx, k, 1); err != nil || len(got) != 0 {
+			t.Errorf("Top(%s) after Delete = %v, %v; want nothing", k, got, err)
+		}
 	}
 }

@@ -4,7 +4,7 @@ import "errors"
 
 var (
 	// ErrUnknownFamily is returned for a table or column family that is not in
-	// storage.Schema: HBase refuses such a write too, and accepting it here would
+	// layout.Schema: HBase refuses such a write too, and accepting it here would
 	// hide a misspelt name until the first deployment against HBase.
 	ErrUnknownFamily = errors.New("table or column family not in the schema")
 	// ErrNotBootstrapped is returned when a table of the schema has not been

@@ -11,12 +11,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
-// sortedSets is the Redis role of a DB.
+// sortedSets is the Redis role of a DB: layout.SortedSets in bbolt buckets.
 type sortedSets struct{ db *DB }
 
-var _ storage.SortedSets = (*sortedSets)(nil)
+var _ layout.SortedSets = (*sortedSets)(nil)
 
 // sweepBatch is how many expired keys one Add deletes at most besides its own:
 // enough to keep up with keys expiring, small enough not to stall the writer.

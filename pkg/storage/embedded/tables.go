@@ -12,17 +12,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
-// tables is the HBase role of a DB.
+// tables is the HBase role of a DB: layout.Cells in bbolt buckets.
 type tables struct{ db *DB }
 
-var _ storage.Tables = (*tables)(nil)
+var _ layout.Cells = (*tables)(nil)
 
-// Bootstrap creates a bucket per table of storage.Schema; existing ones are kept.
+// Bootstrap creates a bucket per table of layout.Schema; existing ones are kept.
 func (t *tables) Bootstrap(ctx context.Context) error {
 	return t.db.update(ctx, func(tx *bolt.Tx) error {
-		for _, spec := range storage.Schema {
+		for _, spec := range layout.Schema {
 			if _, err := tx.CreateBucketIfNotExists([]byte(spec.Name)); err != nil {
 				return fmt.Errorf("bootstrap table %s: %w", spec.Name, err)
 			}
@@ -36,7 +37,7 @@ type cellRef struct {
 	table  string
 	row    string
 	column string
-	family storage.Family
+	family layout.Family
 	prefix []byte
 }
 
@@ -52,20 +53,20 @@ func resolve(table, row, column string) (cellRef, error) {
 	}
 	// HBase reads "family" without a colon as the family with an empty qualifier.
 	family, _, _ := strings.Cut(column, ":")
-	f, ok := storage.FamilyOf(table, family)
+	f, ok := layout.FamilyOf(table, family)
 	if !ok {
 		return cellRef{}, fmt.Errorf("%s/%s/%s: %w", table, row, column, ErrUnknownFamily)
 	}
 	return cellRef{table: table, row: row, column: column, family: f, prefix: cellPrefix(row, column)}, nil
 }
 
-func resolveCell(c storage.Cell) (cellRef, error) { return resolve(c.Table, c.Row, c.Column) }
+func resolveCell(c layout.Cell) (cellRef, error) { return resolve(c.Table, c.Row, c.Column) }
 
 // bucket is the bucket of table in tx.
 func bucket(tx *bolt.Tx, table string) (*bolt.Bucket, error) {
 	b := tx.Bucket([]byte(table))
 	if b == nil {
-		if !slices.ContainsFunc(storage.Schema, func(s storage.TableSpec) bool { return s.Name == table }) {
+		if !slices.ContainsFunc(layout.Schema, func(s layout.TableSpec) bool { return s.Name == table }) {
 			return nil, fmt.Errorf("table %s: %w", table, ErrUnknownFamily)
 		}
 		return nil, fmt.Errorf("table %s: %w", table, ErrNotBootstrapped)
@@ -75,7 +76,7 @@ func bucket(tx *bolt.Tx, table string) (*bolt.Bucket, error) {
 
 // expiredBefore is the oldest live timestamp of f at now, or MinInt64 when f
 // keeps versions forever.
-func expiredBefore(f storage.Family, now time.Time) int64 {
+func expiredBefore(f layout.Family, now time.Time) int64 {
 	if f.TTL <= 0 {
 		return minTS
 	}
@@ -137,7 +138,7 @@ func replace(b *bolt.Bucket, r cellRef, value []byte, now time.Time) error {
 }
 
 // Append records ids as the version of c at ts, merging into an existing one.
-func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int64) error {
+func (t *tables) Append(ctx context.Context, c layout.Cell, ts int64, ids []int64) error {
 	r, err := resolveCell(c)
 	if err != nil {
 		return err
@@ -214,7 +215,7 @@ func (t *tables) Versions(ctx context.Context, table, row string, columns []stri
 }
 
 // DeleteThrough deletes the versions of c with timestamp <= ts.
-func (t *tables) DeleteThrough(ctx context.Context, c storage.Cell, ts int64) error {
+func (t *tables) DeleteThrough(ctx context.Context, c layout.Cell, ts int64) error {
 	r, err := resolveCell(c)
 	if err != nil {
 		return err
@@ -241,7 +242,7 @@ func (t *tables) DeleteThrough(ctx context.Context, c storage.Cell, ts int64) er
 }
 
 // Push appends ids the queue in c does not hold yet to its tail.
-func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
+func (t *tables) Push(ctx context.Context, c layout.Cell, ids []int64) error {
 	r, err := resolveCell(c)
 	if err != nil {
 		return err
@@ -267,7 +268,7 @@ func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
 
 // Take removes and returns up to n ids from the head of the queue in c. The read
 // and the write are one transaction, so concurrent takers never share an id.
-func (t *tables) Take(ctx context.Context, c storage.Cell, n int) ([]int64, error) {
+func (t *tables) Take(ctx context.Context, c layout.Cell, n int) ([]int64, error) {
 	r, err := resolveCell(c)
 	if err != nil {
 		return nil, err
@@ -307,54 +308,17 @@ func (t *tables) Take(ctx context.Context, c storage.Cell, n int) ([]int64, erro
 	return head, nil
 }
 
-// PutSimilar stores the scores of article's neighbours, one column each.
-func (t *tables) PutSimilar(ctx context.Context, article int64, neighbours []storage.Scored) error {
-	row := storage.SimilarRow(article)
-	type put struct {
-		r     cellRef
-		value []byte
-	}
-	puts := make([]put, 0, len(neighbours))
-	for _, nb := range neighbours {
-		r, err := resolve(storage.TableArticleSimilar, row, storage.SimilarColumn(nb.ID))
-		if err != nil {
-			return err
-		}
-		v, err := storage.EncodeScore(nb.Score)
-		if err != nil {
-			return fmt.Errorf("put %s: %w", r, err)
-		}
-		puts = append(puts, put{r, v})
-	}
-	if len(puts) == 0 {
-		return nil
-	}
-	return t.db.update(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, storage.TableArticleSimilar)
-		if err != nil {
-			return err
-		}
-		now := t.db.now()
-		for _, p := range puts {
-			if err := replace(b, p.r, p.value, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // Similar returns the n highest-scored neighbours of article, highest first; equal
 // scores go lower id first.
 func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	row := storage.SimilarRow(article)
+	row := layout.SimilarRow(article)
 	prefix := rowPrefix(row)
 	var all []storage.Scored
 	err := t.db.view(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, storage.TableArticleSimilar)
+		b, err := bucket(tx, layout.TableArticleSimilar)
 		if err != nil {
 			return err
 		}
@@ -367,7 +331,7 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 				continue // a malformed key, or an older version of the column just read
 			}
 			last = col
-			r, err := resolve(storage.TableArticleSimilar, row, col)
+			r, err := resolve(layout.TableArticleSimilar, row, col)
 			if err != nil {
 				return err
 			}
@@ -393,36 +357,11 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 	return storage.Highest(all, n), nil
 }
 
-// PutUserWeights stores user's interest weights for channel.
-func (t *tables) PutUserWeights(ctx context.Context, user string, channel int32, weights []float64) error {
-	r, err := resolveCell(storage.UserFeatureCell(user, channel))
-	if err != nil {
-		return err
-	}
-	v, err := storage.EncodeFloats(weights)
-	if err != nil {
-		return fmt.Errorf("put %s: %w", r, err)
-	}
-	return t.db.update(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, r.table)
-		if err != nil {
-			return err
-		}
-		return replace(b, r, v, t.db.now())
-	})
-}
-
-// UserWeights returns user's interest weights for channel, or nil.
-func (t *tables) UserWeights(ctx context.Context, user string, channel int32) ([]float64, error) {
-	w, err := t.UserWeightsIn(ctx, user, []int32{channel})
-	return w[channel], err
-}
-
 // UserWeightsIn reads the user's weights of several channels in one transaction.
 func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error) {
 	refs := make([]cellRef, len(channels))
 	for i, ch := range channels {
-		r, err := resolveCell(storage.UserFeatureCell(user, ch))
+		r, err := resolveCell(layout.UserFeatureCell(user, ch))
 		if err != nil {
 			return nil, err
 		}
@@ -430,7 +369,7 @@ func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int3
 	}
 	out := map[int32][]float64{}
 	err := t.db.view(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, storage.TableUserFeature)
+		b, err := bucket(tx, layout.TableUserFeature)
 		if err != nil {
 			return err
 		}
@@ -451,51 +390,12 @@ func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int3
 	return out, nil
 }
 
-// PutArticleVectors stores article feature vectors in one transaction: all or
-// none.
-func (t *tables) PutArticleVectors(ctx context.Context, vectors map[int64][]float64) error {
-	type put struct {
-		r     cellRef
-		value []byte
-	}
-	puts := make([]put, 0, len(vectors))
-	for id, vec := range vectors {
-		r, err := resolveCell(storage.ArticleFeatureCell(id))
-		if err != nil {
-			return err
-		}
-		v, err := storage.EncodeFloats(vec)
-		if err != nil {
-			return fmt.Errorf("put %s: %w", r, err)
-		}
-		puts = append(puts, put{r, v})
-	}
-	if len(puts) == 0 {
-		return nil
-	}
-	// Sorted keys make the B+tree inserts sequential.
-	slices.SortFunc(puts, func(a, b put) int { return bytes.Compare(a.r.prefix, b.r.prefix) })
-	return t.db.update(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, storage.TableArticleFeature)
-		if err != nil {
-			return err
-		}
-		now := t.db.now()
-		for _, p := range puts {
-			if err := replace(b, p.r, p.value, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // ArticleVectors returns the feature vectors of ids that have one, read in one
 // transaction.
 func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]float64, error) {
 	out := make(map[int64][]float64, len(ids))
 	err := t.db.view(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, storage.TableArticleFeature)
+		b, err := bucket(tx, layout.TableArticleFeature)
 		if err != nil {
 			return err
 		}
@@ -506,7 +406,7 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 					return err
 				}
 			}
-			r, err := resolveCell(storage.ArticleFeatureCell(id))
+			r, err := resolveCell(layout.ArticleFeatureCell(id))
 			if err != nil {
 				return err
 			}
@@ -529,7 +429,7 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 }
 
 // PutCells writes cells in one transaction: all or none.
-func (t *tables) PutCells(ctx context.Context, cells []storage.CellValue) error {
+func (t *tables) PutCells(ctx context.Context, cells []layout.CellValue) error {
 	refs := make([]cellRef, len(cells))
 	for i, c := range cells {
 		r, err := resolveCell(c.Cell)

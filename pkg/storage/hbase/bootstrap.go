@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
 // ddlTimeout bounds one table operation whose context has no deadline: HBase
@@ -19,19 +19,19 @@ const ddlTimeout = 2 * time.Minute
 // forever is HBase's TTL of a family that never expires (HConstants.FOREVER).
 const forever = math.MaxInt32
 
-// Bootstrap creates the tables of storage.Schema in the default namespace, with
+// Bootstrap creates the tables of layout.Schema in the default namespace, with
 // each family's VERSIONS and TTL. A table that exists is brought in line instead:
 // missing families are added and families whose VERSIONS or TTL differ are
 // modified (other settings an operator chose, such as compression, are kept);
 // families outside the schema are left alone. Running it again, or twice at
 // once, is harmless.
 func (t *tables) Bootstrap(ctx context.Context) error {
-	for _, spec := range storage.Schema {
+	for _, spec := range layout.Schema {
 		if err := t.bootstrapTable(ctx, spec); err != nil {
 			return fmt.Errorf("bootstrap table %s: %w", spec.Name, err)
 		}
 	}
-	for _, spec := range storage.Schema {
+	for _, spec := range layout.Schema {
 		if err := t.awaitOnline(ctx, spec.Name); err != nil {
 			return fmt.Errorf("bootstrap table %s: %w", spec.Name, err)
 		}
@@ -65,7 +65,7 @@ func (t *tables) ddl(ctx context.Context, fn func(ctx context.Context, c *thrift
 	return t.pool.call(ctx, ddlTimeout, true, fn)
 }
 
-func (t *tables) bootstrapTable(ctx context.Context, spec storage.TableSpec) error {
+func (t *tables) bootstrapTable(ctx context.Context, spec layout.TableSpec) error {
 	name := &thrift2.TTableName{Qualifier: []byte(spec.Name)}
 	var exists bool
 	err := t.ddl(ctx, func(ctx context.Context, c *thrift2.THBaseServiceClient) (err error) {
@@ -117,7 +117,7 @@ func (t *tables) bootstrapTable(ctx context.Context, spec storage.TableSpec) err
 // VERSIONS and TTL of the others. It returns a non-nil pending error when an
 // alteration failed (the caller looks again), and err when the table cannot be
 // read.
-func (t *tables) reconcileTable(ctx context.Context, name *thrift2.TTableName, spec storage.TableSpec) (pending, err error) {
+func (t *tables) reconcileTable(ctx context.Context, name *thrift2.TTableName, spec layout.TableSpec) (pending, err error) {
 	var desc *thrift2.TTableDescriptor
 	err = t.ddl(ctx, func(ctx context.Context, c *thrift2.THBaseServiceClient) (err error) {
 		desc, err = c.GetTableDescriptor(ctx, name)
@@ -167,7 +167,7 @@ func (t *tables) reconcileTable(ctx context.Context, name *thrift2.TTableName, s
 }
 
 // familyDescriptor is the descriptor of a new family f.
-func familyDescriptor(f storage.Family) *thrift2.TColumnFamilyDescriptor {
+func familyDescriptor(f layout.Family) *thrift2.TColumnFamilyDescriptor {
 	versions := f.MaxVersions
 	d := &thrift2.TColumnFamilyDescriptor{Name: []byte(f.Name), MaxVersions: &versions}
 	if ttl := ttlSeconds(f); ttl != forever {
@@ -187,7 +187,7 @@ func familyDescriptor(f storage.Family) *thrift2.TColumnFamilyDescriptor {
 // frame. Round-tripping a descriptor that way grew one key to megabytes within a
 // few calls, until the descriptor no longer fit in a frame and every later call
 // on the table's schema was cut off.
-func modifiedFamily(cur *thrift2.TColumnFamilyDescriptor, f storage.Family) *thrift2.TColumnFamilyDescriptor {
+func modifiedFamily(cur *thrift2.TColumnFamilyDescriptor, f layout.Family) *thrift2.TColumnFamilyDescriptor {
 	mod := *cur
 	mod.Attributes, mod.Configuration = nil, nil
 	versions, ttl := f.MaxVersions, ttlSeconds(f)
@@ -196,7 +196,7 @@ func modifiedFamily(cur *thrift2.TColumnFamilyDescriptor, f storage.Family) *thr
 }
 
 // ttlSeconds is f's TTL as HBase holds it: whole seconds, FOREVER for none.
-func ttlSeconds(f storage.Family) int32 {
+func ttlSeconds(f layout.Family) int32 {
 	s := f.TTL / time.Second
 	if s <= 0 || s >= forever {
 		return forever

@@ -4,7 +4,7 @@ import "errors"
 
 var (
 	// ErrUnknownFamily is returned for a table or column family that is not in
-	// storage.Schema. It is checked before any call: HBase would refuse the write
+	// layout.Schema. It is checked before any call: HBase would refuse the write
 	// too, but only after a round trip and with a less useful message.
 	ErrUnknownFamily = errors.New("unknown table or column family")
 	// ErrInvalidKey is returned for a row key HBase cannot store (empty, or longer

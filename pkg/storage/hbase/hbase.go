@@ -1,5 +1,6 @@
 // Package hbase is the production backend of storage.Tables (DESIGN.md §3): the
-// HBase tables, reached through HBase's Thrift2 gateway
+// cells of layout.Cells in the HBase tables of layout.Schema, reached through
+// HBase's Thrift2 gateway
 // (org.apache.hadoop.hbase.thrift2.ThriftServer) with framed transport and the
 // binary protocol. scripts/hbase.sh runs exactly that for development and CI.
 //
@@ -25,7 +26,7 @@
 //     first, so concurrent takers never receive the same id.
 //   - Lists.Append merges into a version at an existing timestamp (two refreshes
 //     sharing a request time_stamp). The merge reads the version and a sequence
-//     cell in family storage.FamilySeq (qualifier "{column}@{ts}", written at the
+//     cell in family layout.FamilySeq (qualifier "{column}@{ts}", written at the
 //     same timestamp) in one Get, then writes both with check-and-put on the
 //     sequence, so a concurrent merge fails and retries instead of overwriting.
 //
@@ -56,23 +57,25 @@ import (
 	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
-// Config addresses a Thrift2 gateway.
+// Config addresses a Thrift2 gateway. Every field is required; config.Default
+// holds the tuned values.
 type Config struct {
 	// ThriftAddr is the gateway's host:port (framed transport, binary protocol).
 	ThriftAddr string `yaml:"thrift_addr"`
 	// PoolSize is the most connections open at once, and so the most concurrent
-	// calls; 0 means 16.
+	// calls.
 	PoolSize int `yaml:"pool_size"`
-	// Timeout bounds every data call whose context has no earlier deadline; 0
-	// means 1s. Bootstrap's table operations use their context's deadline or
-	// two minutes, since HBase creates tables synchronously.
+	// Timeout bounds every data call whose context has no earlier deadline.
+	// Bootstrap's table operations use their context's deadline or two minutes,
+	// since HBase creates tables synchronously.
 	Timeout time.Duration `yaml:"timeout"`
-	// DialTimeout bounds connecting; 0 means Timeout.
+	// DialTimeout bounds connecting.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// IdleTimeout is how long an unused connection is kept; 0 means 30s. Keep it
-	// below the gateway's hbase.thrift.server.socket.read.timeout (60s).
+	// IdleTimeout is how long an unused connection is kept. Keep it below the
+	// gateway's hbase.thrift.server.socket.read.timeout (60s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
@@ -84,35 +87,18 @@ func (c Config) Validate() error {
 	} else if _, _, err := net.SplitHostPort(c.ThriftAddr); err != nil {
 		errs = append(errs, fmt.Errorf("thrift_addr %q is not host:port: %v", c.ThriftAddr, err))
 	}
-	if c.PoolSize < 0 {
-		errs = append(errs, fmt.Errorf("pool_size must be >= 0, got %d", c.PoolSize))
+	if c.PoolSize <= 0 {
+		errs = append(errs, fmt.Errorf("pool_size must be positive, got %d", c.PoolSize))
 	}
 	for _, d := range []struct {
 		name string
 		d    time.Duration
 	}{{"timeout", c.Timeout}, {"dial_timeout", c.DialTimeout}, {"idle_timeout", c.IdleTimeout}} {
-		if d.d < 0 {
-			errs = append(errs, fmt.Errorf("%s must be >= 0, got %s", d.name, d.d))
+		if d.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.d))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// withDefaults fills the zero fields of c.
-func (c Config) withDefaults() Config {
-	if c.PoolSize == 0 {
-		c.PoolSize = 16
-	}
-	if c.Timeout == 0 {
-		c.Timeout = time.Second
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = c.Timeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 30 * time.Second
-	}
-	return c
 }
 
 // Open returns the tables behind the gateway cfg names and a cleanup that closes
@@ -120,10 +106,18 @@ func (c Config) withDefaults() Config {
 // not the start of the process, so a service can start and degrade (DESIGN.md
 // §6). The tables must exist; Bootstrap creates them.
 func Open(cfg Config) (storage.Tables, func() error, error) {
+	t, cleanup, err := open(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return layout.NewTables(t), cleanup, nil
+}
+
+// open returns the cells behind the gateway cfg names.
+func open(cfg Config) (*tables, func() error, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid hbase config: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	p := newPool(cfg)
 	return &tables{pool: p, timeout: cfg.Timeout, loadParallelism: min(4, cfg.PoolSize)}, p.close, nil
 }

@@ -13,18 +13,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
 func gateway(tb testing.TB) string { return storagetest.Server(tb, storagetest.EnvHBase) }
 
-// open connects to the test gateway and bootstraps the tables.
-func open(tb testing.TB) *tables {
+// testConfig is a complete Config for addr whose calls time out after timeout.
+func testConfig(addr string, timeout time.Duration) Config {
+	return Config{ThriftAddr: addr, PoolSize: 16, Timeout: timeout, DialTimeout: time.Second, IdleTimeout: 30 * time.Second}
+}
+
+// openCells connects to the test gateway and bootstraps the tables: the
+// engine, below the domain's layout.
+func openCells(tb testing.TB) *tables {
 	tb.Helper()
 	addr := gateway(tb)
-	tt, cleanup, err := Open(Config{ThriftAddr: addr, Timeout: 10 * time.Second})
+	tt, cleanup, err := open(testConfig(addr, 10*time.Second))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -32,9 +40,9 @@ func open(tb testing.TB) *tables {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := tt.Bootstrap(ctx); err != nil {
-		tb.Fatalf("Bootstrap against %s (RECO_HBASE_THRIFT): %v", addr, err)
+		tb.Fatalf("Bootstrap against %s (%s): %v", addr, storagetest.EnvHBase, err)
 	}
-	return tt.(*tables)
+	return tt
 }
 
 func ctxT(tb testing.TB) context.Context {
@@ -48,13 +56,13 @@ func unique(name string) string {
 }
 
 func TestTablesContract(t *testing.T) {
-	storagetest.Tables(t, open(t))
+	storagetest.Tables(t, layout.NewTables(openCells(t)))
 }
 
 // Bootstrap creates every family with the VERSIONS and TTL of DESIGN.md §3, and
 // brings a family someone changed back in line.
 func TestBootstrapSchema(t *testing.T) {
-	tb := open(t)
+	tb := openCells(t)
 	ctx := ctxT(t)
 	describe := func(table string) map[string]*thrift2.TColumnFamilyDescriptor {
 		t.Helper()
@@ -74,7 +82,7 @@ func TestBootstrapSchema(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		for _, spec := range storage.Schema {
+		for _, spec := range layout.Schema {
 			have := describe(spec.Name)
 			for _, f := range spec.Families {
 				cf, ok := have[f.Name]
@@ -96,14 +104,14 @@ func TestBootstrapSchema(t *testing.T) {
 		}
 	}
 	check()
-	if want := int32(7776000); describe(storage.TableHistoryRecommend)["channel"].GetTimeToLive() != want {
+	if want := int32(7776000); describe(layout.TableHistoryRecommend)["channel"].GetTimeToLive() != want {
 		t.Errorf("history_recommend TTL is not 90 days (%d s)", want)
 	}
 
 	// Someone lowers VERSIONS on history_recall: the next Bootstrap restores it.
-	cf := modifiedFamily(describe(storage.TableHistoryRecall)["channel"], storage.Family{Name: "channel", MaxVersions: 3, TTL: 90 * 24 * time.Hour})
+	cf := modifiedFamily(describe(layout.TableHistoryRecall)["channel"], layout.Family{Name: "channel", MaxVersions: 3, TTL: 90 * 24 * time.Hour})
 	err := tb.ddl(ctx, func(ctx context.Context, c *thrift2.THBaseServiceClient) error {
-		return c.ModifyColumnFamily(ctx, &thrift2.TTableName{Qualifier: []byte(storage.TableHistoryRecall)}, cf)
+		return c.ModifyColumnFamily(ctx, &thrift2.TTableName{Qualifier: []byte(layout.TableHistoryRecall)}, cf)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +136,7 @@ func TestBootstrapSchema(t *testing.T) {
 
 	// Round trips through the gateway leave the descriptor's attributes intact
 	// (see modifiedFamily): no key grows.
-	for name, v := range describe(storage.TableHistoryRecall)["channel"].Attributes {
+	for name, v := range describe(layout.TableHistoryRecall)["channel"].Attributes {
 		if len(name) > 64 || len(v) > 64 {
 			t.Errorf("history_recall:channel attribute of %d bytes (value %d bytes): the descriptor was corrupted", len(name), len(v))
 		}
@@ -136,38 +144,41 @@ func TestBootstrapSchema(t *testing.T) {
 }
 
 // The original ran eval() on these bytes; here they are data, and bad data is an
-// error. Raw bytes go in through the Loader, which writes values as given.
+// error, whichever domain port reads it. Raw bytes go in through PutCells, which
+// writes values as given.
 func TestMalformedValuesAreErrors(t *testing.T) {
-	tb := open(t)
+	c := openCells(t)
+	tb := layout.NewTables(c)
 	ctx := ctxT(t)
 	const evil = "__import__('os').system('id')"
 	user := unique("malformed")
 	now := time.Now().UnixMilli()
-	hist := storage.HistoryCell(user, 1)
-	wait := storage.WaitCell(user, 1)
 	article := time.Now().UnixNano()
-	err := tb.PutCells(ctx, []storage.CellValue{
-		{Cell: hist, Timestamp: now, Value: []byte(evil)},
-		{Cell: wait, Value: []byte("[1, 2")},
-		{Cell: storage.UserFeatureCell(user, 1), Value: []byte("null")},
-		{Cell: storage.ArticleFeatureCell(article), Value: []byte("[0.1, 'x']")},
-		{Cell: storage.Cell{Table: storage.TableArticleSimilar, Row: storage.SimilarRow(article), Column: storage.SimilarColumn(10)}, Value: []byte("0.5; rm -rf /")},
+	recall, _ := layout.RecallCell(user, feed.SourceALS, 1)
+	err := c.PutCells(ctx, []layout.CellValue{
+		{Cell: layout.HistoryCell(user, 1), Timestamp: now, Value: []byte(evil)},
+		{Cell: layout.WaitCell(user, 1), Value: []byte("[1, 2")},
+		{Cell: layout.UserFeatureCell(user, 1), Value: []byte("null")},
+		{Cell: layout.ArticleFeatureCell(article), Value: []byte("[0.1, 'x']")},
+		{Cell: layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(article), Column: layout.SimilarColumn(10)}, Value: []byte("0.5; rm -rf /")},
+		{Cell: layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(article + 1), Column: "similar:x"}, Value: []byte("0.5")},
+		{Cell: recall, Timestamp: now, Value: []byte("{}")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// (Append is absent: over a version a loader wrote it replaces rather than
-	// merges, see storage.Lists, so it never decodes the bad value.)
+	// (Record is absent: over a version a loader wrote it replaces rather than
+	// merges, see layout.Cells.Append, so it never decodes the bad value.)
 	for name, err := range map[string]error{
-		"Versions": func() error {
-			_, err := tb.Versions(ctx, hist.Table, hist.Row, []string{hist.Column}, now, 0)
-			return err
-		}(),
-		"Take":           func() error { _, err := tb.Take(ctx, wait, 1); return err }(),
-		"Push":           tb.Push(ctx, wait, []int64{3}),
-		"UserWeights":    func() error { _, err := tb.UserWeights(ctx, user, 1); return err }(),
-		"ArticleVectors": func() error { _, err := tb.ArticleVectors(ctx, []int64{article}); return err }(),
-		"Similar":        func() error { _, err := tb.Similar(ctx, article, 3); return err }(),
+		"Page":              func() error { _, err := tb.Page(ctx, user, 1, now); return err }(),
+		"Seen":              func() error { _, err := tb.Seen(ctx, user, []int32{0, 1}); return err }(),
+		"Take":              func() error { _, err := tb.Take(ctx, user, 1, 1); return err }(),
+		"Push":              tb.Push(ctx, user, 1, []int64{3}),
+		"UserWeights":       func() error { _, err := tb.UserWeights(ctx, user, []int32{1}); return err }(),
+		"ArticleVectors":    func() error { _, err := tb.ArticleVectors(ctx, []int64{article}); return err }(),
+		"Similar":           func() error { _, err := tb.Similar(ctx, article, 3); return err }(),
+		"Similar qualifier": func() error { _, err := tb.Similar(ctx, article+1, 3); return err }(),
+		"Read":              func() error { _, err := tb.Read(ctx, user, 1, []feed.Source{feed.SourceALS}); return err }(),
 	} {
 		if !errors.Is(err, storage.ErrMalformed) {
 			t.Errorf("%s over a bad cell: err = %v, want ErrMalformed", name, err)
@@ -175,30 +186,54 @@ func TestMalformedValuesAreErrors(t *testing.T) {
 	}
 }
 
-func TestBadInputWritesNothing(t *testing.T) {
-	tb := open(t)
+// Versions honours every combination of bound and limit, beyond the ones the
+// domain's readers use (History.Page: a bound and 2; Newest: 1; the rest: all).
+func TestVersionsBounds(t *testing.T) {
+	c := openCells(t)
 	ctx := ctxT(t)
-	article := time.Now().UnixNano()
-	if err := tb.PutSimilar(ctx, article, []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: math.NaN()}}); err == nil {
-		t.Error("PutSimilar with a NaN score succeeded")
+	now := time.Now().UnixMilli()
+	cell := layout.HistoryCell(unique("bounds"), 3)
+	for _, ts := range []int64{now - 3000, now - 1000, now - 2000} {
+		if err := c.Append(ctx, cell, ts, []int64{ts}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got, _ := tb.Similar(ctx, article, 5); len(got) != 0 {
-		t.Errorf("after a refused PutSimilar, Similar = %v, want nothing", got)
-	}
-	if err := tb.PutArticleVectors(ctx, map[int64][]float64{article: {0.1}, article + 1: {math.Inf(1)}}); err == nil {
-		t.Error("PutArticleVectors with an Inf succeeded")
-	}
-	if got, _ := tb.ArticleVectors(ctx, []int64{article, article + 1}); len(got) != 0 {
-		t.Errorf("after a refused PutArticleVectors, ArticleVectors = %v, want nothing", got)
+	for _, tt := range []struct {
+		maxTS  int64
+		limit  int
+		wantTS []int64
+	}{
+		{now, 0, []int64{now - 1000, now - 2000, now - 3000}},
+		{now - 1500, 0, []int64{now - 2000, now - 3000}},
+		{now - 2000, 0, []int64{now - 2000, now - 3000}},
+		{now, 2, []int64{now - 1000, now - 2000}},
+		{now - 1500, 1, []int64{now - 2000}},
+		{now - 5000, 0, nil},
+		{layout.MaxTimestamp, 0, []int64{now - 1000, now - 2000, now - 3000}},
+	} {
+		got, err := c.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, tt.maxTS, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts []int64
+		for _, v := range got[cell.Column] {
+			ts = append(ts, v.Timestamp)
+		}
+		if !slices.Equal(ts, tt.wantTS) {
+			t.Errorf("Versions(maxTS=now-%d, limit=%d) timestamps = %v, want %v", now-tt.maxTS, tt.limit, ts, tt.wantTS)
+		}
+		if _, ok := got[cell.Column]; ok != (tt.wantTS != nil) {
+			t.Errorf("Versions(maxTS=now-%d, limit=%d): column present = %v", now-tt.maxTS, tt.limit, ok)
+		}
 	}
 }
 
 // An emptied queue is "[]", not a delete marker, so a Push right after a Take
 // that emptied it is never hidden.
 func TestPushAfterEmptyingTake(t *testing.T) {
-	tb := open(t)
+	tb := openCells(t)
 	ctx := ctxT(t)
-	c := storage.WaitCell(unique("requeue"), 1)
+	c := layout.WaitCell(unique("requeue"), 1)
 	for i := range int64(50) {
 		if err := tb.Push(ctx, c, []int64{i}); err != nil {
 			t.Fatal(err)
@@ -212,9 +247,9 @@ func TestPushAfterEmptyingTake(t *testing.T) {
 // Appends at a timestamp whose sequence cell exists but whose version was
 // deleted start a new version rather than failing their check-and-put forever.
 func TestAppendAfterDelete(t *testing.T) {
-	tb := open(t)
+	tb := openCells(t)
 	ctx := ctxT(t)
-	c := storage.HistoryCell(unique("redo"), 1)
+	c := layout.HistoryCell(unique("redo"), 1)
 	now := time.Now().UnixMilli()
 	if err := tb.Append(ctx, c, now, []int64{1}); err != nil {
 		t.Fatal(err)
@@ -225,7 +260,7 @@ func TestAppendAfterDelete(t *testing.T) {
 	if err := tb.Append(ctx, c, now+1, []int64{2}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := tb.Versions(ctx, c.Table, c.Row, []string{c.Column}, math.MaxInt64, 0)
+	got, err := tb.Versions(ctx, c.Table, c.Row, []string{c.Column}, layout.MaxTimestamp, 0)
 	if err != nil || len(got[c.Column]) != 1 || !slices.Equal(got[c.Column][0].IDs, []int64{2}) {
 		t.Errorf("Versions = %v, %v; want one version [2]", got, err)
 	}
@@ -236,12 +271,13 @@ func TestAppendAfterDelete(t *testing.T) {
 }
 
 func TestBatchesSplitUnderTheFrameLimit(t *testing.T) {
-	tb := open(t)
+	tb := layout.NewTables(openCells(t))
 	ctx := ctxT(t)
 	// 1500 vectors of 111 floats: about 3.5 MiB of JSON, more than one frame.
 	base := time.Now().UnixNano() % (1 << 50)
 	vecs := map[int64][]float64{}
 	var ids []int64
+	var records []storage.Record
 	for i := range int64(1500) {
 		v := make([]float64, 111)
 		for j := range v {
@@ -249,8 +285,9 @@ func TestBatchesSplitUnderTheFrameLimit(t *testing.T) {
 		}
 		vecs[base+i] = v
 		ids = append(ids, base+i)
+		records = append(records, storage.ArticleVector{Article: base + i, Vector: v})
 	}
-	if err := tb.PutArticleVectors(ctx, vecs); err != nil {
+	if err := tb.Load(ctx, records); err != nil {
 		t.Fatal(err)
 	}
 	got, err := tb.ArticleVectors(ctx, append(ids, ids[0]))
@@ -271,7 +308,7 @@ func TestBatchesSplitUnderTheFrameLimit(t *testing.T) {
 
 func TestRefusesWhatHBaseWould(t *testing.T) {
 	// Nothing listens here: every case must fail before dialling.
-	tt, cleanup, err := Open(Config{ThriftAddr: "127.0.0.1:1"})
+	tt, cleanup, err := open(testConfig("127.0.0.1:1", time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,15 +316,15 @@ func TestRefusesWhatHBaseWould(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		cell storage.Cell
+		cell layout.Cell
 		want error
 	}{
-		{"unknown table", storage.Cell{Table: "wait_recommmend", Row: "reco:u", Column: "channel:1"}, ErrUnknownFamily},
-		{"unknown family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: "chanel:1"}, ErrUnknownFamily},
-		{"the sequence family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: storage.FamilySeq + ":x"}, ErrUnknownFamily},
-		{"empty row", storage.Cell{Table: storage.TableHistoryRecommend, Column: "channel:1"}, ErrInvalidKey},
-		{"huge row", storage.Cell{Table: storage.TableHistoryRecommend, Row: strings.Repeat("u", 40000), Column: "channel:1"}, ErrInvalidKey},
-		{"no family", storage.Cell{Table: storage.TableHistoryRecommend, Row: "reco:his:u", Column: ":1"}, ErrInvalidKey},
+		{"unknown table", layout.Cell{Table: "wait_recommmend", Row: "reco:u", Column: "channel:1"}, ErrUnknownFamily},
+		{"unknown family", layout.Cell{Table: layout.TableHistoryRecommend, Row: "reco:his:u", Column: "chanel:1"}, ErrUnknownFamily},
+		{"the sequence family", layout.Cell{Table: layout.TableHistoryRecommend, Row: "reco:his:u", Column: layout.FamilySeq + ":x"}, ErrUnknownFamily},
+		{"empty row", layout.Cell{Table: layout.TableHistoryRecommend, Column: "channel:1"}, ErrInvalidKey},
+		{"huge row", layout.Cell{Table: layout.TableHistoryRecommend, Row: strings.Repeat("u", 40000), Column: "channel:1"}, ErrInvalidKey},
+		{"no family", layout.Cell{Table: layout.TableHistoryRecommend, Row: "reco:his:u", Column: ":1"}, ErrInvalidKey},
 	}
 	for _, tt2 := range tests {
 		t.Run(tt2.name, func(t *testing.T) {
@@ -297,7 +334,7 @@ func TestRefusesWhatHBaseWould(t *testing.T) {
 			if _, err := tt.Versions(ctx, tt2.cell.Table, tt2.cell.Row, []string{tt2.cell.Column}, 1, 0); !errors.Is(err, tt2.want) {
 				t.Errorf("Versions: err = %v, want %v", err, tt2.want)
 			}
-			if err := tt.PutCells(ctx, []storage.CellValue{{Cell: tt2.cell, Value: []byte("[]")}}); !errors.Is(err, tt2.want) {
+			if err := tt.PutCells(ctx, []layout.CellValue{{Cell: tt2.cell, Value: []byte("[]")}}); !errors.Is(err, tt2.want) {
 				t.Errorf("PutCells: err = %v, want %v", err, tt2.want)
 			}
 		})
@@ -342,7 +379,7 @@ func silentGateway(t *testing.T) string {
 // context interrupts a call in flight.
 func TestCallsHonourTheDeadline(t *testing.T) {
 	addr := silentGateway(t)
-	tt, cleanup, err := Open(Config{ThriftAddr: addr, Timeout: time.Minute})
+	tt, cleanup, err := Open(testConfig(addr, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +388,7 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = tt.UserWeights(ctx, "u", 1)
+	_, err = tt.UserWeights(ctx, "u", []int32{1})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("UserWeights with a 100ms deadline: err = %v, want context.DeadlineExceeded", err)
 	}
@@ -362,21 +399,21 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start = time.Now()
-	err = tt.Append(ctx, storage.HistoryCell("u", 1), 1, []int64{1})
+	err = tt.Record(ctx, "u", 1, 1, []int64{1})
 	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Append cancelled mid-call: err = %v, want context.Canceled", err)
+		t.Errorf("Record cancelled mid-call: err = %v, want context.Canceled", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Append cancelled after 100ms returned after %v", took)
+		t.Errorf("Record cancelled after 100ms returned after %v", took)
 	}
 
-	short, cleanup2, err := Open(Config{ThriftAddr: addr, Timeout: 100 * time.Millisecond})
+	short, cleanup2, err := Open(testConfig(addr, 100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup2()
 	start = time.Now()
-	_, err = short.Take(context.Background(), storage.WaitCell("u", 1), 1)
+	_, err = short.Take(context.Background(), "u", 1, 1)
 	if !errors.Is(err, ErrTimeout) {
 		t.Errorf("Take without a deadline, Timeout 100ms: err = %v, want ErrTimeout", err)
 	}
@@ -389,12 +426,14 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 // connection, and give up at their deadline.
 func TestPoolBoundsConcurrentCalls(t *testing.T) {
 	addr := silentGateway(t)
-	tt, cleanup, err := Open(Config{ThriftAddr: addr, PoolSize: 2, Timeout: time.Minute})
+	cfg := testConfig(addr, time.Minute)
+	cfg.PoolSize = 2
+	tt, cleanup, err := open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	p := tt.(*tables).pool
+	p := tt.pool
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -402,7 +441,7 @@ func TestPoolBoundsConcurrentCalls(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = tt.UserWeights(ctx, "u", 1)
+			_, _ = tt.UserWeightsIn(ctx, "u", []int32{1})
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
@@ -422,23 +461,32 @@ func TestPoolBoundsConcurrentCalls(t *testing.T) {
 	if err := cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tt.UserWeights(context.Background(), "u", 1); !errors.Is(err, ErrClosed) {
+	if _, err := tt.UserWeightsIn(context.Background(), "u", []int32{1}); !errors.Is(err, ErrClosed) {
 		t.Errorf("call after cleanup: err = %v, want ErrClosed", err)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
+	with := func(mutate func(*Config)) Config {
+		c := testConfig("hbase:9090", time.Second)
+		mutate(&c)
+		return c
+	}
 	tests := []struct {
 		name    string
 		cfg     Config
 		wantErr string
 	}{
-		{"minimal", Config{ThriftAddr: "127.0.0.1:9090"}, ""},
-		{"full", Config{ThriftAddr: "hbase:9090", PoolSize: 32, Timeout: time.Second, DialTimeout: time.Second, IdleTimeout: time.Minute}, ""},
-		{"no address", Config{}, "thrift_addr is required"},
-		{"no port", Config{ThriftAddr: "hbase"}, "not host:port"},
-		{"negative pool", Config{ThriftAddr: "a:1", PoolSize: -1}, "pool_size"},
-		{"negative timeout", Config{ThriftAddr: "a:1", Timeout: -time.Second}, "timeout must be >= 0"},
+		{"full", testConfig("hbase:9090", time.Second), ""},
+		{"no address", with(func(c *Config) { c.ThriftAddr = "" }), "thrift_addr is required"},
+		{"no port", with(func(c *Config) { c.ThriftAddr = "hbase" }), "not host:port"},
+		{"no pool", with(func(c *Config) { c.PoolSize = 0 }), "pool_size must be positive"},
+		{"negative pool", with(func(c *Config) { c.PoolSize = -1 }), "pool_size must be positive"},
+		{"no timeout", with(func(c *Config) { c.Timeout = 0 }), "timeout must be positive"},
+		{"negative timeout", with(func(c *Config) { c.Timeout = -time.Second }), "timeout must be positive"},
+		{"no dial timeout", with(func(c *Config) { c.DialTimeout = 0 }), "dial_timeout must be positive"},
+		{"no idle timeout", with(func(c *Config) { c.IdleTimeout = 0 }), "idle_timeout must be positive"},
+		{"only an address", Config{ThriftAddr: "127.0.0.1:9090"}, "pool_size must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -512,14 +560,14 @@ func (p *proxy) cut() int {
 func TestStaleConnectionsAreReplaced(t *testing.T) {
 	addr := gateway(t)
 	p := newProxy(t, addr)
-	tt, cleanup, err := Open(Config{ThriftAddr: p.addr(), Timeout: 10 * time.Second})
+	tt, cleanup, err := Open(testConfig(p.addr(), 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
 	ctx := ctxT(t)
 	user := unique("stale")
-	if err := tt.PutUserWeights(ctx, user, 1, []float64{0.5}); err != nil {
+	if err := tt.Load(ctx, []storage.Record{storage.UserWeights{User: user, Channel: 1, Weights: []float64{0.5}}}); err != nil {
 		t.Fatal(err)
 	}
 	for round := range 3 {
@@ -527,8 +575,8 @@ func TestStaleConnectionsAreReplaced(t *testing.T) {
 			t.Fatalf("round %d: no pooled connection to cut", round)
 		}
 		time.Sleep(20 * time.Millisecond) // let the close reach the pooled socket
-		w, err := tt.UserWeights(ctx, user, 1)
-		if err != nil || !slices.Equal(w, []float64{0.5}) {
+		w, err := tt.UserWeights(ctx, user, []int32{1})
+		if err != nil || !slices.Equal(w[1], []float64{0.5}) {
 			t.Fatalf("round %d: UserWeights on a cut pool = %v, %v; want [0.5]", round, w, err)
 		}
 	}

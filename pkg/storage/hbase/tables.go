@@ -16,9 +16,10 @@ import (
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
-// tables is storage.Tables over the Thrift2 gateway.
+// tables is layout.Cells over the Thrift2 gateway.
 type tables struct {
 	pool    *pool
 	timeout time.Duration
@@ -27,7 +28,7 @@ type tables struct {
 	loadParallelism int
 }
 
-var _ storage.Tables = (*tables)(nil)
+var _ layout.Cells = (*tables)(nil)
 
 const (
 	// maxRowLen is HBase's limit on a row key (Short.MAX_VALUE bytes).
@@ -47,7 +48,7 @@ type cellRef struct {
 	table     string
 	row       string
 	column    string
-	family    storage.Family
+	family    layout.Family
 	qualifier string
 }
 
@@ -58,7 +59,7 @@ func (r cellRef) tcolumn() *thrift2.TColumn {
 }
 
 // value is a cell value at ts; ts 0 leaves the timestamp to the region server
-// (its current time), as storage.CellValue documents.
+// (its current time), as layout.CellValue documents.
 func (r cellRef) value(v []byte, ts int64) *thrift2.TColumnValue {
 	cv := &thrift2.TColumnValue{Family: []byte(r.family.Name), Qualifier: []byte(r.qualifier), Value: v}
 	if ts != 0 {
@@ -67,7 +68,7 @@ func (r cellRef) value(v []byte, ts int64) *thrift2.TColumnValue {
 	return cv
 }
 
-// resolve checks a cell against storage.Schema and HBase's key limits. The
+// resolve checks a cell against layout.Schema and HBase's key limits. The
 // sequence family is the backend's own and cannot be addressed.
 func resolve(table, row, column string) (cellRef, error) {
 	if row == "" || len(row) > maxRowLen {
@@ -77,14 +78,14 @@ func resolve(table, row, column string) (cellRef, error) {
 	if family == "" {
 		return cellRef{}, fmt.Errorf("%s/%s/%q: %w: the column has no family", table, row, column, ErrInvalidKey)
 	}
-	f, ok := storage.FamilyOf(table, family)
-	if !ok || family == storage.FamilySeq {
+	f, ok := layout.FamilyOf(table, family)
+	if !ok || family == layout.FamilySeq {
 		return cellRef{}, fmt.Errorf("%s/%s/%s: %w", table, row, column, ErrUnknownFamily)
 	}
 	return cellRef{table: table, row: row, column: column, family: f, qualifier: qualifier}, nil
 }
 
-func resolveCell(c storage.Cell) (cellRef, error) { return resolve(c.Table, c.Row, c.Column) }
+func resolveCell(c layout.Cell) (cellRef, error) { return resolve(c.Table, c.Row, c.Column) }
 
 // --- calls -----------------------------------------------------------------
 
@@ -165,7 +166,7 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// --- Lists -------------------------------------------------------------------
+// --- Versions -------------------------------------------------------------------
 
 // seqQualifier is the qualifier of the sequence cell guarding the version of
 // column at ts.
@@ -187,7 +188,7 @@ func nextSeq(cur []byte) []byte {
 // snapshot) and written back with check-and-put on the sequence: a concurrent
 // merge changes the sequence, so exactly one of two racing merges succeeds and
 // the other re-reads and merges again.
-func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int64) error {
+func (t *tables) Append(ctx context.Context, c layout.Cell, ts int64, ids []int64) error {
 	r, err := resolveCell(c)
 	if err != nil {
 		return err
@@ -199,7 +200,7 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 	one := int32(1)
 	get := &thrift2.TGet{
 		Row:         []byte(r.row),
-		Columns:     []*thrift2.TColumn{r.tcolumn(), {Family: []byte(storage.FamilySeq), Qualifier: []byte(seqQual)}},
+		Columns:     []*thrift2.TColumn{r.tcolumn(), {Family: []byte(layout.FamilySeq), Qualifier: []byte(seqQual)}},
 		Timestamp:   &ts,
 		MaxVersions: &one,
 	}
@@ -207,10 +208,10 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 	// try that in one round trip, a put guarded by "no sequence cell at ts yet",
 	// and fall back to read-merge-write only if another writer got there first.
 	first := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{
-		{Family: []byte(storage.FamilySeq), Qualifier: []byte(seqQual), Value: nextSeq(nil), Timestamp: &ts},
+		{Family: []byte(layout.FamilySeq), Qualifier: []byte(seqQual), Value: nextSeq(nil), Timestamp: &ts},
 		{Family: []byte(r.family.Name), Qualifier: []byte(r.qualifier), Value: storage.EncodeIDs(storage.MergeIDs(nil, ids)), Timestamp: &ts},
 	}}
-	if ok, err := t.checkAndPut(ctx, r.table, r.row, storage.FamilySeq, seqQual, nil, first); err != nil {
+	if ok, err := t.checkAndPut(ctx, r.table, r.row, layout.FamilySeq, seqQual, nil, first); err != nil {
 		return fmt.Errorf("append to %s@%d: %w", r, ts, err)
 	} else if ok {
 		return nil
@@ -226,7 +227,7 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 			found bool
 		)
 		for _, cv := range res.GetColumnValues() {
-			if string(cv.Family) == storage.FamilySeq {
+			if string(cv.Family) == layout.FamilySeq {
 				seq = cv.Value
 				continue
 			}
@@ -241,10 +242,10 @@ func (t *tables) Append(ctx context.Context, c storage.Cell, ts int64, ids []int
 		}
 		// Both cells carry ts explicitly (r.value would read 0 as "now").
 		p := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{
-			{Family: []byte(storage.FamilySeq), Qualifier: []byte(seqQual), Value: nextSeq(seq), Timestamp: &ts},
+			{Family: []byte(layout.FamilySeq), Qualifier: []byte(seqQual), Value: nextSeq(seq), Timestamp: &ts},
 			{Family: []byte(r.family.Name), Qualifier: []byte(r.qualifier), Value: storage.EncodeIDs(merged), Timestamp: &ts},
 		}}
-		ok, err := t.checkAndPut(ctx, r.table, r.row, storage.FamilySeq, seqQual, seq, p)
+		ok, err := t.checkAndPut(ctx, r.table, r.row, layout.FamilySeq, seqQual, seq, p)
 		if err != nil {
 			return fmt.Errorf("append to %s@%d: %w", r, ts, err)
 		}
@@ -316,7 +317,7 @@ func (t *tables) Versions(ctx context.Context, table, row string, columns []stri
 
 // DeleteThrough deletes the versions of c with timestamp <= ts with one
 // delete-columns marker at ts.
-func (t *tables) DeleteThrough(ctx context.Context, c storage.Cell, ts int64) error {
+func (t *tables) DeleteThrough(ctx context.Context, c layout.Cell, ts int64) error {
 	r, err := resolveCell(c)
 	if err != nil {
 		return err
@@ -338,11 +339,11 @@ func (t *tables) DeleteThrough(ctx context.Context, c storage.Cell, ts int64) er
 	return nil
 }
 
-// --- Queue -------------------------------------------------------------------
+// --- Queues -------------------------------------------------------------------
 
 // Push appends the ids the queue in c does not hold yet to its tail, with
 // check-and-put on the queue's previous value.
-func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
+func (t *tables) Push(ctx context.Context, c layout.Cell, ids []int64) error {
 	r, err := resolveCell(c)
 	if err != nil {
 		return err
@@ -382,7 +383,7 @@ func (t *tables) Push(ctx context.Context, c storage.Cell, ids []int64) error {
 // Take removes and returns up to n ids from the head of the queue in c. The rest
 // is written back with check-and-put on the value read, so of two concurrent
 // takers one wins and the other reads the shortened queue and tries again.
-func (t *tables) Take(ctx context.Context, c storage.Cell, n int) ([]int64, error) {
+func (t *tables) Take(ctx context.Context, c layout.Cell, n int) ([]int64, error) {
 	r, err := resolveCell(c)
 	if err != nil {
 		return nil, err
@@ -422,56 +423,31 @@ func (t *tables) Take(ctx context.Context, c storage.Cell, n int) ([]int64, erro
 
 // --- Similarity ----------------------------------------------------------------
 
-// PutSimilar stores the scores of article's neighbours in one Put, one column
-// each. Every score is checked before anything is written.
-func (t *tables) PutSimilar(ctx context.Context, article int64, neighbours []storage.Scored) error {
-	row := storage.SimilarRow(article)
-	p := &thrift2.TPut{Row: []byte(row)}
-	for _, nb := range neighbours {
-		r, err := resolve(storage.TableArticleSimilar, row, storage.SimilarColumn(nb.ID))
-		if err != nil {
-			return err
-		}
-		v, err := storage.EncodeScore(nb.Score)
-		if err != nil {
-			return fmt.Errorf("put %s: %w", r, err)
-		}
-		p.ColumnValues = append(p.ColumnValues, r.value(v, 0))
-	}
-	if len(p.ColumnValues) == 0 {
-		return nil
-	}
-	if err := t.put(ctx, storage.TableArticleSimilar, p, true); err != nil {
-		return fmt.Errorf("put %s/%s: %w", storage.TableArticleSimilar, row, err)
-	}
-	return nil
-}
-
 // Similar returns the n highest-scored neighbours of article, highest first;
 // equal scores go lower id first.
 func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	row := storage.SimilarRow(article)
+	row := layout.SimilarRow(article)
 	one := int32(1)
-	res, err := t.get(ctx, storage.TableArticleSimilar, &thrift2.TGet{
+	res, err := t.get(ctx, layout.TableArticleSimilar, &thrift2.TGet{
 		Row:         []byte(row),
 		Columns:     []*thrift2.TColumn{{Family: []byte("similar")}},
 		MaxVersions: &one,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("get %s/%s: %w", storage.TableArticleSimilar, row, err)
+		return nil, fmt.Errorf("get %s/%s: %w", layout.TableArticleSimilar, row, err)
 	}
 	all := make([]storage.Scored, 0, len(res.GetColumnValues()))
 	for _, cv := range res.GetColumnValues() {
 		id, err := strconv.ParseInt(string(cv.Qualifier), 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/similar:%.40q: %w: qualifier is not an article id", storage.TableArticleSimilar, row, cv.Qualifier, storage.ErrMalformed)
+			return nil, fmt.Errorf("read %s/%s/similar:%.40q: %w: qualifier is not an article id", layout.TableArticleSimilar, row, cv.Qualifier, storage.ErrMalformed)
 		}
 		score, err := storage.DecodeScore(cv.Value)
 		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/similar:%d: %w", storage.TableArticleSimilar, row, id, err)
+			return nil, fmt.Errorf("read %s/%s/similar:%d: %w", layout.TableArticleSimilar, row, id, err)
 		}
 		all = append(all, storage.Scored{ID: id, Score: score})
 	}
@@ -479,29 +455,6 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 }
 
 // --- Features ------------------------------------------------------------------
-
-// PutUserWeights stores user's interest weights for channel.
-func (t *tables) PutUserWeights(ctx context.Context, user string, channel int32, weights []float64) error {
-	r, err := resolveCell(storage.UserFeatureCell(user, channel))
-	if err != nil {
-		return err
-	}
-	v, err := storage.EncodeFloats(weights)
-	if err != nil {
-		return fmt.Errorf("put %s: %w", r, err)
-	}
-	p := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{r.value(v, 0)}}
-	if err := t.put(ctx, r.table, p, true); err != nil {
-		return fmt.Errorf("put %s: %w", r, err)
-	}
-	return nil
-}
-
-// UserWeights returns user's interest weights for channel, or nil.
-func (t *tables) UserWeights(ctx context.Context, user string, channel int32) ([]float64, error) {
-	w, err := t.UserWeightsIn(ctx, user, []int32{channel})
-	return w[channel], err
-}
 
 // UserWeightsIn reads the user's weights of several channels with one Get of
 // their columns.
@@ -513,48 +466,27 @@ func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int3
 	get := &thrift2.TGet{Row: []byte(user), MaxVersions: &one}
 	byColumn := map[string]int32{}
 	for _, ch := range channels {
-		r, err := resolveCell(storage.UserFeatureCell(user, ch))
+		r, err := resolveCell(layout.UserFeatureCell(user, ch))
 		if err != nil {
 			return nil, err
 		}
 		get.Columns = append(get.Columns, r.tcolumn())
 		byColumn[r.column] = ch
 	}
-	res, err := t.get(ctx, storage.TableUserFeature, get)
+	res, err := t.get(ctx, layout.TableUserFeature, get)
 	if err != nil {
-		return nil, fmt.Errorf("get %s/%s: %w", storage.TableUserFeature, user, err)
+		return nil, fmt.Errorf("get %s/%s: %w", layout.TableUserFeature, user, err)
 	}
 	out := map[int32][]float64{}
 	for _, cv := range res.GetColumnValues() {
 		column := string(cv.Family) + ":" + string(cv.Qualifier)
 		w, err := storage.DecodeFloats(cv.Value)
 		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/%s: %w", storage.TableUserFeature, user, column, err)
+			return nil, fmt.Errorf("read %s/%s/%s: %w", layout.TableUserFeature, user, column, err)
 		}
 		out[byColumn[column]] = w
 	}
 	return out, nil
-}
-
-// PutArticleVectors stores article feature vectors with putMultiple. Every
-// vector is checked before anything is written; a failure part way through a
-// large load can leave the earlier batches written (HBase has no multi-row
-// transaction), which a retry of the same load repairs.
-func (t *tables) PutArticleVectors(ctx context.Context, vectors map[int64][]float64) error {
-	ids := make([]int64, 0, len(vectors))
-	for id := range vectors {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids) // sequential row keys: fewer regions per batch
-	cells := make([]storage.CellValue, 0, len(ids))
-	for _, id := range ids {
-		v, err := storage.EncodeFloats(vectors[id])
-		if err != nil {
-			return fmt.Errorf("put %s: %w", storage.ArticleFeatureCell(id), err)
-		}
-		cells = append(cells, storage.CellValue{Cell: storage.ArticleFeatureCell(id), Value: v})
-	}
-	return t.PutCells(ctx, cells)
 }
 
 // ArticleVectors returns the feature vectors of ids that have one: one
@@ -569,15 +501,15 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 		if len(gets) == 0 {
 			return nil
 		}
-		res, err := t.getMultiple(ctx, storage.TableArticleFeature, gets)
+		res, err := t.getMultiple(ctx, layout.TableArticleFeature, gets)
 		if err != nil {
-			return fmt.Errorf("get %d rows of %s: %w", len(gets), storage.TableArticleFeature, err)
+			return fmt.Errorf("get %d rows of %s: %w", len(gets), layout.TableArticleFeature, err)
 		}
 		for i, r := range res {
 			for _, cv := range r.GetColumnValues() {
 				vec, err := storage.DecodeFloats(cv.Value)
 				if err != nil {
-					return fmt.Errorf("read %s: %w", storage.ArticleFeatureCell(order[i]), err)
+					return fmt.Errorf("read %s: %w", layout.ArticleFeatureCell(order[i]), err)
 				}
 				out[order[i]] = vec
 			}
@@ -590,7 +522,7 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 			continue
 		}
 		seen[id] = struct{}{}
-		r, err := resolveCell(storage.ArticleFeatureCell(id))
+		r, err := resolveCell(layout.ArticleFeatureCell(id))
 		if err != nil {
 			return nil, err
 		}
@@ -615,7 +547,7 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 // value wins, as it would had the cells been written one after another. Every
 // cell is checked before anything is written; a failure part way through can
 // leave earlier batches written.
-func (t *tables) PutCells(ctx context.Context, cells []storage.CellValue) error {
+func (t *tables) PutCells(ctx context.Context, cells []layout.CellValue) error {
 	type cellKey struct {
 		table, row, column string
 		ts                 int64

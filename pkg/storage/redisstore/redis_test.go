@@ -19,32 +19,72 @@ import (
 
 func server(tb testing.TB) string { return storagetest.Server(tb, storagetest.EnvRedis) }
 
-// open connects to the test server and checks it answers.
-func open(tb testing.TB) (storage.SortedSets, redis.UniversalClient) {
+// open connects to the test server and checks it answers. It returns the
+// engine, below the domain's layout, and a client of its own for looking at
+// keys directly.
+func open(tb testing.TB) (*sortedSets, redis.UniversalClient) {
 	tb.Helper()
 	addr := server(tb)
-	sets, cleanup, err := Open(Config{Addrs: []string{addr}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cleanup() })
-	client := redis.NewClient(&redis.Options{Addr: addr})
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, ContextTimeoutEnabled: true})
 	tb.Cleanup(func() { _ = client.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
-		tb.Fatalf("redis at %s (RECO_REDIS_ADDR) does not answer: %v", addr, err)
+		tb.Fatalf("redis at %s (%s) does not answer: %v", addr, storagetest.EnvRedis, err)
 	}
-	return sets, client
+	return &sortedSets{rdb: client}, client
 }
 
 func uniqueKey(name string) string {
 	return fmt.Sprintf("redisstore-test:%s:%d", name, time.Now().UnixNano())
 }
 
-func TestSortedSetsContract(t *testing.T) {
+func TestSetsContract(t *testing.T) {
+	sets, cleanup, err := Open(Config{Addrs: []string{server(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	storagetest.Sets(t, sets)
+}
+
+// AddNew leaves an existing member's score alone: a served id keeps the time
+// of its first claim.
+func TestAddNewKeepsScores(t *testing.T) {
 	sets, _ := open(t)
-	storagetest.SortedSets(t, sets)
+	ctx := context.Background()
+	key := uniqueKey("served")
+	t.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
+	if _, err := sets.AddNew(ctx, key, []storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 1}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sets.AddNew(ctx, key, []storage.Scored{{ID: 2, Score: 5}, {ID: 3, Score: 1}}, time.Minute); err != nil || !slices.Equal(got, []int64{3}) {
+		t.Fatalf("AddNew(2, 3) = %v, %v; want [3]", got, err)
+	}
+	if top, _ := sets.Top(ctx, key, 1); len(top) != 1 || top[0].Score != 1 {
+		t.Errorf("Top = %v: AddNew changed an existing member's score", top)
+	}
+}
+
+// Delete removes every key given, in one pipelined round trip; absent ones are
+// fine.
+func TestDelete(t *testing.T) {
+	sets, _ := open(t)
+	ctx := context.Background()
+	keys := []string{uniqueKey("del-a"), uniqueKey("del-b")}
+	for _, k := range keys {
+		if err := sets.Add(ctx, k, []storage.Scored{{ID: 1, Score: 1}}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sets.Delete(ctx, append(keys, uniqueKey("absent"))...); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if got, err := sets.Top(ctx, k, 1); err != nil || len(got) != 0 {
+			t.Errorf("Top(%s) after Delete = %v, %v; want nothing", k, got, err)
+		}
+	}
 }
 
 // The same expectations as the embedded engine's TestSortedSetOrderMatchesRedis:
@@ -144,12 +184,12 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = sets.PopMax(ctx, "k", 1)
+	_, err = sets.Pop(ctx, "u", 1, 1)
 	if err == nil {
-		t.Fatal("PopMax against a silent server succeeded")
+		t.Fatal("Pop against a silent server succeeded")
 	}
 	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("PopMax with a 100ms deadline returned after %v (err %v)", took, err)
+		t.Errorf("Pop with a 100ms deadline returned after %v (err %v)", took, err)
 	}
 }
 

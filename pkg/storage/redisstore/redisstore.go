@@ -1,5 +1,6 @@
-// Package redisstore is the Redis backend of storage.SortedSets (DESIGN.md §3): the
-// tier-1 cache and the channels' new and hot lists.
+// Package redisstore is the Redis backend of storage.Sets (DESIGN.md §3): the
+// tier-1 cache, the served claims and the channels' new and hot lists, as the
+// sorted sets of layout.SortedSets under the keys package layout names.
 //
 // Members are article ids spelt as decimal strings, as the original wrote them.
 // Every operation is one round trip and atomic on the server: PopMax is ZPOPMAX,
@@ -19,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
 
 // Config addresses one Redis server (or a cluster, through several addresses).
@@ -67,11 +69,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Open returns the sorted sets of the server cfg names and a cleanup that closes
+// Open returns the sets of the server cfg names and a cleanup that closes
 // its connections. It does not dial: an unreachable server fails the first call,
 // not the start of the process, so a service can start and degrade (DESIGN.md §6).
 // The client uses the deadline of each call's context for its socket operations.
-func Open(cfg Config) (storage.SortedSets, func() error, error) {
+func Open(cfg Config) (storage.Sets, func() error, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid redis config: %w", err)
 	}
@@ -88,17 +90,16 @@ func Open(cfg Config) (storage.SortedSets, func() error, error) {
 	return New(client), client.Close, nil
 }
 
-// New returns the sorted sets of client, which the caller owns. For calls to
-// honour their context's deadline, client needs ContextTimeoutEnabled (Open sets
-// it).
-func New(client redis.UniversalClient) storage.SortedSets {
-	return &sortedSets{rdb: client}
+// New returns the sets of client, which the caller owns. For calls to honour
+// their context's deadline, client needs ContextTimeoutEnabled (Open sets it).
+func New(client redis.UniversalClient) storage.Sets {
+	return layout.NewSets(&sortedSets{rdb: client})
 }
 
-// sortedSets is storage.SortedSets over go-redis.
+// sortedSets is layout.SortedSets over go-redis.
 type sortedSets struct{ rdb redis.UniversalClient }
 
-var _ storage.SortedSets = (*sortedSets)(nil)
+var _ layout.SortedSets = (*sortedSets)(nil)
 
 // Add sets the scores of members in key and, for ttl > 0, its expiry, in one
 // MULTI/EXEC.

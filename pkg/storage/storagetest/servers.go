@@ -6,15 +6,16 @@ import (
 )
 
 // Addresses of the real servers the test command started (scripts/integration.sh
-// exports them).
+// exports them). The prefix is RECOTEST_, not RECO_: every RECO_* variable must
+// be a config key, or reco refuses to start (pkg/config).
 const (
-	EnvRedis  = "RECO_REDIS_ADDR"
-	EnvHBase  = "RECO_HBASE_THRIFT"
-	envStrict = "RECO_REQUIRE_INTEGRATION"
+	EnvRedis  = "RECOTEST_REDIS_ADDR"
+	EnvHBase  = "RECOTEST_HBASE_THRIFT"
+	envStrict = "RECOTEST_REQUIRE_INTEGRATION"
 )
 
 // Server returns the address in the environment variable env, the real server a
-// test needs. Without one the test is skipped, unless RECO_REQUIRE_INTEGRATION=1
+// test needs. Without one the test is skipped, unless RECOTEST_REQUIRE_INTEGRATION=1
 // (make test, CI) says a skip would hide a missing server: then it fails.
 func Server(tb testing.TB, env string) string {
 	tb.Helper()

@@ -1,16 +1,19 @@
-// Package storagetest is the contract every storage backend passes: the embedded
-// engine always, real HBase and Redis whenever the test command starts them.
+// Package storagetest is the contract every storage backend passes, in the
+// domain's words (storage.Tables, storage.Sets): the embedded engine always,
+// real HBase and Redis whenever the test command starts them.
 package storagetest
 
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
@@ -19,76 +22,40 @@ func unique(t *testing.T) string {
 	return fmt.Sprintf("t%d%d", time.Now().UnixNano(), rand.IntN(1000))
 }
 
+// uniqueChannel returns a channel no other test uses: channel lists are shared
+// by every reader, so suites running against one real Redis must not clobber
+// the lists of 0..NumChannels-1 that other tests seed.
+func uniqueChannel() int32 { return 1<<20 + rand.Int32N(1<<30) }
+
+// uniqueArticle returns an article id no earlier run used.
+func uniqueArticle() int64 { return rand.Int64N(1<<40) + 1<<41 }
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
 }
 
-// Tables runs the contract of the HBase role against tables.
+func load(t *testing.T, tables storage.Tables, records ...storage.Record) {
+	t.Helper()
+	if err := tables.Load(ctx(t), records); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Tables runs the contract of the HBase role against tables, which must have
+// been bootstrapped once.
 func Tables(t *testing.T, tables storage.Tables) {
 	if err := tables.Bootstrap(ctx(t)); err != nil {
 		t.Fatalf("second Bootstrap: %v", err)
 	}
-	t.Run("Lists", func(t *testing.T) { lists(t, tables) })
-	t.Run("Queue", func(t *testing.T) { queue(t, tables) })
+	t.Run("History", func(t *testing.T) { history(t, tables) })
+	t.Run("WaitQueue", func(t *testing.T) { waitQueue(t, tables) })
+	t.Run("RecallSets", func(t *testing.T) { recallSets(t, tables) })
+	t.Run("Recalled", func(t *testing.T) { recalled(t, tables) })
 	t.Run("Similarity", func(t *testing.T) { similarity(t, tables) })
 	t.Run("Features", func(t *testing.T) { features(t, tables) })
 	t.Run("Loader", func(t *testing.T) { loader(t, tables) })
-}
-
-// loader writes through PutCells and reads back through the typed readers, so a
-// loaded cell is exactly what the services expect.
-func loader(t *testing.T, tables storage.Tables) {
-	now := time.Now().UnixMilli()
-	user := unique(t)
-	article := rand.Int64N(1<<40) + 1<<41
-	als := storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(user), Column: storage.RecallColumn("als", 3)}
-	weights, _ := storage.EncodeFloats([]float64{0.5, 0.25})
-	vector, _ := storage.EncodeFloats([]float64{3, 1, 2})
-	score, _ := storage.EncodeScore(0.75)
-	var cells []storage.CellValue
-	for i := range int64(300) {
-		cells = append(cells, storage.CellValue{Cell: storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(user), Column: storage.RecallColumn("content", int32(i%25))}, Timestamp: now, Value: storage.EncodeIDs([]int64{i})})
-	}
-	cells = append(cells,
-		storage.CellValue{Cell: als, Timestamp: now - 10, Value: storage.EncodeIDs([]int64{1, 2})},
-		storage.CellValue{Cell: als, Timestamp: now, Value: storage.EncodeIDs([]int64{3})},
-		storage.CellValue{Cell: storage.UserFeatureCell(user, 3), Value: weights},
-		storage.CellValue{Cell: storage.ArticleFeatureCell(article), Value: vector},
-		storage.CellValue{Cell: storage.Cell{Table: storage.TableArticleSimilar, Row: storage.SimilarRow(article), Column: storage.SimilarColumn(article + 1)}, Value: score},
-	)
-	if err := tables.PutCells(ctx(t), cells); err != nil {
-		t.Fatal(err)
-	}
-	got, err := tables.Versions(ctx(t), als.Table, als.Row, []string{als.Column, storage.RecallColumn("content", 24)}, now, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []storage.Version{{Timestamp: now, IDs: []int64{3}}, {Timestamp: now - 10, IDs: []int64{1, 2}}}
-	if !versionsEqual(got[als.Column], want) {
-		t.Errorf("loaded als versions = %+v, want %+v", got[als.Column], want)
-	}
-	if v := got[storage.RecallColumn("content", 24)]; len(v) != 1 || len(v[0].IDs) != 1 || v[0].IDs[0]%25 != 24 {
-		t.Errorf("loaded content:24 = %+v, want one version of one id ≡ 24 mod 25", v)
-	}
-	// The same timestamp again replaces: offline jobs own their versions.
-	if err := tables.PutCells(ctx(t), []storage.CellValue{{Cell: als, Timestamp: now, Value: storage.EncodeIDs([]int64{4})}}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = tables.Versions(ctx(t), als.Table, als.Row, []string{als.Column}, now, 1)
-	if v := got[als.Column]; len(v) != 1 || !slices.Equal(v[0].IDs, []int64{4}) {
-		t.Errorf("after a second load at the same timestamp = %+v, want [4]", v)
-	}
-	if w, err := tables.UserWeights(ctx(t), user, 3); err != nil || !slices.Equal(w, []float64{0.5, 0.25}) {
-		t.Errorf("loaded user weights = %v, %v", w, err)
-	}
-	if v, err := tables.ArticleVectors(ctx(t), []int64{article}); err != nil || !slices.Equal(v[article], []float64{3, 1, 2}) {
-		t.Errorf("loaded article vector = %v, %v", v, err)
-	}
-	if s, err := tables.Similar(ctx(t), article, 5); err != nil || !slices.Equal(s, []storage.Scored{{ID: article + 1, Score: 0.75}}) {
-		t.Errorf("loaded similar = %v, %v", s, err)
-	}
 }
 
 func timestamps(vs []storage.Version) []int64 {
@@ -99,83 +66,99 @@ func timestamps(vs []storage.Version) []int64 {
 	return ts
 }
 
-func lists(t *testing.T, l storage.Lists) {
+func versionsEqual(a, b []storage.Version) bool {
+	return slices.EqualFunc(a, b, func(x, y storage.Version) bool {
+		return x.Timestamp == y.Timestamp && slices.Equal(x.IDs, y.IDs)
+	})
+}
+
+func history(t *testing.T, h storage.History) {
 	now := time.Now().UnixMilli()
-	t.Run("versions newest first, bounded by timestamp and limit", func(t *testing.T) {
-		c := storage.HistoryCell(unique(t), 3)
+	t.Run("pages newest first, bounded by their time stamp", func(t *testing.T) {
+		user := unique(t)
+		if ts, err := h.Newest(ctx(t), user, 3); err != nil || ts != 0 {
+			t.Fatalf("Newest of a reader with no history = %d, %v; want 0", ts, err)
+		}
 		for _, ts := range []int64{now - 3000, now - 1000, now - 2000} {
-			if err := l.Append(ctx(t), c, ts, []int64{ts % 1000, ts%1000 + 1}); err != nil {
+			if err := h.Record(ctx(t), user, 3, ts, []int64{ts % 1000, ts%1000 + 1}); err != nil {
 				t.Fatal(err)
 			}
 		}
+		if ts, err := h.Newest(ctx(t), user, 3); err != nil || ts != now-1000 {
+			t.Errorf("Newest = now-%d, %v; want now-1000", now-ts, err)
+		}
+		if ts, err := h.Newest(ctx(t), user, 4); err != nil || ts != 0 {
+			t.Errorf("Newest of another channel = %d, %v; want 0", ts, err)
+		}
 		tests := []struct {
-			maxTS  int64
-			limit  int
+			at     int64
 			wantTS []int64
 		}{
-			{now, 0, []int64{now - 1000, now - 2000, now - 3000}},
-			{now - 1500, 0, []int64{now - 2000, now - 3000}},
-			{now - 2000, 0, []int64{now - 2000, now - 3000}},
-			{now, 2, []int64{now - 1000, now - 2000}},
-			{now - 1500, 1, []int64{now - 2000}},
-			{now - 5000, 0, nil},
+			{now, []int64{now - 1000, now - 2000}},
+			{now - 1500, []int64{now - 2000, now - 3000}},
+			{now - 2000, []int64{now - 2000, now - 3000}},
+			{now - 2500, []int64{now - 3000}},
+			{now - 5000, nil},
 		}
 		for _, tt := range tests {
-			got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, tt.maxTS, tt.limit)
+			got, err := h.Page(ctx(t), user, 3, tt.at)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ts := timestamps(got[c.Column]); !slices.Equal(ts, tt.wantTS) {
-				t.Errorf("Versions(maxTS=now-%d, limit=%d) timestamps = %v, want %v", now-tt.maxTS, tt.limit, ts, tt.wantTS)
-			}
-			if _, ok := got[c.Column]; !ok && tt.wantTS != nil {
-				t.Errorf("column missing from result")
+			if ts := timestamps(got); !slices.Equal(ts, tt.wantTS) {
+				t.Errorf("Page(now-%d) timestamps = %v, want %v", now-tt.at, ts, tt.wantTS)
 			}
 		}
-		got, _ := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 1)
-		if v := got[c.Column]; len(v) != 1 || !slices.Equal(v[0].IDs, []int64{(now - 1000) % 1000, (now-1000)%1000 + 1}) {
-			t.Errorf("newest version = %+v, want the ids written at now-1000", v)
+		got, _ := h.Page(ctx(t), user, 3, now)
+		if len(got) == 0 || !slices.Equal(got[0].IDs, []int64{(now - 1000) % 1000, (now-1000)%1000 + 1}) {
+			t.Errorf("newest page = %+v, want the ids recorded at now-1000", got)
 		}
 	})
 
-	t.Run("several columns in one read", func(t *testing.T) {
+	t.Run("seen reads several channels at once", func(t *testing.T) {
 		user := unique(t)
-		c0, c5 := storage.HistoryCell(user, 0), storage.HistoryCell(user, 5)
-		if err := l.Append(ctx(t), c0, now, []int64{1}); err != nil {
+		if err := h.Record(ctx(t), user, 0, now, []int64{1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Append(ctx(t), c5, now, []int64{5}); err != nil {
+		if err := h.Record(ctx(t), user, 5, now, []int64{5}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := l.Versions(ctx(t), c0.Table, c0.Row, []string{c0.Column, c5.Column, storage.ChannelColumn(9)}, now, 0)
-		if err != nil {
+		if err := h.Record(ctx(t), user, 5, now-10, []int64{6}); err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 2 || !slices.Equal(got[c0.Column][0].IDs, []int64{1}) || !slices.Equal(got[c5.Column][0].IDs, []int64{5}) {
-			t.Errorf("Versions = %+v, want channel:0 [1] and channel:5 [5] only", got)
+		if err := h.Record(ctx(t), user, 7, now, []int64{7}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := h.Seen(ctx(t), user, []int32{0, 5, 9})
+		want := map[int64]bool{1: true, 5: true, 6: true}
+		if err != nil || !mapsEqual(got, want) {
+			t.Errorf("Seen(0, 5, 9) = %v, %v; want %v (channel 7 not asked for)", got, err, want)
+		}
+		if got, err := h.Seen(ctx(t), unique(t), []int32{0, 5}); err != nil || len(got) != 0 {
+			t.Errorf("Seen of a reader with no history = %v, %v; want nothing", got, err)
 		}
 	})
 
-	t.Run("two writes at one timestamp merge", func(t *testing.T) {
-		c := storage.HistoryCell(unique(t), 1)
-		if err := l.Append(ctx(t), c, now, []int64{1, 2}); err != nil {
+	t.Run("two refreshes at one time stamp merge", func(t *testing.T) {
+		user := unique(t)
+		if err := h.Record(ctx(t), user, 1, now, []int64{1, 2}); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Append(ctx(t), c, now, []int64{2, 3}); err != nil {
+		if err := h.Record(ctx(t), user, 1, now, []int64{2, 3}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		got, err := h.Page(ctx(t), user, 1, now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := []storage.Version{{Timestamp: now, IDs: []int64{1, 2, 3}}}
-		if !versionsEqual(got[c.Column], want) {
-			t.Errorf("Versions = %+v, want %+v", got[c.Column], want)
+		if !versionsEqual(got, want) {
+			t.Errorf("Page = %+v, want %+v", got, want)
 		}
 	})
 
-	t.Run("concurrent writes at one timestamp all land", func(t *testing.T) {
-		c := storage.HistoryCell(unique(t), 2)
+	t.Run("concurrent refreshes at one time stamp all land", func(t *testing.T) {
+		user := unique(t)
 		const writers = 16
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
@@ -183,7 +166,7 @@ func lists(t *testing.T, l storage.Lists) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- l.Append(ctx(t), c, now, []int64{int64(100 + i)})
+				errs <- h.Record(ctx(t), user, 2, now, []int64{int64(100 + i)})
 			}()
 		}
 		wg.Wait()
@@ -193,14 +176,14 @@ func lists(t *testing.T, l storage.Lists) {
 				t.Fatal(err)
 			}
 		}
-		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		got, err := h.Page(ctx(t), user, 2, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got[c.Column]) != 1 {
-			t.Fatalf("got %d versions, want 1", len(got[c.Column]))
+		if len(got) != 1 {
+			t.Fatalf("got %d versions, want 1", len(got))
 		}
-		ids := slices.Sorted(slices.Values(got[c.Column][0].IDs))
+		ids := slices.Sorted(slices.Values(got[0].IDs))
 		for i := range writers {
 			if _, found := slices.BinarySearch(ids, int64(100+i)); !found {
 				t.Errorf("id %d of writer %d lost: version holds %v", 100+i, i, ids)
@@ -208,76 +191,60 @@ func lists(t *testing.T, l storage.Lists) {
 		}
 	})
 
-	t.Run("versions older than the TTL are gone", func(t *testing.T) {
-		c := storage.HistoryCell(unique(t), 4)
+	t.Run("refreshes older than the TTL are gone", func(t *testing.T) {
+		user := unique(t)
 		day := int64(24 * time.Hour / time.Millisecond)
-		if err := l.Append(ctx(t), c, now-91*day, []int64{1}); err != nil {
+		if err := h.Record(ctx(t), user, 4, now-91*day, []int64{1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Append(ctx(t), c, now-89*day, []int64{2}); err != nil {
+		if err := h.Record(ctx(t), user, 4, now-89*day, []int64{2}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
+		got, err := h.Page(ctx(t), user, 4, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ts := timestamps(got[c.Column]); !slices.Equal(ts, []int64{now - 89*day}) {
-			t.Errorf("timestamps = %v, want only the 89-day-old version (TTL is 90 days)", ts)
+		if ts := timestamps(got); !slices.Equal(ts, []int64{now - 89*day}) {
+			t.Errorf("timestamps = %v, want only the 89-day-old refresh (TTL is 90 days)", ts)
 		}
-	})
-
-	t.Run("delete through a timestamp keeps later versions", func(t *testing.T) {
-		c := storage.Cell{Table: storage.TableCBRecall, Row: storage.RecallRow(unique(t)), Column: storage.RecallColumn("als", 7)}
-		for _, ts := range []int64{now - 300, now - 200, now - 100} {
-			if err := l.Append(ctx(t), c, ts, []int64{ts}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := l.DeleteThrough(ctx(t), c, now-200); err != nil {
-			t.Fatal(err)
-		}
-		got, err := l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ts := timestamps(got[c.Column]); !slices.Equal(ts, []int64{now - 100}) {
-			t.Errorf("after DeleteThrough(now-200) timestamps = %v, want [now-100]", ts)
-		}
-		// A write after the delete, even at an older timestamp, is visible again:
-		// deletes cover what was there, not what comes.
-		if err := l.Append(ctx(t), c, now-50, []int64{9}); err != nil {
-			t.Fatal(err)
-		}
-		got, _ = l.Versions(ctx(t), c.Table, c.Row, []string{c.Column}, now, 0)
-		if ts := timestamps(got[c.Column]); !slices.Equal(ts, []int64{now - 50, now - 100}) {
-			t.Errorf("after a new write timestamps = %v, want [now-50 now-100]", ts)
+		if seen, err := h.Seen(ctx(t), user, []int32{4}); err != nil || !mapsEqual(seen, map[int64]bool{2: true}) {
+			t.Errorf("Seen = %v, %v; want only the id of the live refresh", seen, err)
 		}
 	})
 }
 
-func versionsEqual(a, b []storage.Version) bool {
-	return slices.EqualFunc(a, b, func(x, y storage.Version) bool {
-		return x.Timestamp == y.Timestamp && slices.Equal(x.IDs, y.IDs)
-	})
+func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
-func queue(t *testing.T, q storage.Queue) {
+func waitQueue(t *testing.T, q storage.WaitQueue) {
 	t.Run("push appends without duplicates, take pops the head", func(t *testing.T) {
-		c := storage.WaitCell(unique(t), 1)
-		if got, err := q.Take(ctx(t), c, 5); err != nil || len(got) != 0 {
+		user := unique(t)
+		if got, err := q.Take(ctx(t), user, 1, 5); err != nil || len(got) != 0 {
 			t.Fatalf("Take on empty = %v, %v; want nothing", got, err)
 		}
-		if err := q.Push(ctx(t), c, []int64{1, 2, 3}); err != nil {
+		if err := q.Push(ctx(t), user, 1, []int64{1, 2, 3}); err != nil {
 			t.Fatal(err)
 		}
-		if err := q.Push(ctx(t), c, []int64{3, 4}); err != nil {
+		if err := q.Push(ctx(t), user, 1, []int64{3, 4}); err != nil {
 			t.Fatal(err)
+		}
+		if got, err := q.Take(ctx(t), user, 2, 5); err != nil || len(got) != 0 {
+			t.Errorf("Take of another channel = %v, %v; want nothing", got, err)
 		}
 		for _, tt := range []struct {
 			n    int
 			want []int64
 		}{{0, nil}, {-1, nil}, {2, []int64{1, 2}}, {10, []int64{3, 4}}, {1, nil}} {
-			got, err := q.Take(ctx(t), c, tt.n)
+			got, err := q.Take(ctx(t), user, 1, tt.n)
 			if err != nil || !slices.Equal(got, tt.want) {
 				t.Errorf("Take(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
 			}
@@ -285,13 +252,13 @@ func queue(t *testing.T, q storage.Queue) {
 	})
 
 	t.Run("concurrent takers never get the same id", func(t *testing.T) {
-		c := storage.WaitCell(unique(t), 2)
+		user := unique(t)
 		const total = 120
 		var all []int64
 		for i := range total {
 			all = append(all, int64(i+1))
 		}
-		if err := q.Push(ctx(t), c, all); err != nil {
+		if err := q.Push(ctx(t), user, 2, all); err != nil {
 			t.Fatal(err)
 		}
 		var (
@@ -304,7 +271,7 @@ func queue(t *testing.T, q storage.Queue) {
 			go func() {
 				defer wg.Done()
 				for {
-					got, err := q.Take(ctx(t), c, 7)
+					got, err := q.Take(ctx(t), user, 2, 7)
 					if err != nil {
 						t.Error(err)
 						return
@@ -329,99 +296,391 @@ func queue(t *testing.T, q storage.Queue) {
 	})
 }
 
-func similarity(t *testing.T, s storage.Similarity) {
-	article := rand.Int64N(1<<40) + 1<<41
-	if got, err := s.Similar(ctx(t), article, 5); err != nil || len(got) != 0 {
+func recallSets(t *testing.T, tables storage.Tables) {
+	now := time.Now().UnixMilli()
+	t.Run("runs of each source, newest first", func(t *testing.T) {
+		user := unique(t)
+		load(t, tables,
+			storage.RecallRun{User: user, Channel: 7, Source: feed.SourceALS, Timestamp: now - 300, IDs: []int64{1}},
+			storage.RecallRun{User: user, Channel: 7, Source: feed.SourceALS, Timestamp: now - 100, IDs: []int64{3}},
+			storage.RecallRun{User: user, Channel: 7, Source: feed.SourceALS, Timestamp: now - 200, IDs: []int64{2}},
+			storage.RecallRun{User: user, Channel: 7, Source: feed.SourceOnline, Timestamp: now, IDs: []int64{9, 8}},
+			storage.RecallRun{User: user, Channel: 8, Source: feed.SourceContent, Timestamp: now, IDs: []int64{5}},
+		)
+		got, err := tables.Read(ctx(t), user, 7, []feed.Source{feed.SourceALS, feed.SourceContent, feed.SourceOnline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantALS := []storage.Version{{Timestamp: now - 100, IDs: []int64{3}}, {Timestamp: now - 200, IDs: []int64{2}}, {Timestamp: now - 300, IDs: []int64{1}}}
+		if len(got) != 2 || !versionsEqual(got[feed.SourceALS], wantALS) || !versionsEqual(got[feed.SourceOnline], []storage.Version{{Timestamp: now, IDs: []int64{9, 8}}}) {
+			t.Errorf("Read(7) = %+v, want ALS %+v and online [9 8] only (content is in channel 8)", got, wantALS)
+		}
+		got, err = tables.Read(ctx(t), user, 7, []feed.Source{feed.SourceOnline})
+		if err != nil || len(got) != 1 || len(got[feed.SourceOnline]) != 1 {
+			t.Errorf("Read(7, online) = %+v, %v; want the online run only", got, err)
+		}
+		if got, err := tables.Read(ctx(t), unique(t), 7, []feed.Source{feed.SourceALS}); err != nil || len(got) != 0 {
+			t.Errorf("Read of a reader with no runs = %+v, %v; want nothing", got, err)
+		}
+	})
+
+	t.Run("sources without recall runs are refused", func(t *testing.T) {
+		for _, s := range []feed.Source{feed.SourceNew, feed.SourceHot, feed.SourceSimilar, 0, 99} {
+			if _, err := tables.Read(ctx(t), unique(t), 1, []feed.Source{feed.SourceALS, s}); err == nil {
+				t.Errorf("Read of source %d succeeded", s)
+			}
+			if err := tables.Consume(ctx(t), unique(t), 1, s, now); err == nil {
+				t.Errorf("Consume of source %d succeeded", s)
+			}
+		}
+	})
+
+	t.Run("consume through a time stamp keeps later runs", func(t *testing.T) {
+		user := unique(t)
+		for _, ts := range []int64{now - 300, now - 200, now - 100} {
+			load(t, tables, storage.RecallRun{User: user, Channel: 7, Source: feed.SourceALS, Timestamp: ts, IDs: []int64{ts}})
+		}
+		load(t, tables, storage.RecallRun{User: user, Channel: 7, Source: feed.SourceContent, Timestamp: now - 300, IDs: []int64{1}})
+		if err := tables.Consume(ctx(t), user, 7, feed.SourceALS, now-200); err != nil {
+			t.Fatal(err)
+		}
+		both := []feed.Source{feed.SourceALS, feed.SourceContent}
+		got, err := tables.Read(ctx(t), user, 7, both)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts := timestamps(got[feed.SourceALS]); !slices.Equal(ts, []int64{now - 100}) {
+			t.Errorf("after Consume(now-200) ALS timestamps = %v, want [now-100]", ts)
+		}
+		if ts := timestamps(got[feed.SourceContent]); !slices.Equal(ts, []int64{now - 300}) {
+			t.Errorf("after consuming ALS, content timestamps = %v, want [now-300] untouched", ts)
+		}
+		// A run written after the consume, even at an older time stamp than the
+		// newest, is visible: consuming covers what was there, not what comes.
+		load(t, tables, storage.RecallRun{User: user, Channel: 7, Source: feed.SourceALS, Timestamp: now - 50, IDs: []int64{9}})
+		got, _ = tables.Read(ctx(t), user, 7, both)
+		if ts := timestamps(got[feed.SourceALS]); !slices.Equal(ts, []int64{now - 50, now - 100}) {
+			t.Errorf("after a new run timestamps = %v, want [now-50 now-100]", ts)
+		}
+		if err := tables.Consume(ctx(t), user, 7, feed.SourceALS, now); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := tables.Read(ctx(t), user, 7, []feed.Source{feed.SourceALS}); len(got) != 0 {
+			t.Errorf("after consuming every run Read = %+v, want nothing", got)
+		}
+	})
+}
+
+func recalled(t *testing.T, tables storage.Tables) {
+	now := time.Now().UnixMilli()
+	user := unique(t)
+	if got, err := tables.Recalled(ctx(t), user, []int32{0, 1}); err != nil || len(got) != 0 {
+		t.Fatalf("Recalled of a new reader = %v, %v; want nothing", got, err)
+	}
+	load(t, tables,
+		storage.RecalledRun{User: user, Channel: 0, Timestamp: now - 10, IDs: []int64{1, 2}},
+		storage.RecalledRun{User: user, Channel: 0, Timestamp: now, IDs: []int64{3}},
+		storage.RecalledRun{User: user, Channel: 5, Timestamp: now, IDs: []int64{5}},
+		storage.RecalledRun{User: user, Channel: 7, Timestamp: now, IDs: []int64{7}},
+	)
+	got, err := tables.Recalled(ctx(t), user, []int32{0, 5, 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want0 := []storage.Version{{Timestamp: now, IDs: []int64{3}}, {Timestamp: now - 10, IDs: []int64{1, 2}}}
+	if len(got) != 2 || !versionsEqual(got[0], want0) || !versionsEqual(got[5], []storage.Version{{Timestamp: now, IDs: []int64{5}}}) {
+		t.Errorf("Recalled(0, 5, 9) = %+v, want channel 0 %+v and channel 5 [5] only", got, want0)
+	}
+}
+
+func similarity(t *testing.T, tables storage.Tables) {
+	article := uniqueArticle()
+	if got, err := tables.Similar(ctx(t), article, 5); err != nil || len(got) != 0 {
 		t.Fatalf("Similar of an unknown article = %v, %v; want nothing", got, err)
 	}
 	in := []storage.Scored{{ID: 11, Score: 0.2}, {ID: 12, Score: 0.9}, {ID: 13, Score: 0.5}, {ID: 14, Score: 0.7}}
-	if err := s.PutSimilar(ctx(t), article, in); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Similar(ctx(t), article, 3)
+	load(t, tables, storage.Neighbours{Article: article, Similar: in})
+	got, err := tables.Similar(ctx(t), article, 3)
 	want := []storage.Scored{{ID: 12, Score: 0.9}, {ID: 14, Score: 0.7}, {ID: 13, Score: 0.5}}
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("Similar(n=3) = %v, %v; want %v", got, err, want)
 	}
+	if got, err := tables.Similar(ctx(t), article, 0); err != nil || len(got) != 0 {
+		t.Errorf("Similar(n=0) = %v, %v; want nothing", got, err)
+	}
 }
 
-func features(t *testing.T, f storage.Features) {
+func features(t *testing.T, tables storage.Tables) {
 	user := unique(t)
-	if got, err := f.UserWeights(ctx(t), user, 3); err != nil || got != nil {
-		t.Fatalf("UserWeights of an unknown user = %v, %v; want nil", got, err)
+	if got, err := tables.UserWeights(ctx(t), user, []int32{3}); err != nil || len(got) != 0 {
+		t.Fatalf("UserWeights of an unknown reader = %v, %v; want nothing", got, err)
 	}
 	w := []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}
-	if err := f.PutUserWeights(ctx(t), user, 3, w); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := f.UserWeights(ctx(t), user, 3); err != nil || !slices.Equal(got, w) {
-		t.Errorf("UserWeights = %v, %v; want %v", got, err, w)
-	}
-	if got, _ := f.UserWeights(ctx(t), user, 4); got != nil {
-		t.Errorf("UserWeights of another channel = %v, want nil", got)
-	}
 	w7 := []float64{7, 7, 7, 7, 7, 7, 7, 7, 7, 7}
-	if err := f.PutUserWeights(ctx(t), user, 7, w7); err != nil {
-		t.Fatal(err)
+	load(t, tables, storage.UserWeights{User: user, Channel: 3, Weights: w}, storage.UserWeights{User: user, Channel: 7, Weights: w7})
+	if got, err := tables.UserWeights(ctx(t), user, []int32{3}); err != nil || len(got) != 1 || !slices.Equal(got[3], w) {
+		t.Errorf("UserWeights(3) = %v, %v; want %v", got, err, w)
 	}
-	all, err := f.UserWeightsIn(ctx(t), user, []int32{3, 4, 7})
+	if got, err := tables.UserWeights(ctx(t), user, []int32{4}); err != nil || len(got) != 0 {
+		t.Errorf("UserWeights of another channel = %v, %v; want nothing", got, err)
+	}
+	all, err := tables.UserWeights(ctx(t), user, []int32{3, 4, 7})
 	if err != nil || len(all) != 2 || !slices.Equal(all[3], w) || !slices.Equal(all[7], w7) {
-		t.Errorf("UserWeightsIn(3, 4, 7) = %v, %v; want channels 3 and 7 only", all, err)
+		t.Errorf("UserWeights(3, 4, 7) = %v, %v; want channels 3 and 7 only", all, err)
+	}
+	if got, err := tables.UserWeights(ctx(t), user, nil); err != nil || len(got) != 0 {
+		t.Errorf("UserWeights of no channel = %v, %v; want nothing", got, err)
 	}
 
-	base := rand.Int64N(1<<40) + 1<<41
+	base := uniqueArticle()
 	vecs := map[int64][]float64{}
+	var records []storage.Record
 	for i := range int64(50) {
 		v := make([]float64, 111)
 		for j := range v {
 			v[j] = float64(i) + float64(j)/1000
 		}
 		vecs[base+i] = v
+		records = append(records, storage.ArticleVector{Article: base + i, Vector: v})
 	}
-	if err := f.PutArticleVectors(ctx(t), vecs); err != nil {
-		t.Fatal(err)
-	}
-	ids := []int64{base + 3, base + 49, base + 1000}
-	got, err := f.ArticleVectors(ctx(t), ids)
+	load(t, tables, records...)
+	ids := []int64{base + 3, base + 49, base + 1000, base + 3}
+	got, err := tables.ArticleVectors(ctx(t), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || !slices.Equal(got[base+3], vecs[base+3]) || !slices.Equal(got[base+49], vecs[base+49]) {
-		t.Errorf("ArticleVectors = %d vectors, want the 2 stored ones intact", len(got))
+		t.Errorf("ArticleVectors = %d vectors, want the 2 stored ones intact and the unknown id absent", len(got))
 	}
 }
 
-// SortedSets runs the contract of the Redis role against sets.
-func SortedSets(t *testing.T, sets storage.SortedSets) {
-	t.Run("top and pop in score order", func(t *testing.T) {
-		key := unique(t) + ":art"
-		in := []storage.Scored{{ID: 1, Score: 10}, {ID: 2, Score: 30}, {ID: 3, Score: 20}, {ID: 4, Score: 5}}
-		if err := sets.Add(ctx(t), key, in, 0); err != nil {
+// loader writes through Load and reads back through the domain readers, so a
+// loaded record is exactly what the services expect.
+func loader(t *testing.T, tables storage.Tables) {
+	t.Run("round trip", func(t *testing.T) {
+		now := time.Now().UnixMilli()
+		user := unique(t)
+		article := uniqueArticle()
+		var records []storage.Record
+		for i := range int64(300) {
+			records = append(records, storage.RecallRun{User: user, Channel: int32(i % 25), Source: feed.SourceContent, Timestamp: now - i/25, IDs: []int64{i}})
+		}
+		records = append(records,
+			storage.RecallRun{User: user, Channel: 3, Source: feed.SourceALS, Timestamp: now - 10, IDs: []int64{1, 2}},
+			storage.RecallRun{User: user, Channel: 3, Source: feed.SourceALS, Timestamp: now, IDs: []int64{3}},
+			storage.RecalledRun{User: user, Channel: 3, Timestamp: now, IDs: []int64{3, 1, 2}},
+			storage.UserWeights{User: user, Channel: 3, Weights: []float64{0.5, 0.25}},
+			storage.ArticleVector{Article: article, Vector: []float64{3, 1, 2}},
+			storage.Neighbours{Article: article, Similar: []storage.Scored{{ID: article + 1, Score: 0.75}}},
+		)
+		load(t, tables, records...)
+		got, err := tables.Read(ctx(t), user, 3, []feed.Source{feed.SourceALS})
+		if err != nil {
 			t.Fatal(err)
 		}
-		top, err := sets.Top(ctx(t), key, 3)
+		want := []storage.Version{{Timestamp: now, IDs: []int64{3}}, {Timestamp: now - 10, IDs: []int64{1, 2}}}
+		if !versionsEqual(got[feed.SourceALS], want) {
+			t.Errorf("loaded ALS runs = %+v, want %+v", got[feed.SourceALS], want)
+		}
+		for ch := range int32(25) {
+			got, err := tables.Read(ctx(t), user, ch, []feed.Source{feed.SourceContent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vs := got[feed.SourceContent]
+			if len(vs) != 12 {
+				t.Errorf("loaded content runs of channel %d = %d, want 12", ch, len(vs))
+				continue
+			}
+			for i, v := range vs {
+				if v.Timestamp != now-int64(i) || len(v.IDs) != 1 || v.IDs[0] != int64(i*25)+int64(ch) {
+					t.Errorf("loaded content run %d of channel %d = %+v, want [%d] at now-%d", i, ch, v, i*25+int(ch), i)
+					break
+				}
+			}
+		}
+		if r, err := tables.Recalled(ctx(t), user, []int32{3}); err != nil || !versionsEqual(r[3], []storage.Version{{Timestamp: now, IDs: []int64{3, 1, 2}}}) {
+			t.Errorf("loaded recalled run = %+v, %v", r, err)
+		}
+		// The same time stamp again replaces: offline jobs own their runs.
+		load(t, tables, storage.RecallRun{User: user, Channel: 3, Source: feed.SourceALS, Timestamp: now, IDs: []int64{4}})
+		got, _ = tables.Read(ctx(t), user, 3, []feed.Source{feed.SourceALS})
+		if vs := got[feed.SourceALS]; len(vs) != 2 || !slices.Equal(vs[0].IDs, []int64{4}) {
+			t.Errorf("after a second load at the same time stamp = %+v, want [4] then [1 2]", vs)
+		}
+		if w, err := tables.UserWeights(ctx(t), user, []int32{3}); err != nil || !slices.Equal(w[3], []float64{0.5, 0.25}) {
+			t.Errorf("loaded user weights = %v, %v", w, err)
+		}
+		if v, err := tables.ArticleVectors(ctx(t), []int64{article}); err != nil || !slices.Equal(v[article], []float64{3, 1, 2}) {
+			t.Errorf("loaded article vector = %v, %v", v, err)
+		}
+		if s, err := tables.Similar(ctx(t), article, 5); err != nil || !slices.Equal(s, []storage.Scored{{ID: article + 1, Score: 0.75}}) {
+			t.Errorf("loaded similar = %v, %v", s, err)
+		}
+		// Features and neighbours are replaced by the next load.
+		load(t, tables,
+			storage.UserWeights{User: user, Channel: 3, Weights: []float64{1}},
+			storage.ArticleVector{Article: article, Vector: []float64{4}},
+			storage.Neighbours{Article: article, Similar: []storage.Scored{{ID: article + 1, Score: 0.5}, {ID: article + 2, Score: 0.6}}},
+		)
+		if w, err := tables.UserWeights(ctx(t), user, []int32{3}); err != nil || !slices.Equal(w[3], []float64{1}) {
+			t.Errorf("reloaded user weights = %v, %v; want [1]", w, err)
+		}
+		if v, err := tables.ArticleVectors(ctx(t), []int64{article}); err != nil || !slices.Equal(v[article], []float64{4}) {
+			t.Errorf("reloaded article vector = %v, %v; want [4]", v, err)
+		}
+		if s, err := tables.Similar(ctx(t), article, 5); err != nil || !slices.Equal(s, []storage.Scored{{ID: article + 2, Score: 0.6}, {ID: article + 1, Score: 0.5}}) {
+			t.Errorf("reloaded similar = %v, %v", s, err)
+		}
+		if err := tables.Load(ctx(t), nil); err != nil {
+			t.Errorf("Load of nothing: %v", err)
+		}
+	})
+
+	t.Run("a malformed record writes nothing", func(t *testing.T) {
+		now := time.Now().UnixMilli()
+		for name, bad := range map[string]storage.Record{
+			"NaN score":        storage.Neighbours{Article: uniqueArticle(), Similar: []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: math.NaN()}}},
+			"Inf feature":      storage.ArticleVector{Article: uniqueArticle(), Vector: []float64{0.1, math.Inf(1)}},
+			"NaN weight":       storage.UserWeights{User: unique(t), Channel: 1, Weights: []float64{math.NaN()}},
+			"unknown source":   storage.RecallRun{User: unique(t), Channel: 1, Source: feed.SourceHot, Timestamp: now, IDs: []int64{1}},
+			"unstamped run":    storage.RecallRun{User: unique(t), Channel: 1, Source: feed.SourceALS, IDs: []int64{1}},
+			"unstamped recall": storage.RecalledRun{User: unique(t), Channel: 1, IDs: []int64{1}},
+			"nil":              nil,
+		} {
+			t.Run(name, func(t *testing.T) {
+				user, article := unique(t), uniqueArticle()
+				good := []storage.Record{
+					storage.ArticleVector{Article: article, Vector: []float64{1}},
+					storage.Neighbours{Article: article, Similar: []storage.Scored{{ID: 1, Score: 1}}},
+					storage.UserWeights{User: user, Channel: 1, Weights: []float64{1}},
+					storage.RecallRun{User: user, Channel: 1, Source: feed.SourceALS, Timestamp: now, IDs: []int64{1}},
+					storage.RecalledRun{User: user, Channel: 1, Timestamp: now, IDs: []int64{1}},
+				}
+				if err := tables.Load(ctx(t), append(good, bad)); err == nil {
+					t.Fatal("Load succeeded")
+				}
+				if got, _ := tables.ArticleVectors(ctx(t), []int64{article}); len(got) != 0 {
+					t.Errorf("after a refused Load, ArticleVectors = %v, want nothing", got)
+				}
+				if got, _ := tables.Similar(ctx(t), article, 5); len(got) != 0 {
+					t.Errorf("after a refused Load, Similar = %v, want nothing", got)
+				}
+				if got, _ := tables.UserWeights(ctx(t), user, []int32{1}); len(got) != 0 {
+					t.Errorf("after a refused Load, UserWeights = %v, want nothing", got)
+				}
+				if got, _ := tables.Read(ctx(t), user, 1, []feed.Source{feed.SourceALS}); len(got) != 0 {
+					t.Errorf("after a refused Load, Read = %v, want nothing", got)
+				}
+				if got, _ := tables.Recalled(ctx(t), user, []int32{1}); len(got) != 0 {
+					t.Errorf("after a refused Load, Recalled = %v, want nothing", got)
+				}
+			})
+		}
+	})
+}
+
+// Sets runs the contract of the Redis role against sets.
+func Sets(t *testing.T, sets storage.Sets) {
+	t.Run("ChannelLists", func(t *testing.T) { channelLists(t, sets) })
+	t.Run("Tier1", func(t *testing.T) { tier1(t, sets) })
+	t.Run("ServedClaims", func(t *testing.T) { servedClaims(t, sets) })
+}
+
+func channelLists(t *testing.T, sets storage.Sets) {
+	t.Run("top in score order", func(t *testing.T) {
+		ch := uniqueChannel()
+		in := []storage.Scored{{ID: 1, Score: 10}, {ID: 2, Score: 30}, {ID: 3, Score: 20}, {ID: 4, Score: 5}}
+		if err := sets.Replace(ctx(t), storage.HotList, ch, in); err != nil {
+			t.Fatal(err)
+		}
+		top, err := sets.Top(ctx(t), storage.HotList, ch, 3)
 		want := []storage.Scored{{ID: 2, Score: 30}, {ID: 3, Score: 20}, {ID: 1, Score: 10}}
 		if err != nil || !slices.Equal(top, want) {
 			t.Errorf("Top(3) = %v, %v; want %v", top, err, want)
+		}
+		for _, n := range []int{0, -1} {
+			if top, err := sets.Top(ctx(t), storage.HotList, ch, n); err != nil || len(top) != 0 {
+				t.Errorf("Top(%d) = %v, %v; want nothing", n, top, err)
+			}
+		}
+		if top, err := sets.Top(ctx(t), storage.NewList, ch, 3); err != nil || len(top) != 0 {
+			t.Errorf("Top of the new list = %v, %v; want nothing (only the hot list was set)", top, err)
+		}
+		if top, err := sets.Top(ctx(t), storage.HotList, ch+1, 3); err != nil || len(top) != 0 {
+			t.Errorf("Top of another channel = %v, %v; want nothing", top, err)
+		}
+		if _, err := sets.Top(ctx(t), storage.ChannelList(7), ch, 3); err == nil {
+			t.Error("Top of an unknown list succeeded")
+		}
+	})
+
+	t.Run("replace holds exactly the new articles", func(t *testing.T) {
+		ch := uniqueChannel()
+		replace := func(articles []storage.Scored) {
+			t.Helper()
+			if err := sets.Replace(ctx(t), storage.NewList, ch, articles); err != nil {
+				t.Fatal(err)
+			}
+			got, err := sets.Top(ctx(t), storage.NewList, ch, 100)
+			want := storage.Highest(slices.Clone(articles), 100)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("after Replace(%v) Top = %v, %v; want %v", articles, got, err, want)
+			}
+		}
+		replace([]storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 2}})
+		replace([]storage.Scored{{ID: 1, Score: 3}, {ID: 2, Score: 2}, {ID: 3, Score: 1}}) // a superset, re-scored
+		replace([]storage.Scored{{ID: 4, Score: 4}, {ID: 2, Score: 2}})                    // drops 1 and 3
+		replace(nil)
+	})
+}
+
+func tier1(t *testing.T, sets storage.Sets) {
+	t.Run("pop in stored order", func(t *testing.T) {
+		user := unique(t)
+		if got, err := sets.Pop(ctx(t), user, 1, 5); err != nil || len(got) != 0 {
+			t.Fatalf("Pop of an empty tier = %v, %v; want nothing", got, err)
+		}
+		if err := sets.Store(ctx(t), user, 1, []int64{2, 3, 1, 4}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sets.Pop(ctx(t), user, 2, 5); err != nil || len(got) != 0 {
+			t.Errorf("Pop of another channel = %v, %v; want nothing", got, err)
 		}
 		for _, tt := range []struct {
 			n    int
 			want []int64
 		}{{0, nil}, {-1, nil}, {2, []int64{2, 3}}, {5, []int64{1, 4}}, {1, nil}} {
-			got, err := sets.PopMax(ctx(t), key, tt.n)
+			got, err := sets.Pop(ctx(t), user, 1, tt.n)
 			if err != nil || !slices.Equal(got, tt.want) {
-				t.Errorf("PopMax(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
+				t.Errorf("Pop(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
 			}
 		}
 	})
 
-	t.Run("concurrent pops never return a member twice", func(t *testing.T) {
-		key := unique(t) + ":art"
-		var in []storage.Scored
-		for i := range 200 {
-			in = append(in, storage.Scored{ID: int64(i + 1), Score: float64(i)})
+	t.Run("store re-ranks what the tier holds", func(t *testing.T) {
+		user := unique(t)
+		if err := sets.Store(ctx(t), user, 1, []int64{1, 2, 3}, time.Minute); err != nil {
+			t.Fatal(err)
 		}
-		if err := sets.Add(ctx(t), key, in, time.Minute); err != nil {
+		if err := sets.Store(ctx(t), user, 1, []int64{3, 4, 5, 6}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		got, err := sets.Pop(ctx(t), user, 1, 10)
+		// 3 now ranks first (score 4); 1 and 2 keep their scores 3 and 2 from the
+		// first store, tied with 4 and 5.
+		if err != nil || len(got) != 6 || got[0] != 3 || !slices.Equal(slices.Sorted(slices.Values(got)), []int64{1, 2, 3, 4, 5, 6}) {
+			t.Errorf("Pop after two stores = %v, %v; want all six, 3 first", got, err)
+		}
+	})
+
+	t.Run("concurrent pops never return an id twice", func(t *testing.T) {
+		user := unique(t)
+		var in []int64
+		for i := range 200 {
+			in = append(in, int64(i+1))
+		}
+		if err := sets.Store(ctx(t), user, 1, in, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		var (
@@ -434,7 +693,7 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 			go func() {
 				defer wg.Done()
 				for {
-					got, err := sets.PopMax(ctx(t), key, 3)
+					got, err := sets.Pop(ctx(t), user, 1, 3)
 					if err != nil {
 						t.Error(err)
 						return
@@ -442,8 +701,8 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 					if len(got) == 0 {
 						return
 					}
-					if !slices.IsSortedFunc(got, func(a, b int64) int { return int(b - a) }) {
-						t.Errorf("PopMax returned %v, not highest score first", got)
+					if !slices.IsSorted(got) {
+						t.Errorf("Pop returned %v, not in stored order", got)
 					}
 					mu.Lock()
 					for _, id := range got {
@@ -454,27 +713,57 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 			}()
 		}
 		wg.Wait()
-		for _, m := range in {
-			if seen[m.ID] != 1 {
-				t.Errorf("member %d popped %d times, want once", m.ID, seen[m.ID])
+		for _, id := range in {
+			if seen[id] != 1 {
+				t.Errorf("id %d popped %d times, want once", id, seen[id])
 			}
 		}
 	})
 
-	t.Run("add new: each member is claimed once", func(t *testing.T) {
-		key := unique(t) + ":served"
-		got, err := sets.AddNew(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 1}}, time.Minute)
+	t.Run("the tier expires after its ttl", func(t *testing.T) {
+		user := unique(t)
+		if err := sets.Store(ctx(t), user, 1, []int64{1}, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := sets.Store(ctx(t), user, 2, []int64{2}, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sets.Pop(ctx(t), user, 2, 1); err != nil || !slices.Equal(got, []int64{2}) {
+			t.Fatalf("Pop right after Store = %v, %v; want [2]", got, err)
+		}
+		time.Sleep(600 * time.Millisecond)
+		if got, err := sets.Pop(ctx(t), user, 1, 1); err != nil || len(got) != 0 {
+			t.Errorf("Pop after the ttl = %v, %v; want nothing", got, err)
+		}
+	})
+}
+
+func servedClaims(t *testing.T, sets storage.Sets) {
+	t.Run("each id is claimed once", func(t *testing.T) {
+		user := unique(t)
+		got, err := sets.Claim(ctx(t), user, 1, []int64{1, 2}, time.Minute)
 		if err != nil || !slices.Equal(got, []int64{1, 2}) {
-			t.Fatalf("AddNew(1, 2) = %v, %v; want [1 2]", got, err)
+			t.Fatalf("Claim(1, 2) = %v, %v; want [1 2]", got, err)
 		}
-		got, err = sets.AddNew(ctx(t), key, []storage.Scored{{ID: 2, Score: 5}, {ID: 3, Score: 1}}, time.Minute)
+		got, err = sets.Claim(ctx(t), user, 1, []int64{2, 3}, time.Minute)
 		if err != nil || !slices.Equal(got, []int64{3}) {
-			t.Errorf("AddNew(2, 3) = %v, %v; want [3]", got, err)
+			t.Errorf("Claim(2, 3) = %v, %v; want [3]", got, err)
 		}
-		if top, _ := sets.Top(ctx(t), key, 1); len(top) != 1 || top[0].Score != 1 {
-			t.Errorf("Top = %v: AddNew changed an existing member's score", top)
+		got, err = sets.Claim(ctx(t), user, 2, []int64{2, 3}, time.Minute)
+		if err != nil || !slices.Equal(got, []int64{2, 3}) {
+			t.Errorf("Claim(2, 3) in another channel = %v, %v; want [2 3]", got, err)
 		}
-		// Concurrent claims of overlapping ids: each id goes to exactly one caller.
+		got, err = sets.Claim(ctx(t), user, 1, []int64{5, 4, 5}, time.Minute)
+		if err != nil || !slices.Equal(got, []int64{5, 4}) {
+			t.Errorf("Claim(5, 4, 5) = %v, %v; want [5 4]", got, err)
+		}
+		if got, err := sets.Claim(ctx(t), user, 1, nil, time.Minute); err != nil || len(got) != 0 {
+			t.Errorf("Claim of nothing = %v, %v; want nothing", got, err)
+		}
+	})
+
+	t.Run("concurrent claims of one id: exactly one gets it", func(t *testing.T) {
+		user := unique(t)
 		var (
 			mu   sync.Mutex
 			wins = map[int64]int{}
@@ -484,11 +773,11 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var offer []storage.Scored
+				var offer []int64
 				for id := int64(100); id < 140; id++ {
-					offer = append(offer, storage.Scored{ID: id + int64(g%2), Score: 1})
+					offer = append(offer, id+int64(g%2))
 				}
-				got, err := sets.AddNew(ctx(t), key, offer, time.Minute)
+				got, err := sets.Claim(ctx(t), user, 1, offer, time.Minute)
 				if err != nil {
 					t.Error(err)
 					return
@@ -508,30 +797,17 @@ func SortedSets(t *testing.T, sets storage.SortedSets) {
 		}
 	})
 
-	t.Run("keys expire after their ttl", func(t *testing.T) {
-		key := unique(t) + ":art"
-		if err := sets.Add(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}}, 300*time.Millisecond); err != nil {
-			t.Fatal(err)
+	t.Run("claims expire after their window", func(t *testing.T) {
+		user := unique(t)
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, 300*time.Millisecond); err != nil || !slices.Equal(got, []int64{1}) {
+			t.Fatalf("Claim(1) = %v, %v; want [1]", got, err)
 		}
-		if got, _ := sets.Top(ctx(t), key, 1); len(got) != 1 {
-			t.Fatalf("Top right after Add = %v, want the member", got)
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, 300*time.Millisecond); err != nil || len(got) != 0 {
+			t.Fatalf("Claim(1) again within the window = %v, %v; want nothing", got, err)
 		}
 		time.Sleep(600 * time.Millisecond)
-		if got, err := sets.Top(ctx(t), key, 1); err != nil || len(got) != 0 {
-			t.Errorf("Top after the ttl = %v, %v; want nothing", got, err)
-		}
-	})
-
-	t.Run("delete", func(t *testing.T) {
-		key := unique(t) + ":hot"
-		if err := sets.Add(ctx(t), key, []storage.Scored{{ID: 1, Score: 1}}, 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := sets.Delete(ctx(t), key); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := sets.Top(ctx(t), key, 1); err != nil || len(got) != 0 {
-			t.Errorf("Top after Delete = %v, %v; want nothing", got, err)
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, time.Minute); err != nil || !slices.Equal(got, []int64{1}) {
+			t.Errorf("Claim(1) after the window = %v, %v; want [1]", got, err)
 		}
 	})
 }

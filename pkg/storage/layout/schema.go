@@ -1,9 +1,30 @@
-package storage
+package layout
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
+
+// Cell addresses one column ("family:qualifier") of one row of one table.
+type Cell struct {
+	Table  string
+	Row    string
+	Column string
+}
+
+// CellValue is one encoded value to write at a cell version.
+type CellValue struct {
+	Cell
+	// Timestamp is the version in milliseconds; 0 means the time of the write.
+	Timestamp int64
+	// Value is the encoded value (see the codec in package storage).
+	Value []byte
+}
+
+// MaxTimestamp bounds a read of every version: HBase's LATEST_TIMESTAMP, the
+// upper end of its time ranges.
+const MaxTimestamp int64 = math.MaxInt64
 
 // Table names, spelled once (the original mixed `reco:his`/`reco:hist` and
 // `wait_recommmend` across modules).
@@ -17,7 +38,7 @@ const (
 	TableArticleFeature   = "ctr_feature_article"
 )
 
-// FamilySeq is the family of the sequence cells that Lists backends without
+// FamilySeq is the family of the sequence cells that Cells backends without
 // transactions (HBase) use to merge two writes at one timestamp: the version at
 // ts of column c is guarded by the cell seq:{c}@{ts}, written at the same
 // timestamp (so it expires with the version). Every Append reads both in one

@@ -1,0 +1,84 @@
+// Package layout is how the stores of package storage are laid out in the
+// engines: the HBase tables, families, qualifiers and row keys, the Redis keys,
+// the sequence cells that merge same-stamp writes and the sentinel timestamps.
+// It is the one place that knows them.
+//
+// It declares two engine contracts, Cells (the HBase role: versioned cells) and
+// SortedSets (the Redis role), which the HBase, embedded and Redis backends
+// implement, and implements the domain ports of package storage once over them
+// (NewTables, NewSets), so every backend answers the feed's questions the same
+// way. Nothing but those backends imports it: services and offline jobs speak
+// storage's words only.
+package layout
+
+import (
+	"context"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// Cells is the HBase role of an engine: timestamped versions of cells of the
+// tables of Schema. Every method refuses a table or family outside Schema.
+type Cells interface {
+	// Append records ids as the version of c at ts. If a version at ts already
+	// exists, ids are merged into it (existing ids first, duplicates dropped), so
+	// two writers that share a timestamp both land: a plain put would keep only
+	// the last. The merge covers versions written by Append; a version PutCells
+	// wrote at the same timestamp may be replaced instead (offline jobs own their
+	// timestamps).
+	Append(ctx context.Context, c Cell, ts int64, ids []int64) error
+	// Versions returns, for each column of row, its live versions with timestamp
+	// <= maxTS, newest first, at most limit per column (limit <= 0: all).
+	// Columns without versions are absent from the map.
+	Versions(ctx context.Context, table, row string, columns []string, maxTS int64, limit int) (map[string][]storage.Version, error)
+	// DeleteThrough deletes the versions of c with timestamp <= ts. Versions
+	// written later survive, which is what makes read-then-delete safe.
+	DeleteThrough(ctx context.Context, c Cell, ts int64) error
+
+	// Push appends ids to the tail of the id queue in c (a single-version
+	// cell), skipping ids already queued.
+	Push(ctx context.Context, c Cell, ids []int64) error
+	// Take atomically removes and returns up to n ids from the head of the
+	// queue in c: concurrent takers never get the same id. n <= 0 takes nothing.
+	Take(ctx context.Context, c Cell, n int) ([]int64, error)
+
+	// Similar returns the n highest-scored neighbours of article (the
+	// SimilarRow row of article_similar), highest first, ties by lower id.
+	Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error)
+	// UserWeightsIn returns the newest UserFeatureCell of user for each of
+	// channels that has one, in one round trip.
+	UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error)
+	// ArticleVectors returns the newest ArticleFeatureCell of each of ids that
+	// has one, in one round trip (or one per thousand ids).
+	ArticleVectors(ctx context.Context, ids []int64) (map[int64][]float64, error)
+
+	// PutCells writes every value as given. A value at the timestamp of an
+	// existing version replaces it. Every cell is checked against Schema before
+	// anything is written; on a store error, some cells may have been written.
+	PutCells(ctx context.Context, cells []CellValue) error
+	// Bootstrap creates the tables of Schema; running it twice is harmless.
+	Bootstrap(ctx context.Context) error
+}
+
+// SortedSets is the Redis role of an engine: sorted sets of article ids, keyed
+// by the key builders of this package.
+type SortedSets interface {
+	// Add sets the scores of members in key. A ttl > 0 (re)sets the key's
+	// expiry in the same round trip.
+	Add(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) error
+	// AddNew adds the members key does not hold yet, leaving existing members
+	// alone, and returns the ids it added, in input order. It is atomic: of
+	// concurrent calls offering one member, exactly one gets it back. A ttl > 0
+	// (re)sets the key's expiry.
+	AddNew(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error)
+	// PopMax atomically removes and returns up to n members with the highest
+	// scores, highest first: concurrent poppers never get the same member. n <=
+	// 0 pops nothing.
+	PopMax(ctx context.Context, key string, n int) ([]int64, error)
+	// Top returns up to n members with the highest scores, highest first,
+	// without removing them.
+	Top(ctx context.Context, key string, n int) ([]storage.Scored, error)
+	// Delete removes keys.
+	Delete(ctx context.Context, keys ...string) error
+}

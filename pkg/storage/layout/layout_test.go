@@ -1,0 +1,203 @@
+package layout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// fakeSets is an in-memory SortedSets that records the calls that change it.
+type fakeSets struct {
+	sets  map[string]map[int64]float64
+	ttls  map[string]time.Duration
+	calls []string
+}
+
+func newFakeSets() *fakeSets {
+	return &fakeSets{sets: map[string]map[int64]float64{}, ttls: map[string]time.Duration{}}
+}
+
+func (f *fakeSets) Add(_ context.Context, key string, members []storage.Scored, ttl time.Duration) error {
+	f.calls = append(f.calls, "add "+key)
+	if f.sets[key] == nil {
+		f.sets[key] = map[int64]float64{}
+	}
+	for _, m := range members {
+		f.sets[key][m.ID] = m.Score
+	}
+	if ttl > 0 {
+		f.ttls[key] = ttl
+	}
+	return nil
+}
+
+func (f *fakeSets) AddNew(_ context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error) {
+	f.calls = append(f.calls, "addnew "+key)
+	if f.sets[key] == nil {
+		f.sets[key] = map[int64]float64{}
+	}
+	var added []int64
+	for _, m := range members {
+		if _, ok := f.sets[key][m.ID]; !ok {
+			f.sets[key][m.ID] = m.Score
+			added = append(added, m.ID)
+		}
+	}
+	f.ttls[key] = ttl
+	return added, nil
+}
+
+func (f *fakeSets) PopMax(context.Context, string, int) ([]int64, error) { return nil, nil }
+
+func (f *fakeSets) Top(_ context.Context, key string, n int) ([]storage.Scored, error) {
+	var all []storage.Scored
+	for id, s := range f.sets[key] {
+		all = append(all, storage.Scored{ID: id, Score: s})
+	}
+	return storage.Highest(all, n), nil
+}
+
+func (f *fakeSets) Delete(_ context.Context, keys ...string) error {
+	for _, k := range keys {
+		f.calls = append(f.calls, "delete "+k)
+		delete(f.sets, k)
+	}
+	return nil
+}
+
+// Replace deletes the old list first only when it holds an article the new one
+// does not: otherwise adding over it is atomic for readers, who never see it
+// empty.
+func TestReplaceDeletesOnlyStaleLists(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeSets()
+	s := NewSets(f)
+	key := HotKey(4)
+	step := func(articles []storage.Scored, want ...string) {
+		t.Helper()
+		f.calls = nil
+		if err := s.Replace(ctx, storage.HotList, 4, articles); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(f.calls, want) {
+			t.Errorf("Replace(%v) calls = %v, want %v", articles, f.calls, want)
+		}
+	}
+	step([]storage.Scored{{ID: 1, Score: 1}}, "add "+key)
+	step([]storage.Scored{{ID: 1, Score: 2}, {ID: 2, Score: 1}}, "add "+key)
+	step([]storage.Scored{{ID: 2, Score: 1}}, "delete "+key, "add "+key)
+	step(nil, "delete "+key)
+}
+
+// Store scores ids so that ZPOPMAX returns them in the given order, the first
+// at len(ids), under CacheKey; Claim scores by the time of the claim in ms
+// under ServedKey.
+func TestStoreAndClaimScores(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeSets()
+	s := NewSets(f).(*sets)
+	at := time.UnixMilli(1_700_000_000_000)
+	s.now = func() time.Time { return at }
+	if err := s.Store(ctx, "u", 2, []int64{7, 5, 9}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.sets[CacheKey("u", 2)]; got[7] != 3 || got[5] != 2 || got[9] != 1 || f.ttls[CacheKey("u", 2)] != time.Hour {
+		t.Errorf("Store wrote %v (ttl %v), want 7:3 5:2 9:1 with ttl 1h", got, f.ttls[CacheKey("u", 2)])
+	}
+	if got, err := s.Claim(ctx, "u", 2, []int64{1}, time.Minute); err != nil || !slices.Equal(got, []int64{1}) {
+		t.Fatalf("Claim = %v, %v", got, err)
+	}
+	if got := f.sets[ServedKey("u", 2)][1]; got != float64(at.UnixMilli()) {
+		t.Errorf("claim score = %v, want %d", got, at.UnixMilli())
+	}
+}
+
+// fakeCells records the reads and writes a domain call makes.
+type fakeCells struct {
+	Cells
+	reads []string
+	put   []CellValue
+}
+
+func (f *fakeCells) Versions(_ context.Context, table, row string, columns []string, maxTS int64, limit int) (map[string][]storage.Version, error) {
+	f.reads = append(f.reads, fmt.Sprint(table, " ", row, " ", columns, " ", maxTS, " ", limit))
+	out := map[string][]storage.Version{}
+	for _, c := range columns {
+		out[c] = []storage.Version{{Timestamp: 1, IDs: []int64{int64(len(c))}}}
+	}
+	return out, nil
+}
+
+func (f *fakeCells) PutCells(_ context.Context, cells []CellValue) error {
+	f.put = append(f.put, cells...)
+	return nil
+}
+
+// The domain's reads are one Versions call each, on the row and columns of the
+// layout, bounded by MaxTimestamp.
+func TestReadsAreOneCall(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeCells{}
+	tb := NewTables(f)
+	if _, err := tb.Seen(ctx, "u", []int32{0, 5}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := tb.Read(ctx, "u", 3, []feed.Source{feed.SourceOnline, feed.SourceALS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Recalled(ctx, "u", []int32{2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Newest(ctx, "u", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Page(ctx, "u", 1, 42); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"history_recommend reco:his:u [channel:0 channel:5] 9223372036854775807 0",
+		"cb_recall recall:user:u [online:3 als:3] 9223372036854775807 0",
+		"history_recall reco:his:u [channel:2] 9223372036854775807 0",
+		"history_recommend reco:his:u [channel:1] 9223372036854775807 1",
+		"history_recommend reco:his:u [channel:1] 42 2",
+	}
+	if !slices.Equal(f.reads, want) {
+		t.Errorf("reads = %q\nwant %q", f.reads, want)
+	}
+	if len(runs) != 2 || runs[feed.SourceOnline][0].IDs[0] != int64(len("online:3")) || runs[feed.SourceALS][0].IDs[0] != int64(len("als:3")) {
+		t.Errorf("Read = %v: columns mapped to the wrong sources", runs)
+	}
+}
+
+// Load writes each record at the cell the layout gives it.
+func TestLoadCells(t *testing.T) {
+	f := &fakeCells{}
+	err := NewTables(f).Load(context.Background(), []storage.Record{
+		storage.ArticleVector{Article: 7, Vector: []float64{0.5}},
+		storage.Neighbours{Article: 7, Similar: []storage.Scored{{ID: 8, Score: 0.25}}},
+		storage.UserWeights{User: "u", Channel: 2, Weights: []float64{1}},
+		storage.RecallRun{User: "u", Channel: 2, Source: feed.SourceContent, Timestamp: 5, IDs: []int64{1, 2}},
+		storage.RecalledRun{User: "u", Channel: 2, Timestamp: 5, IDs: []int64{1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []CellValue{
+		{Cell{TableArticleFeature, "7", "article:7"}, 0, []byte("[0.5]")},
+		{Cell{TableArticleSimilar, "7", "similar:8"}, 0, []byte("0.25")},
+		{Cell{TableUserFeature, "u", "channel:2"}, 0, []byte("[1]")},
+		{Cell{TableCBRecall, "recall:user:u", "content:2"}, 5, []byte("[1, 2]")},
+		{Cell{TableHistoryRecall, "reco:his:u", "channel:2"}, 5, []byte("[1]")},
+	}
+	if !slices.EqualFunc(f.put, want, func(a, b CellValue) bool {
+		return a.Cell == b.Cell && a.Timestamp == b.Timestamp && string(a.Value) == string(b.Value)
+	}) {
+		t.Errorf("PutCells got %v\nwant %v", f.put, want)
+	}
+}

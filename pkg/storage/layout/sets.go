@@ -1,0 +1,102 @@
+package layout
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+)
+
+// ListKey is the sorted set of channel's list.
+func ListKey(list storage.ChannelList, channel int32) (string, error) {
+	switch list {
+	case storage.NewList:
+		return NewKey(channel), nil
+	case storage.HotList:
+		return HotKey(channel), nil
+	}
+	return "", fmt.Errorf("unknown channel list %d", list)
+}
+
+// NewSets returns the Redis role of the domain, laid out in the sorted sets of
+// s.
+func NewSets(s SortedSets) storage.Sets { return &sets{s: s, now: time.Now} }
+
+// sets is storage.Sets over an engine's sorted sets.
+type sets struct {
+	s SortedSets
+	// now is the clock of served claims.
+	now func() time.Time
+}
+
+var _ storage.Sets = (*sets)(nil)
+
+func (s *sets) Top(ctx context.Context, list storage.ChannelList, channel int32, n int) ([]storage.Scored, error) {
+	key, err := ListKey(list, channel)
+	if err != nil {
+		return nil, err
+	}
+	return s.s.Top(ctx, key, n)
+}
+
+// Replace adds articles over the old list, which readers see atomically. Only
+// when the old list holds an article the new one does not is the key deleted
+// first, leaving it briefly empty (the feed then falls back on its other
+// sources).
+func (s *sets) Replace(ctx context.Context, list storage.ChannelList, channel int32, articles []storage.Scored) error {
+	key, err := ListKey(list, channel)
+	if err != nil {
+		return err
+	}
+	old, err := s.s.Top(ctx, key, len(articles)+1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	keep := make(map[int64]bool, len(articles))
+	for _, a := range articles {
+		keep[a.ID] = true
+	}
+	stale := false
+	for _, m := range old {
+		stale = stale || !keep[m.ID]
+	}
+	if stale || len(articles) == 0 {
+		if err := s.s.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+	}
+	if len(articles) == 0 {
+		return nil
+	}
+	if err := s.s.Add(ctx, key, articles, 0); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *sets) Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error) {
+	return s.s.PopMax(ctx, CacheKey(user, channel), n)
+}
+
+// Store scores ids so that ZPOPMAX returns them in the given order: the first
+// gets the highest score, len(ranked). (The original scored them so that the
+// lowest-ranked came out first.)
+func (s *sets) Store(ctx context.Context, user string, channel int32, ranked []int64, ttl time.Duration) error {
+	members := make([]storage.Scored, len(ranked))
+	for i, id := range ranked {
+		members[i] = storage.Scored{ID: id, Score: float64(len(ranked) - i)}
+	}
+	return s.s.Add(ctx, CacheKey(user, channel), members, ttl)
+}
+
+// Claim adds ids to the served set scored by the time of the claim in ms; the
+// set expires window after the last claim.
+func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int64, window time.Duration) ([]int64, error) {
+	now := float64(s.now().UnixMilli())
+	members := make([]storage.Scored, len(ids))
+	for i, id := range ids {
+		members[i] = storage.Scored{ID: id, Score: now}
+	}
+	return s.s.AddNew(ctx, ServedKey(user, channel), members, window)
+}
