@@ -30,11 +30,11 @@ type deps struct {
 	module string
 	// declared are the peers the module declares: the only ones peer gives.
 	declared []string
-	cfg    config.Config
-	log    *zap.Logger
-	reg    prometheus.Registerer
-	stores Stores
-	conns  map[string]*grpc.ClientConn
+	cfg      config.Config
+	log      *zap.Logger
+	reg      prometheus.Registerer
+	stores   Stores
+	conns    map[string]*grpc.ClientConn
 	// err is the first wiring mistake register made (a peer it did not declare).
 	err error
 	// work collects the module's background work; the App runs it.

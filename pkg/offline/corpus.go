@@ -49,7 +49,7 @@ type corpus struct {
 	// fresh is known and published in the FreshDays before the cutoff: the
 	// articles recall may offer (news older than that is not worth a slot).
 	fresh []bool
-	// features is the ctr_feature_article value: channel, 10 keyword weights,
+	// features is the article's CTR feature vector: channel, 10 keyword weights,
 	// the vector; rounded to 6 decimals (what the store holds is what models
 	// train on).
 	features [][]float64

@@ -2,18 +2,18 @@
 // turns a news data set in MIND's format into everything the serving path reads
 // (DESIGN.md §3, §5):
 //
-//   - article features (ctr_feature_article: channel, 10 TF-IDF keyword weights,
-//     a 100-d vector; see corpus.go) and each article's top-K most similar
-//     articles of its channel (article_similar);
-//   - each user's 10 interest weights per channel (ctr_feature_user; see
+//   - article features (storage.ArticleVector: channel, 10 TF-IDF keyword
+//     weights, a 100-d vector; see corpus.go) and each article's top-K most
+//     similar articles of its channel (storage.Neighbours);
+//   - each user's 10 interest weights per channel (storage.UserWeights; see
 //     profile.go);
 //   - recall sets per user and channel: collaborative filtering by implicit ALS
-//     (cb_recall als:{ch}, source 100) and content recall from the neighbours of
-//     the user's recent clicks (content:{ch}, source 101), both skipping what
-//     history_recall already holds and recorded there;
+//     (source 100) and content recall from the neighbours of the user's recent
+//     clicks (source 101), both skipping what recall already offered the user
+//     (storage.Recalled) and recording what they offer there;
 //   - CTR models 200 (logistic regression) and 201 (factorization machine) as
 //     model files;
-//   - the channels' new and hot lists (ch:{ch}:new, ch:{ch}:hot);
+//   - the channels' new and hot lists (storage.ChannelLists);
 //   - an offline report on a time-based hold-out (the last day).
 //
 // # Time
@@ -30,12 +30,12 @@
 // Everything is computed in memory before the first write, so a malformed input
 // line or a failed step leaves the stores untouched. Writes then go in an order
 // that keeps the serving path consistent: tables (features and similarity,
-// looked up by id; then each user's recall sets together with their
-// history_recall record), then model files (each renamed into place whole),
+// looked up by id; then each user's recall sets together with the record of
+// what they offered), then model files (each renamed into place whole),
 // then the new and hot lists last — they are what marks a store as built. The
-// recall versions carry the fixed timestamp Options.Version, and a build
-// ignores history_recall's versions at that timestamp (its own), so running the
-// same build again writes the same cells: re-running is safe.
+// recall runs carry the fixed timestamp Options.Version, and a build ignores
+// the recorded runs at that timestamp (its own), so running the same build
+// again writes the same values: re-running is safe.
 package offline
 
 import (
@@ -66,9 +66,9 @@ type Options struct {
 	DataDir string
 	// ModelDir receives 200.json, 201.json and report.json.
 	ModelDir string
-	// Version is the build's fixed time: the cell timestamp of every recall
-	// version it writes and the version of its models. Keep it within
-	// history_recall's 90-day TTL of now, or the versions are born expired.
+	// Version is the build's fixed time: the timestamp of every recall run it
+	// writes and the version of its models. Keep it within the recall sets'
+	// 90-day TTL of now, or the runs are born expired.
 	Version time.Time
 	// HoldoutDays is how many of the last days are held out for the report; 0
 	// builds from everything and reports no hold-out metrics.
@@ -170,7 +170,7 @@ type build struct {
 	similar, freshSimilar [][]neighbour
 	als                   *alsModel
 	alsLists, contentList [][]int32
-	recalled              []map[int64]bool // per user: ids in history_recall from other builds
+	recalled              []map[int64]bool // per user: ids recall offered in other builds
 	models                [2]*model.Model
 	platt                 [2]float64 // popularity baseline: σ(a + b·ln(1+clicks))
 	train, holdout        *sampleSet

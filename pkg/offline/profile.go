@@ -5,7 +5,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 )
 
-// A user's 10 interest weights for a channel (ctr_feature_user, DESIGN.md §5):
+// A user's 10 interest weights for a channel (DESIGN.md §5):
 //
 //   - weight 0, interest: the share of the user's clicks that fell in the
 //     channel, shrunk towards 0 for users with few clicks: n_ch / (n + 5).

@@ -1,5 +1,5 @@
 // Package cache is the per-user queue of ranked, not yet served articles: tier 1
-// a Redis sorted set, tier 2 HBase wait_recommend.
+// in Redis, tier 2 the reader's wait queue in HBase.
 package cache
 
 import (

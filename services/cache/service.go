@@ -16,9 +16,9 @@ import (
 // Config sizes the two tiers.
 type Config struct {
 	// Tier1Size is how many ranked ids a store puts in Redis; the rest go to
-	// wait_recommend.
+	// the wait queue (tier 2).
 	Tier1Size int `yaml:"tier1_size"`
-	// RefillSize is how many ids move from wait_recommend to Redis when Redis is
+	// RefillSize is how many ids move from the wait queue to tier 1 when it is
 	// empty (the head of the queue; the rest stays).
 	RefillSize int `yaml:"refill_size"`
 	// TTL is how long a user's tier 1 lives after its last store, plus a random

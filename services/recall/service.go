@@ -21,7 +21,7 @@ type Config struct {
 	HotNum int `yaml:"hot_num"`
 	// NewNum is how many of the channel's newest articles source 103 offers.
 	NewNum int `yaml:"new_num"`
-	// SourceLimit caps the candidates of each cb_recall source (100–102).
+	// SourceLimit caps the candidates of each recall set source (100–102).
 	SourceLimit int `yaml:"source_limit"`
 }
 

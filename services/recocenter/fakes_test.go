@@ -438,6 +438,21 @@ func (e *env) degradations(t *testing.T) map[string]float64 {
 	return counterByLabel(t, e.reg, "reco_feed_degradations_total", "cause")
 }
 
+// counterByName is the value of an unlabelled counter in reg (absent: 0).
+func counterByName(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
 func counterByLabel(t *testing.T, reg *prometheus.Registry, name, label string) map[string]float64 {
 	t.Helper()
 	families, err := reg.Gather()

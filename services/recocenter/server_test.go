@@ -88,8 +88,12 @@ func TestServerFeed(t *testing.T) {
 			wantCode: codes.Unavailable,
 		},
 		{
-			name:     "anonymous reader with popular down is Unavailable",
-			req:      func() *recocenterv1.FeedRequest { r := protoRequest(400); r.UserId, r.Anonymous = "anony", true; return r },
+			name: "anonymous reader with popular down is Unavailable",
+			req: func() *recocenterv1.FeedRequest {
+				r := protoRequest(400)
+				r.UserId, r.Anonymous = "anony", true
+				return r
+			},
 			popErr:   errors.New("redis down"),
 			wantCode: codes.Unavailable,
 		},

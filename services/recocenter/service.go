@@ -23,8 +23,10 @@ type Config struct {
 	// on its own deadline rather than the first caller's: one cancelled client
 	// must not fail the others.
 	FillTimeout time.Duration `yaml:"fill_timeout"`
-	// PopularNum is how many hot and new articles a pass queues when recall is
-	// down: enough for the refreshes that share the pass to each get a page.
+	// PopularNum is the shortest ranking a pass queues: when recall is down or
+	// offers fewer unseen articles, the channel's hot and new ones the reader
+	// has not seen fill it up to this many, enough for the refreshes that share
+	// the pass to each get a page (DESIGN §4: never dark).
 	PopularNum int `yaml:"popular_num"`
 }
 
@@ -100,7 +102,7 @@ func New(cfg Config, ports Ports, log *zap.Logger, reg prometheus.Registerer) (*
 		historyFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: server.Namespace,
 			Name:      "history_write_failures_total",
-			Help:      "Refreshes whose served ids could not be recorded in history_recommend.",
+			Help:      "Refreshes whose served ids could not be recorded in history.",
 		}),
 		ranked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: server.Namespace,
@@ -229,7 +231,7 @@ func (c *Center) fillAndPop(ctx context.Context, r feed.Request, exclude map[int
 	f, err := c.fill(ctx, r, exclude)
 	if err != nil {
 		// This caller stopped waiting; the pass goes on for the others.
-		c.degraded(r, "recall", err)
+		c.degraded(r, "deadline", err)
 		return nil
 	}
 	if !f.stored {
@@ -237,12 +239,10 @@ func (c *Center) fillAndPop(ctx context.Context, r feed.Request, exclude map[int
 		size := int64(len(f.ranked))
 		return f.ranked[min(end-int64(n), size):min(end, size)]
 	}
-	if len(f.ranked) == 0 {
-		return nil
-	}
 	more, err := c.ports.Cache.Pop(ctx, r.User, r.Channel, n)
 	if err != nil {
 		c.degraded(r, "cache", err)
+		return c.popularUnseen(ctx, r, n, exclude)
 	}
 	return more
 }
@@ -275,14 +275,39 @@ func (c *Center) fill(ctx context.Context, r feed.Request, exclude map[int64]boo
 	}
 }
 
-// ranking recalls, drops what the reader has seen, ranks (recall order when
-// sort fails) and mixes in new and hot articles at the strategy's ratios. When
-// recall fails it falls back to the channel's popular articles.
+// rankingShare is the part of the pass's deadline recall and sort may take: the
+// rest is left for the popular fallback and the store (DESIGN §6: a hop's
+// deadline leaves room for its fallback).
+const rankingShare = 0.75
+
+// ranking recalls, drops what the reader has seen, ranks and mixes, then tops
+// the ranking up with popular articles the reader has not seen when recall
+// fails or runs short (DESIGN §4: never dark).
 func (c *Center) ranking(ctx context.Context, r feed.Request, exclude map[int64]bool) []int64 {
+	deadline, _ := ctx.Deadline()
+	rctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*rankingShare)))
+	ranked := c.recallAndRank(rctx, r, exclude)
+	cancel()
+	if len(ranked) >= c.cfg.PopularNum {
+		return ranked
+	}
+	unseen := make(map[int64]bool, len(exclude)+len(ranked))
+	for id := range exclude {
+		unseen[id] = true
+	}
+	for _, id := range ranked {
+		unseen[id] = true
+	}
+	return append(ranked, c.popularUnseen(ctx, r, c.cfg.PopularNum-len(ranked), unseen)...)
+}
+
+// recallAndRank recalls, drops what the reader has seen, ranks (recall order
+// when sort fails) and mixes in new and hot articles at the strategy's ratios.
+func (c *Center) recallAndRank(ctx context.Context, r feed.Request, exclude map[int64]bool) []int64 {
 	cands, err := c.ports.Recall.Recall(ctx, r.User, r.Channel, r.Strategy.Recall)
 	if err != nil {
 		c.degraded(r, "recall", err)
-		return c.popularUnseen(ctx, r, c.cfg.PopularNum, exclude)
+		return nil
 	}
 	var ids, fresh, hot []int64
 	for _, cand := range cands {

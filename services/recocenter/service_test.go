@@ -3,7 +3,6 @@ package recocenter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -428,10 +427,10 @@ func TestFeedDegradations(t *testing.T) {
 		},
 		{
 			// The page answers within the pass's deadline; what it holds is
-			// TestBugHungRecallStarvesPopularFallback's concern.
-			name:       "recall hangs: costs at most fill_timeout and the page still answers",
-			faults:     func(e *env) { e.recall.failOn("Recall", fault{hang: true}) },
-			want:       feed.Page{Timestamp: 100}, pageUnchecked: true,
+			// TestHungRecallLeavesRoomForPopularFallback's concern.
+			name:   "recall hangs: costs at most fill_timeout and the page still answers",
+			faults: func(e *env) { e.recall.failOn("Recall", fault{hang: true}) },
+			want:   feed.Page{Timestamp: 100}, pageUnchecked: true,
 			wantCauses: map[string]float64{"recall": 1}, causesAtLeast: true,
 			maxElapsed: time.Second,
 		},
@@ -525,13 +524,13 @@ func TestFeedDegradations(t *testing.T) {
 			if n := e.history.count("Record"); !tt.pageUnchecked && n != tt.wantRecordCalls {
 				t.Errorf("Record calls = %d, want %d", n, tt.wantRecordCalls)
 			}
-			wantMetric := fmt.Sprintf(`
-# HELP reco_history_write_failures_total Refreshes whose served ids could not be recorded in history_recommend.
-# TYPE reco_history_write_failures_total counter
-reco_history_write_failures_total %v
-`, tt.wantWriteFailures)
-			if err := testutil.GatherAndCompare(e.reg, strings.NewReader(wantMetric), "reco_history_write_failures_total"); err != nil {
-				t.Errorf("history_write_failures_total: %v", err)
+			// Read by name from the registry (what is exported) and through
+			// testutil (the collector itself): both must agree.
+			if got := counterByName(t, e.reg, "reco_history_write_failures_total"); got != tt.wantWriteFailures {
+				t.Errorf("reco_history_write_failures_total = %v, want %v", got, tt.wantWriteFailures)
+			}
+			if got := testutil.ToFloat64(c.metrics.historyFailed); got != tt.wantWriteFailures {
+				t.Errorf("historyFailed collector = %v, want %v", got, tt.wantWriteFailures)
 			}
 			lost := e.logs.FilterMessage("served ids not recorded in history").All()
 			switch {
