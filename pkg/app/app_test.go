@@ -39,7 +39,7 @@ func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.Clien
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zap.NewNop()
-	if os.Getenv("RECO_TEST_LOG") == "1" { // a development log of the suite, for debugging
+	if os.Getenv("RECOTEST_LOG") == "1" { // a development log of the suite, for debugging
 		log, _ = zap.NewDevelopment()
 	}
 	a, err := New(ctx, cfg, log, targets)

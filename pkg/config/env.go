@@ -30,7 +30,7 @@ func EnvTable(cfg *Config) []EnvVar {
 				walk(f, key+".")
 				continue
 			}
-			env := "RECO_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+			env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 			table = append(table, EnvVar{Key: key, Env: env, field: f})
 		}
 	}
@@ -41,7 +41,8 @@ func EnvTable(cfg *Config) []EnvVar {
 // EnvPrefix starts the name of every configuration variable. The environment
 // holds no other variable with this prefix: applyEnv rejects one, as the YAML
 // decoder rejects an unknown key, so a misspelt override cannot leave its key at
-// the default unnoticed. Test and script variables use RECOTEST_.
+// the default unnoticed. The test harness's variables are RECOTEST_*, the
+// scripts' cache root RECOSCRIPTS_CACHE.
 const EnvPrefix = "RECO_"
 
 // applyEnv sets every key whose environment variable is present in environ. A
@@ -88,15 +89,19 @@ func unknownEnvError(table []EnvVar, unknown []string) error {
 		msgs[i] = "unknown environment variable " + name
 		if e, ok := closestEnv(table, name); ok {
 			msgs[i] += fmt.Sprintf(": did you mean %s (%s)?", e.Env, e.Key)
+		} else {
+			msgs[i] += " (no config key is close)"
 		}
 	}
-	return fmt.Errorf("%s (every %s* variable must be a config key; `reco config env` lists them)", strings.Join(msgs, "; "), EnvPrefix)
+	return fmt.Errorf("%s; every %s* variable must be a config key (`reco config env` lists them)", strings.Join(msgs, "; "), EnvPrefix)
 }
 
 // closestEnv is the entry of table whose variable is nearest to name: one that
 // contains name's words, or is contained in them, before any other (the
 // harness's RECO_HBASE_THRIFT means RECO_STORAGE_HBASE_THRIFT_ADDR, not the
 // fewer edits away RECO_CACHE_TTL), then the fewest edits, then table order.
+// It finds none when the nearest is neither such a match nor a typo away (at
+// most a third of the name's edits, or 2): a suggestion must be worth reading.
 func closestEnv(table []EnvVar, name string) (EnvVar, bool) {
 	body := strings.TrimPrefix(name, EnvPrefix)
 	best, bestDist, bestSub := -1, 0, false
@@ -108,7 +113,7 @@ func closestEnv(table []EnvVar, name string) (EnvVar, bool) {
 			best, bestDist, bestSub = i, d, sub
 		}
 	}
-	if best < 0 {
+	if best < 0 || !bestSub && bestDist > max(2, len(body)/3) {
 		return EnvVar{}, false
 	}
 	return table[best], true

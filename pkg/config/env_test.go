@@ -15,29 +15,29 @@ func TestUnknownEnvVariableStopsLoad(t *testing.T) {
 		{
 			name: "singular of a list key",
 			env:  []string{"RECO_STORAGE_REDIS_ADDR=x"},
-			want: "unknown environment variable RECO_STORAGE_REDIS_ADDR: did you mean RECO_STORAGE_REDIS_ADDRS (storage.redis.addrs)? (every RECO_* variable must be a config key; `reco config env` lists them)",
+			want: "unknown environment variable RECO_STORAGE_REDIS_ADDR: did you mean RECO_STORAGE_REDIS_ADDRS (storage.redis.addrs)?; every RECO_* variable must be a config key (`reco config env` lists them)",
 		},
 		{
 			name: "misspelt key among good ones",
 			env:  []string{"RECO_LOG_LEVEL=debug", "RECO_SERVER_GRPC_ADR=127.0.0.1:1", "PATH=/bin"},
-			want: "unknown environment variable RECO_SERVER_GRPC_ADR: did you mean RECO_SERVER_GRPC_ADDR (server.grpc_addr)? (every RECO_* variable must be a config key; `reco config env` lists them)",
+			want: "unknown environment variable RECO_SERVER_GRPC_ADR: did you mean RECO_SERVER_GRPC_ADDR (server.grpc_addr)?; every RECO_* variable must be a config key (`reco config env` lists them)",
 		},
 		{
 			name: "several, reported sorted",
 			env:  []string{"RECO_STORAGE_REDIS_ADDR=x", "RECO_HBASE_THRIFT=127.0.0.1:9090", "RECO_STORAGE_REDIS_ADDR=y"},
 			want: "unknown environment variable RECO_HBASE_THRIFT: did you mean RECO_STORAGE_HBASE_THRIFT_ADDR (storage.hbase.thrift_addr)?; " +
-				"unknown environment variable RECO_STORAGE_REDIS_ADDR: did you mean RECO_STORAGE_REDIS_ADDRS (storage.redis.addrs)? " +
-				"(every RECO_* variable must be a config key; `reco config env` lists them)",
+				"unknown environment variable RECO_STORAGE_REDIS_ADDR: did you mean RECO_STORAGE_REDIS_ADDRS (storage.redis.addrs)?; " +
+				"every RECO_* variable must be a config key (`reco config env` lists them)",
 		},
 		{
 			name: "unknown even when empty",
 			env:  []string{"RECO_LOG_LEVL="},
-			want: "unknown environment variable RECO_LOG_LEVL: did you mean RECO_LOG_LEVEL (log.level)? (every RECO_* variable must be a config key; `reco config env` lists them)",
+			want: "unknown environment variable RECO_LOG_LEVL: did you mean RECO_LOG_LEVEL (log.level)?; every RECO_* variable must be a config key (`reco config env` lists them)",
 		},
 		{
-			name: "reported before a bad value of a known key",
+			name: "reported before a bad value of a known key, no suggestion when none is close",
 			env:  []string{"RECO_SERVER_GRPC_ADDR=nope", "RECO_REQUIRE_INTEGRATION=1"},
-			want: "unknown environment variable RECO_REQUIRE_INTEGRATION",
+			want: "unknown environment variable RECO_REQUIRE_INTEGRATION (no config key is close); every RECO_* variable must be a config key (`reco config env` lists them)",
 		},
 		{name: "other prefixes are not ours", env: []string{"RECOTEST_REDIS_ADDR=127.0.0.1:6390", "RECO=1", "reco_log_level=x", "NORECO_X=1"}},
 		{name: "known keys only", env: []string{"RECO_STORAGE_REDIS_ADDRS=a:1,b:2", "RECO_CLIENTS_SORT_TIMEOUT=50ms"}},
@@ -75,7 +75,13 @@ func TestClosestEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if e, ok := closestEnv(table, tt.name); !ok || e.Env != tt.want {
-			t.Errorf("closestEnv(%s) = %s, want %s", tt.name, e.Env, tt.want)
+			t.Errorf("closestEnv(%s) = %s, %v; want %s", tt.name, e.Env, ok, tt.want)
+		}
+	}
+	// Nothing worth suggesting: far from every key and no key's words.
+	for _, name := range []string{"RECO_TEST_AS_MAIN", "RECO_REQUIRE_INTEGRATION", "RECO_BENCH_SCALE"} {
+		if e, ok := closestEnv(table, name); ok {
+			t.Errorf("closestEnv(%s) = %s, want no suggestion", name, e.Env)
 		}
 	}
 	if _, ok := closestEnv(nil, "RECO_X"); ok {

@@ -17,7 +17,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
-// benchScales are the data sets BenchmarkBuild can build, by RECO_BENCH_SCALE.
+// benchScales are the data sets BenchmarkBuild can build, by RECOTEST_BENCH_SCALE.
 var benchScales = map[string]dataset.GenerateConfig{
 	// small finishes in well under a minute on two cores, so make bench stays
 	// short.
@@ -34,7 +34,7 @@ var benchBuild struct {
 	err   error
 }
 
-// BenchmarkBuild generates a data set (RECO_BENCH_SCALE: small, the default, or
+// BenchmarkBuild generates a data set (RECOTEST_BENCH_SCALE: small, the default, or
 // mind-small) and builds it, reporting each step's seconds and peak RSS.
 //
 // One op is one whole build, whatever b.N is: a build takes seconds to minutes,
@@ -47,13 +47,13 @@ var benchBuild struct {
 // (storagetest.EnvHBase, storagetest.EnvRedis, as under make bench), and to an
 // embedded file otherwise.
 func BenchmarkBuild(b *testing.B) {
-	scale := os.Getenv("RECO_BENCH_SCALE")
+	scale := os.Getenv("RECOTEST_BENCH_SCALE")
 	if scale == "" {
 		scale = "small"
 	}
 	data, ok := benchScales[scale]
 	if !ok {
-		b.Fatalf("RECO_BENCH_SCALE=%q: want small or mind-small", scale)
+		b.Fatalf("RECOTEST_BENCH_SCALE=%q: want small or mind-small", scale)
 	}
 	benchBuild.once.Do(func() {
 		benchBuild.steps, benchBuild.err = runBenchBuild(b, data)
