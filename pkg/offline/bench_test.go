@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
-	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -86,19 +84,27 @@ func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]StepStats, erro
 	if err := dataset.WriteDir(filepath.Join(dir, "data"), ds); err != nil {
 		return nil, err
 	}
-	st, names, cleanup, err := benchStores(filepath.Join(dir, "reco.db"))
+	cfg := config.Default()
+	cfg.Storage.Embedded.Path, cfg.Storage.Embedded.NoSync = filepath.Join(dir, "reco.db"), true
+	if addr := os.Getenv(storagetest.EnvHBase); addr != "" {
+		cfg.Storage.Tables, cfg.Storage.HBase.ThriftAddr = "hbase", addr
+	}
+	if addr := os.Getenv(storagetest.EnvRedis); addr != "" {
+		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{addr}
+	}
+	ctx := context.Background()
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = cleanup() }()
-	ctx := context.Background()
 	if err := st.Tables.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
 	opts := DefaultOptions()
 	opts.DataDir, opts.ModelDir = filepath.Join(dir, "data"), filepath.Join(dir, "models")
 	opts.Version = time.Now().UTC().Truncate(24 * time.Hour)
-	res, err := Build(ctx, opts, st)
+	res, err := Build(ctx, opts, Stores{Tables: st.Tables, Sets: st.Sets})
 	if err != nil {
 		return nil, err
 	}
@@ -106,63 +112,6 @@ func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]StepStats, erro
 	WriteStats(&table, res.Steps)
 	res.Report.WriteTable(&report)
 	b.Logf("build of %d users, %d articles, %d impressions on tables=%s sets=%s:\n%s\n%s",
-		res.Report.Data.Users, len(ds.Articles), len(ds.Behaviors), names[0], names[1], table.String(), report.String())
+		res.Report.Data.Users, len(ds.Articles), len(ds.Behaviors), cfg.Storage.Tables, cfg.Storage.Sets, table.String(), report.String())
 	return res.Steps, nil
-}
-
-// benchStores opens HBase and Redis where the environment names them (with the
-// default configuration's pool sizes and timeouts) and an embedded file at
-// path for the other roles. The backends are opened here rather than through
-// package app, so the offline package's tests need nothing of the services.
-func benchStores(path string) (_ Stores, names [2]string, cleanup func() error, err error) {
-	var closers []func() error
-	cleanup = func() error {
-		var first error
-		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i](); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
-	defer func() {
-		if err != nil {
-			_ = cleanup()
-		}
-	}()
-	cfg := config.Default().Storage
-	hbaseAddr, redisAddr := os.Getenv(storagetest.EnvHBase), os.Getenv(storagetest.EnvRedis)
-	var db *embedded.DB
-	if hbaseAddr == "" || redisAddr == "" {
-		var closeDB func() error
-		if db, closeDB, err = embedded.Open(embedded.Config{Path: path, NoSync: true}); err != nil {
-			return Stores{}, names, nil, err
-		}
-		closers = append(closers, closeDB)
-	}
-	var st Stores
-	names = [2]string{"embedded", "embedded"}
-	if hbaseAddr != "" {
-		cfg.HBase.ThriftAddr = hbaseAddr
-		var closeHBase func() error
-		if st.Tables, closeHBase, err = hbase.Open(cfg.HBase); err != nil {
-			return Stores{}, names, nil, err
-		}
-		closers = append(closers, closeHBase)
-		names[0] = "hbase"
-	} else {
-		st.Tables = db.Tables()
-	}
-	if redisAddr != "" {
-		cfg.Redis.Addrs = []string{redisAddr}
-		var closeRedis func() error
-		if st.Sets, closeRedis, err = redisstore.Open(cfg.Redis); err != nil {
-			return Stores{}, names, nil, err
-		}
-		closers = append(closers, closeRedis)
-		names[1] = "redis"
-	} else {
-		st.Sets = db.Sets()
-	}
-	return st, names, cleanup, nil
 }

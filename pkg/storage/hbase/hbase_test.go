@@ -17,6 +17,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout/layouttest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -189,43 +190,7 @@ func TestMalformedValuesAreErrors(t *testing.T) {
 // Versions honours every combination of bound and limit, beyond the ones the
 // domain's readers use (History.Page: a bound and 2; Newest: 1; the rest: all).
 func TestVersionsBounds(t *testing.T) {
-	c := openCells(t)
-	ctx := ctxT(t)
-	now := time.Now().UnixMilli()
-	cell := layout.HistoryCell(unique("bounds"), 3)
-	for _, ts := range []int64{now - 3000, now - 1000, now - 2000} {
-		if err := c.Append(ctx, cell, ts, []int64{ts}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tt := range []struct {
-		maxTS  int64
-		limit  int
-		wantTS []int64
-	}{
-		{now, 0, []int64{now - 1000, now - 2000, now - 3000}},
-		{now - 1500, 0, []int64{now - 2000, now - 3000}},
-		{now - 2000, 0, []int64{now - 2000, now - 3000}},
-		{now, 2, []int64{now - 1000, now - 2000}},
-		{now - 1500, 1, []int64{now - 2000}},
-		{now - 5000, 0, nil},
-		{layout.MaxTimestamp, 0, []int64{now - 1000, now - 2000, now - 3000}},
-	} {
-		got, err := c.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, tt.maxTS, tt.limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ts []int64
-		for _, v := range got[cell.Column] {
-			ts = append(ts, v.Timestamp)
-		}
-		if !slices.Equal(ts, tt.wantTS) {
-			t.Errorf("Versions(maxTS=now-%d, limit=%d) timestamps = %v, want %v", now-tt.maxTS, tt.limit, ts, tt.wantTS)
-		}
-		if _, ok := got[cell.Column]; ok != (tt.wantTS != nil) {
-			t.Errorf("Versions(maxTS=now-%d, limit=%d): column present = %v", now-tt.maxTS, tt.limit, ok)
-		}
-	}
+	layouttest.VersionsBounds(t, ctxT(t), openCells(t), unique("bounds"))
 }
 
 // An emptied queue is "[]", not a delete marker, so a Push right after a Take
