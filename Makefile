@@ -25,10 +25,10 @@ build: ## build bin/reco
 run: build ## serve all five services on 127.0.0.1:9999, embedded storage, in the foreground (demo data if empty)
 	mkdir -p .cache
 	bin/reco admin demo --models .cache/models
-	bin/reco serve --target=all
+	RECO_SERVER_LAME_DUCK=0s bin/reco serve --target=all
 
 .PHONY: test
-test: ## run every test; starts real Redis and HBase (installing them if missing)
+test: ## run every test; starts real Redis, HBase and Kafka (installing them if missing)
 	scripts/integration.sh scripts/gotest.sh
 
 .PHONY: bench
@@ -66,4 +66,5 @@ $(BIN)/grpcurl:
 clean: ## stop test servers and delete build output and local data (keeps ~/.m2)
 	-scripts/redis.sh stop
 	-scripts/hbase.sh stop
-	rm -rf bin .cache/reco.db .cache/hbase/data .cache/redis
+	-scripts/kafka.sh stop
+	rm -rf bin .cache/reco.db .cache/log .cache/hbase/data .cache/kafka/data .cache/redis

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
@@ -80,7 +82,7 @@ func adminBuild(args []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	printChannels(stdout)
-	res, err := build(ctx, cfg, opts)
+	res, err := build(ctx, cfg, log, opts)
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func adminDemo(args []string, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	present, err := dataPresent(ctx, cfg)
+	present, err := dataPresent(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -139,7 +141,7 @@ func adminDemo(args []string, stdout io.Writer) error {
 	opts := offline.DefaultOptions()
 	opts.DataDir, opts.ModelDir = dir, *models
 	opts.Version, _ = parseBuildTime("", time.Now())
-	res, err := build(ctx, cfg, opts)
+	res, err := build(ctx, cfg, log, opts)
 	if err != nil {
 		return err
 	}
@@ -150,8 +152,8 @@ func adminDemo(args []string, stdout io.Writer) error {
 }
 
 // build opens the configured stores and runs the offline job into them.
-func build(ctx context.Context, cfg config.Config, opts offline.Options) (*offline.Result, error) {
-	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
+func build(ctx context.Context, cfg config.Config, log *zap.Logger, opts offline.Options) (*offline.Result, error) {
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole, log, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +170,8 @@ func build(ctx context.Context, cfg config.Config, opts offline.Options) (*offli
 
 // dataPresent says whether any channel's new list is set: builds write those
 // last, so a store with one holds a whole build.
-func dataPresent(ctx context.Context, cfg config.Config) (bool, error) {
-	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.SetsRole)
+func dataPresent(ctx context.Context, cfg config.Config, log *zap.Logger) (bool, error) {
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.SetsRole, log, nil)
 	if err != nil {
 		return false, err
 	}

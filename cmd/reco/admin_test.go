@@ -57,7 +57,7 @@ func TestAdminGenerateThenBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.SetsRole)
+	st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.SetsRole, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func bootstrap(args []string, stdout io.Writer) error {
 	defer func() { _ = log.Sync() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole, log, nil)
 	if err != nil {
 		return err
 	}

@@ -55,9 +55,10 @@ func freeAddr(t *testing.T) string {
 // started them, and at an embedded file otherwise.
 func storageEnv(t *testing.T, dbPath string) []string {
 	if thrift, redis := os.Getenv(storagetest.EnvHBase), os.Getenv(storagetest.EnvRedis); thrift != "" && redis != "" {
-		return []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis}
+		return []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis,
+			"RECO_STORAGE_LOG_EMBEDDED_DIR=" + dbPath + ".log"}
 	}
-	return []string{"RECO_STORAGE_EMBEDDED_PATH=" + dbPath, "RECO_STORAGE_EMBEDDED_NO_SYNC=true"}
+	return []string{"RECO_STORAGE_EMBEDDED_PATH=" + dbPath, "RECO_STORAGE_EMBEDDED_NO_SYNC=true", "RECO_STORAGE_LOG_EMBEDDED_DIR=" + dbPath + ".log"}
 }
 
 // cleanEnviron is the test's environment without any RECO_* variable: a process
@@ -131,7 +132,7 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.TablesRole|app.SetsRole)
+		st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 
 	conns := map[string]*grpc.ClientConn{}
 	for target, addr := range addrs {
-		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storageEnv(t, dbPath(target))...)
+		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_LAME_DUCK=0s", "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storageEnv(t, dbPath(target))...)
 		cmd := recoCommand(context.Background(), env, "serve", "--target="+target)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -261,7 +262,7 @@ func TestServeRejectsUnknownVariable(t *testing.T) {
 			// and only until the deadline.
 			env := append([]string{
 				"RECO_SERVER_GRPC_ADDR=" + freeAddr(t), "RECO_SERVER_METRICS_ADDR=" + freeAddr(t),
-				"RECO_STORAGE_EMBEDDED_PATH=" + filepath.Join(dir, "reco.db"), "RECO_SORT_MODEL_DIR=" + filepath.Join(dir, "models"),
+				"RECO_STORAGE_EMBEDDED_PATH=" + filepath.Join(dir, "reco.db"), "RECO_STORAGE_LOG_EMBEDDED_DIR=" + filepath.Join(dir, "log"), "RECO_SORT_MODEL_DIR=" + filepath.Join(dir, "models"),
 			}, tt.env...)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

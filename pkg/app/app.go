@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	}
 	a.closers = append(a.closers, ignoreClosed(a.metricsLis.Close))
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if a.srv, err = server.New(log, a.reg); err != nil {
+	if a.srv, err = server.New(log, a.reg, server.Options{MaxInflight: cfg.Server.MaxInflight}); err != nil {
 		return nil, err
 	}
 
@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	for _, t := range targets {
 		roles |= modules[t].roles
 	}
-	stores, closeStores, err := OpenStores(ctx, cfg.Storage, roles)
+	stores, closeStores, err := OpenStores(ctx, cfg.Storage, roles, a.log, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -193,9 +193,11 @@ func (a *App) client(peer string) (config.Client, error) {
 	return config.Client{}, fmt.Errorf("no clients.* config for peer %q", peer)
 }
 
-// Run serves until ctx is cancelled (SIGTERM or SIGINT in main), then reports
-// NOT_SERVING, drains in-flight calls within the drain timeout and closes the
-// connections and stores in reverse order of opening.
+// Run serves until ctx is cancelled (SIGTERM or SIGINT in main), then drains:
+// health reports NOT_SERVING while calls are still served for the lame duck
+// (server.lame_duck), then the server stops accepting calls and those in flight
+// get the drain timeout; last the connections and stores are closed in reverse
+// order of opening.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
 	mux := http.NewServeMux()
@@ -211,12 +213,13 @@ func (a *App) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, work := range a.work {
-		// gctx ends on SIGTERM (or when anything here fails): the drain below
-		// starts at the same moment, so background work stops with it.
+		// gctx ends on SIGTERM (or when anything here fails), when the lame
+		// duck starts: background work (file watchers) stops with it, and the
+		// plan and models in force serve until the end.
 		g.Go(func() error { return work(gctx) })
 	}
 	g.Go(func() error { return a.srv.Serve(a.lis) })
-	g.Go(func() error { return a.srv.Serve(a.inproc) })
+	g.Go(func() error { return a.srv.ServeInProcess(a.inproc) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(a.metricsLis); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -225,8 +228,14 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		a.log.Info("draining", zap.Duration("timeout", a.cfg.Server.DrainTimeout))
-		a.srv.Drain(a.cfg.Server.DrainTimeout)
+		// The lame duck is for a stop that was asked for; when something here
+		// failed, nothing is gained by serving on.
+		lameDuck := a.cfg.Server.LameDuck
+		if ctx.Err() == nil {
+			lameDuck = 0
+		}
+		a.log.Info("draining", zap.Duration("lame_duck", lameDuck), zap.Duration("timeout", a.cfg.Server.DrainTimeout))
+		a.srv.Drain(lameDuck, a.cfg.Server.DrainTimeout)
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return httpSrv.Shutdown(sctx)

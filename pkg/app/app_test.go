@@ -28,8 +28,11 @@ func testConfig(t *testing.T) config.Config {
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
 	cfg.Storage.Embedded.Path = filepath.Join(t.TempDir(), "reco.db")
+	cfg.Storage.Log.Embedded.Dir = filepath.Join(t.TempDir(), "log")
 	cfg.Storage.Embedded.NoSync = true
 	cfg.Server.DrainTimeout = time.Second
+	// A short lame duck: every test's stop goes through it, quickly.
+	cfg.Server.LameDuck = 20 * time.Millisecond
 	return cfg
 }
 
@@ -79,7 +82,7 @@ func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.Clien
 func seedSimilar(t *testing.T, cfg config.Config, article int64, neighbours []storage.Scored) {
 	t.Helper()
 	ctx := context.Background()
-	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole)
+	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,24 +127,69 @@ func TestArticleRecommendAcrossServices(t *testing.T) {
 	}
 }
 
+// TestDrainReportsNotServingFirst: on SIGTERM health turns NOT_SERVING while
+// calls are still served, for the lame duck; only then does the server stop.
 func TestDrainReportsNotServingFirst(t *testing.T) {
+	const lameDuck = 500 * time.Millisecond
 	cfg := testConfig(t)
-	_, conn, stop := start(t, cfg, []string{Routing})
-	watch, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	cfg.Server.LameDuck = lameDuck
+	a, conn, stop := start(t, cfg, []string{Routing})
+	ctx := context.Background()
+	// An empty user_id is answered by routing alone (an empty track): a real
+	// call through the whole server that needs no peer.
+	call := func(c *grpc.ClientConn) error {
+		_, err := userreco.NewUserRecommendClient(c).UserRecommend(ctx, &userreco.User{ChannelId: 1, ArticleNum: 1, TimeStamp: time.Now().UnixMilli()})
+		return err
+	}
+	watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("first health status = %v, %v; want SERVING", resp.GetStatus(), err)
 	}
+
+	begin := time.Now()
 	errc := make(chan error, 1)
 	go func() { errc <- stop() }()
 	resp, err := watch.Recv()
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("status on drain = %v, %v; want NOT_SERVING", resp.GetStatus(), err)
+		t.Fatalf("status on drain = %v, %v; want NOT_SERVING", resp.GetStatus(), err)
 	}
+	// The lame duck: NOT_SERVING, and calls still succeed, also on a connection
+	// opened now.
+	if err := call(conn); err != nil {
+		t.Errorf("call in the lame duck: %v, want it served", err)
+	}
+	fresh, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := call(fresh); err != nil {
+		t.Errorf("call on a new connection in the lame duck: %v, want it served", err)
+	}
+	if took := time.Since(begin); took >= lameDuck {
+		t.Fatalf("the calls took %v, longer than the lame duck: the test proves nothing", took)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned within the lame duck: %v", err)
+	default:
+	}
+
+	// After it the server stops: Run returns, the Watch ends, calls fail.
 	if err := <-errc; err != nil {
 		t.Errorf("Run after drain: %v", err)
+	}
+	if took := time.Since(begin); took < lameDuck {
+		t.Errorf("Run returned after %v, within the lame duck (%v)", took, lameDuck)
+	}
+	if resp, err := watch.Recv(); err == nil {
+		t.Errorf("health Watch after the stop = %v, want the stream ended", resp.GetStatus())
+	}
+	if err := call(fresh); err == nil {
+		t.Error("a call after the stop was served")
 	}
 }
 

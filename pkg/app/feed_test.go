@@ -107,7 +107,7 @@ var t0 = time.Now().UnixMilli()
 func (e feedEnv) seed(t *testing.T, cfg config.Config, users ...string) {
 	t.Helper()
 	ctx := context.Background()
-	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole|SetsRole)
+	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole|SetsRole, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func testConcurrentRefreshesNeverRepeat(t *testing.T, e feedEnv) {
 	}
 	// Every served id is reachable by paging back through history.
 	reachable := map[int64]bool{}
-	for ts := t0 + 1<<30; ts != 0; {
+	for ts := t0 + time.Minute.Milliseconds(); ts != 0; {
 		tr := refresh(t, c, e.user, fixtureChannel, 5, ts)
 		for _, id := range served(tr) {
 			reachable[id] = true
@@ -378,6 +378,9 @@ func testBadInputIsRefusedAndWritesNothing(t *testing.T, e feedEnv) {
 		{"unknown channel", func(u *userreco.User) { u.ChannelId = 25 }, "channel_id"},
 		{"zero time_stamp", func(u *userreco.User) { u.TimeStamp = 0 }, "time_stamp"},
 		{"negative time_stamp", func(u *userreco.User) { u.TimeStamp = -10 }, "time_stamp"},
+		{"year-3000 time_stamp", func(u *userreco.User) { u.TimeStamp = 32503680000000 }, "time_stamp"},
+		{"2^63-1 time_stamp", func(u *userreco.User) { u.TimeStamp = 1<<63 - 1 }, "time_stamp"},
+		{"time_stamp in seconds", func(u *userreco.User) { u.TimeStamp = 1733100000 }, "time_stamp"},
 		{"control character in user_id", func(u *userreco.User) { u.UserId = "a\x00b" }, "user_id"},
 		{"overlong user_id", func(u *userreco.User) { u.UserId = strings.Repeat("u", 300) }, "user_id"},
 	}

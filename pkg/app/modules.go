@@ -60,14 +60,18 @@ var modules = map[string]module{
 	},
 	RecoCenter: {
 		peers: []string{Cache, Recall, Sort},
-		roles: TablesRole | SetsRole,
+		roles: TablesRole | SetsRole | LogRole,
 		register: func(s *grpc.Server, d *deps) error {
+			served := recocenter.NewServed(d.stores.Log, d.stores.Tables, d.logger(RecoCenter))
+			d.background(served.Apply)
 			center, err := recocenter.New(d.cfg.RecoCenter, recocenter.Ports{
 				Cache:   cache.NewClient(d.peer(Cache)),
 				Recall:  recall.NewClient(d.peer(Recall)),
 				Sort:    sort.NewClient(d.peer(Sort)),
 				Popular: recall.NewPopular(d.stores.Sets),
 				History: d.stores.Tables,
+				Claims:  d.stores.Sets,
+				Served:  served,
 			}, d.logger(RecoCenter), d.reg)
 			if err != nil {
 				return err
@@ -107,9 +111,8 @@ var modules = map[string]module{
 		roles: TablesRole | SetsRole,
 		register: func(s *grpc.Server, d *deps) error {
 			c, err := cache.New(d.cfg.Cache, cache.Stores{
-				Tier1:  d.stores.Sets,
-				Tier2:  d.stores.Tables,
-				Claims: d.stores.Sets,
+				Tier1: d.stores.Sets,
+				Tier2: d.stores.Tables,
 			}, d.logger(Cache), d.reg)
 			if err != nil {
 				return err

@@ -3,10 +3,15 @@ package app
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 )
 
@@ -17,18 +22,25 @@ type Role int
 const (
 	TablesRole Role = 1 << iota // the HBase role
 	SetsRole                    // the Redis role
+	LogRole                     // the durable log (Kafka, or embedded)
 )
 
 // Stores are the stores a process opened (nil for a role not asked for).
 type Stores struct {
 	Tables storage.Tables
 	Sets   storage.Sets
+	Log    eventlog.Log
 }
 
 // OpenStores opens the backends cfg names for roles and returns a cleanup that
 // closes them. The embedded engine is opened once even when it holds both
 // roles, and its tables are bootstrapped on open.
-func OpenStores(ctx context.Context, cfg config.Storage, roles Role) (_ Stores, _ func() error, err error) {
+//
+// A malformed stored value the backends read affects only itself (DESIGN.md
+// §6): it is skipped, logged to log at warn level once, and counted in
+// reco_bad_cells_total{table} on reg, which both roles share (nil reg: not
+// counted; nil log: not logged).
+func OpenStores(ctx context.Context, cfg config.Storage, roles Role, log *zap.Logger, reg prometheus.Registerer) (_ Stores, _ func() error, err error) {
 	var closers []func() error
 	cleanup := func() error {
 		var first error
@@ -45,11 +57,15 @@ func OpenStores(ctx context.Context, cfg config.Storage, roles Role) (_ Stores, 
 		}
 	}()
 
+	bad, err := layout.NewBadCells(log, reg)
+	if err != nil {
+		return Stores{}, nil, err
+	}
 	needTables, needSets := roles&TablesRole != 0, roles&SetsRole != 0
 	var db *embedded.DB
 	if (needTables && cfg.Tables == "embedded") || (needSets && cfg.Sets == "embedded") {
 		var closeDB func() error
-		if db, closeDB, err = embedded.Open(cfg.Embedded); err != nil {
+		if db, closeDB, err = embedded.Open(cfg.Embedded, embedded.WithBadCells(bad)); err != nil {
 			return Stores{}, nil, err
 		}
 		closers = append(closers, closeDB)
@@ -66,7 +82,7 @@ func OpenStores(ctx context.Context, cfg config.Storage, roles Role) (_ Stores, 
 			}
 		case "hbase":
 			var closeHBase func() error
-			if st.Tables, closeHBase, err = hbase.Open(cfg.HBase); err != nil {
+			if st.Tables, closeHBase, err = hbase.Open(cfg.HBase, bad); err != nil {
 				return Stores{}, nil, err
 			}
 			closers = append(closers, closeHBase)
@@ -78,11 +94,22 @@ func OpenStores(ctx context.Context, cfg config.Storage, roles Role) (_ Stores, 
 			st.Sets = db.Sets()
 		case "redis":
 			var closeRedis func() error
-			if st.Sets, closeRedis, err = redisstore.Open(cfg.Redis); err != nil {
+			if st.Sets, closeRedis, err = redisstore.Open(cfg.Redis, bad); err != nil {
 				return Stores{}, nil, err
 			}
 			closers = append(closers, closeRedis)
 		}
+	}
+	if roles&LogRole != 0 {
+		var closeLog func() error
+		logLog := log
+		if logLog == nil {
+			logLog = zap.NewNop()
+		}
+		if st.Log, closeLog, err = eventlog.Open(cfg.Log, logLog); err != nil {
+			return Stores{}, nil, err
+		}
+		closers = append(closers, closeLog)
 	}
 	return st, cleanup, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
@@ -44,9 +45,18 @@ type Server struct {
 	GRPCAddr string `yaml:"grpc_addr"`
 	// MetricsAddr serves Prometheus metrics at /metrics over HTTP.
 	MetricsAddr string `yaml:"metrics_addr"`
-	// DrainTimeout bounds the graceful stop after SIGTERM: in-flight calls get
-	// this long before the server stops hard.
+	// LameDuck is how long a process keeps serving after SIGTERM while its
+	// health reports NOT_SERVING, so load balancers and clients move away
+	// before it refuses anything; then the drain begins. 0 skips it.
+	LameDuck time.Duration `yaml:"lame_duck"`
+	// DrainTimeout bounds the graceful stop after the lame duck: in-flight
+	// calls get this long before the server stops hard.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxInflight bounds the calls a process handles at once (health and the
+	// calls between its own services aside); one more is answered
+	// RESOURCE_EXHAUSTED at once instead of queueing into deadline errors. 0 is
+	// unlimited.
+	MaxInflight int `yaml:"max_inflight"`
 }
 
 // Log configures zap.
@@ -79,19 +89,21 @@ type Storage struct {
 	Embedded embedded.Config   `yaml:"embedded"`
 	HBase    hbase.Config      `yaml:"hbase"`
 	Redis    redisstore.Config `yaml:"redis"`
+	// Log is the durable log served ids and readers' actions travel on.
+	Log eventlog.Config `yaml:"log"`
 }
 
 // Default returns the configuration `make run` uses: everything in one process on
 // the embedded backend.
 func Default() Config {
 	return Config{
-		Server:     Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", DrainTimeout: 5 * time.Second},
+		Server:     Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", LameDuck: 5 * time.Second, DrainTimeout: 5 * time.Second, MaxInflight: 512},
 		Log:        Log{Level: "info"},
-		Routing:    routing.Config{MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second},
-		RecoCenter: recocenter.Config{FillTimeout: 600 * time.Millisecond, PopularNum: 100},
+		Routing:    routing.Config{MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second, MaxFutureSkew: 10 * time.Minute},
+		RecoCenter: recocenter.Config{FillTimeout: 600 * time.Millisecond, PopularNum: 100, PopularScan: 2000, SeenTTL: 24 * time.Hour, HistoryTimeout: 150 * time.Millisecond},
 		Recall:     recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
 		Sort:       sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
-		Cache:      cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute, ServedWindow: 10 * time.Minute},
+		Cache:      cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
 			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},
@@ -104,6 +116,12 @@ func Default() Config {
 			Embedded: embedded.Config{Path: ".cache/reco.db"},
 			HBase:    hbase.Config{ThriftAddr: "127.0.0.1:9090", PoolSize: 16, Timeout: time.Second, DialTimeout: time.Second, IdleTimeout: 30 * time.Second},
 			Redis:    redisstore.Config{Addrs: []string{"127.0.0.1:6379"}, PoolSize: 32, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
+			Log: eventlog.Config{
+				Backend:  "embedded",
+				Embedded: eventlog.EmbeddedConfig{Dir: ".cache/log", SegmentBytes: 64 << 20},
+				Kafka: eventlog.KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Partitions: 8, ReplicationFactor: -1,
+					Timeout: 5 * time.Second, DialTimeout: time.Second, Linger: 2 * time.Millisecond},
+			},
 		},
 	}
 }
@@ -172,8 +190,18 @@ func (s Server) Validate() error {
 	if err := validAddr("server.metrics_addr", s.MetricsAddr); err != nil {
 		return err
 	}
+	if s.LameDuck < 0 {
+		return fmt.Errorf("server.lame_duck must be 0 or a positive duration such as 5s, got %v", s.LameDuck)
+	}
+	if s.MaxInflight < 0 || s.MaxInflight > maxInflight {
+		return fmt.Errorf("server.max_inflight must be 0 (unlimited) or 1..%d, got %d", maxInflight, s.MaxInflight)
+	}
 	return positive("server.drain_timeout", s.DrainTimeout)
 }
+
+// maxInflight bounds server.max_inflight: far above what one process can
+// serve, it only catches a typo.
+const maxInflight = 1 << 20
 
 // Validate checks the log keys.
 func (l Log) Validate() error {
@@ -221,6 +249,9 @@ func (s Storage) Validate() error {
 		if err := s.Embedded.Validate(); err != nil {
 			return fmt.Errorf("storage.embedded: %w", err)
 		}
+	}
+	if err := s.Log.Validate(); err != nil {
+		return fmt.Errorf("storage.log: %w", err)
 	}
 	return nil
 }

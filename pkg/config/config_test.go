@@ -63,6 +63,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"no redis address", "", []string{"RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS="}, "storage.redis: addrs"},
 		{"bad number", "", []string{"RECO_STORAGE_REDIS_DB=x"}, "storage.redis.db"},
 		{"bad level", "log:\n  level: loud\n", nil, "log.level"},
+		{"negative lame duck", "", []string{"RECO_SERVER_LAME_DUCK=-1s"}, "server.lame_duck"},
+		{"negative in-flight limit", "", []string{"RECO_SERVER_MAX_INFLIGHT=-1"}, "server.max_inflight"},
+		{"zero future skew", "routing:\n  max_future_skew: 0s\n", nil, "routing.max_future_skew"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -134,3 +134,10 @@ type Candidate struct {
 	ID     int64
 	Source Source
 }
+
+// ReadRuns are the recall runs of a recall-set source (100–102) up to Through:
+// what a recall read, to be consumed once its candidates are safely queued.
+type ReadRuns struct {
+	Source  Source
+	Through int64
+}

@@ -93,7 +93,7 @@ func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]StepStats, erro
 		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{addr}
 	}
 	ctx := context.Background()
-	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func BenchmarkHop(b *testing.B) {
 	for _, mode := range []string{"inprocess", "loopback"} {
 		b.Run(mode, func(b *testing.B) {
 			reg := prometheus.NewRegistry()
-			s, err := New(zap.NewNop(), reg)
+			s, err := New(zap.NewNop(), reg, Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

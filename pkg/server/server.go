@@ -1,12 +1,14 @@
 // Package server builds the gRPC servers and clients every reco process uses, with
 // the same plumbing in all-in-one and split mode: Prometheus metrics, zap logging,
-// panic recovery, health checking and reflection on the server side; per-hop
-// deadlines and metrics on the client side.
+// an in-flight limit, INVALID_ARGUMENT for requests that do not parse, panic
+// recovery, health checking with a lame-duck drain, keepalive and reflection on
+// the server side; per-hop deadlines, keepalive and metrics on the client side.
 package server
 
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
@@ -38,12 +41,60 @@ type Server struct {
 	// drain, so load balancers stop sending before the listener closes.
 	Health  *health.Server
 	metrics *grpcprom.ServerMetrics
+	// endStreams cancels the streams in flight and every later one: at the
+	// start of the graceful stop, so that a health Watch (which never ends by
+	// itself) does not hold the stop until the drain timeout.
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
-// New returns a server whose interceptors run in the order metrics → logging →
-// recovery: a recovered panic is logged and counted as codes.Internal like any
-// other failure.
-func New(log *zap.Logger, reg prometheus.Registerer) (*Server, error) {
+// Options are the server's limits (config.Server).
+type Options struct {
+	// MaxInflight bounds the calls handled at once; a call beyond it is answered
+	// RESOURCE_EXHAUSTED at once. 0 is unlimited.
+	MaxInflight int
+}
+
+// Keepalive of the server and of the clients of Dial. The two go together: a
+// client pinging more often than the server's MinTime is cut off with GOAWAY
+// "too_many_pings", and grpc-go's default MinTime is 5 minutes.
+const (
+	// clientPingEvery is how often a client pings an idle connection: a peer
+	// that vanished without closing its TCP connection (a killed pod, a
+	// dropped NAT entry) is noticed within clientPingEvery + clientPingTimeout,
+	// and the client reconnects instead of failing calls on a dead connection.
+	clientPingEvery   = 20 * time.Second
+	clientPingTimeout = 5 * time.Second
+	// minClientPing is what the server tolerates: half the clients' interval.
+	minClientPing = clientPingEvery / 2
+	// serverPingEvery and serverPingTimeout let the server free the
+	// connections of clients that vanished.
+	serverPingEvery   = time.Minute
+	serverPingTimeout = 20 * time.Second
+	// maxConnectionAge makes clients reconnect now and then (grpc-go adds
+	// ±10% jitter), so that the replicas added by a scale-out get their share:
+	// a gRPC connection otherwise sticks to one replica for ever.
+	// maxConnectionAgeGrace lets the calls on an old connection finish.
+	maxConnectionAge      = 5 * time.Minute
+	maxConnectionAgeGrace = 15 * time.Second
+)
+
+// maxConcurrentStreams bounds the calls of one HTTP/2 connection (grpc-go's
+// default is unlimited), so one client cannot hold unbounded server memory. It
+// stays above max_inflight: one peer connection may carry all of a process's
+// calls, and a call over the transport's limit waits in the client until its
+// deadline, which is exactly the queueing the in-flight limit replaces with an
+// immediate RESOURCE_EXHAUSTED.
+func maxConcurrentStreams(maxInflight int) uint32 {
+	return uint32(min(max(1024, 2*maxInflight), math.MaxInt32))
+}
+
+// New returns a server whose interceptors run in the order metrics → in-flight
+// limit → logging → malformed-request check → recovery: a shed call, a request
+// that does not parse and a recovered panic (codes.Internal) are all counted; a
+// shed call is not logged one line each (that would add load when there is too
+// much already).
+func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, error) {
 	metrics := grpcprom.NewServerMetrics(
 		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace(Namespace)),
 		grpcprom.WithServerHandlingTimeHistogram(
@@ -66,23 +117,58 @@ func New(log *zap.Logger, reg prometheus.Registerer) (*Server, error) {
 		log.Error("panic in handler", zap.Any("panic", p), zap.Stack("stack"))
 		return status.Error(codes.Internal, "internal error")
 	}
-	s := grpc.NewServer(
+	streams, endStreams := context.WithCancel(context.Background())
+	srv := &Server{metrics: metrics, streams: streams, endStreams: endStreams}
+	srv.Server = grpc.NewServer(
+		// A body that does not parse is INVALID_ARGUMENT, not Internal (see
+		// codec.go; ForceServerCodecV2 is marked experimental in grpc-go, and
+		// the test of malformed requests catches it changing).
+		grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams(opts.MaxInflight)),
+		// Keepalive: see the constants above.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPing, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  serverPingEvery,
+			Timeout:               serverPingTimeout,
+			MaxConnectionAge:      maxConnectionAge,
+			MaxConnectionAgeGrace: maxConnectionAgeGrace,
+		}),
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
+			limitInflight(opts.MaxInflight),
 			withLogFields,
 			logging.UnaryServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(fieldsFromContext)),
+			refuseMalformed,
 			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
 		),
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
+			srv.checkStream,
 			logging.StreamServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall)),
 			recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
 		),
 	)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(s, hs)
-	reflection.Register(s)
-	return &Server{Server: s, Health: hs, metrics: metrics}, nil
+	srv.Health = health.NewServer()
+	healthpb.RegisterHealthServer(srv.Server, srv.Health)
+	reflection.Register(srv.Server)
+	return srv, nil
+}
+
+// checkStream gives a stream a context that ends with the drain and answers
+// its messages that do not parse.
+func (s *Server) checkStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.streams, cancel)
+	defer stop()
+	return handler(srv, checkedStream{ServerStream: ss, ctx: ctx})
+}
+
+// ServeInProcess serves the process's own calls between its services (the
+// bufconn listener of all-in-one mode): they are never shed by the in-flight
+// limit, since the outside call that made them already holds a slot.
+func (s *Server) ServeInProcess(lis net.Listener) error {
+	return s.Serve(inProcessListener{lis})
 }
 
 // MarkServing initialises the per-method metrics and reports every registered
@@ -95,15 +181,23 @@ func (s *Server) MarkServing() {
 	}
 }
 
-// Drain reports NOT_SERVING, then stops gracefully, cutting in-flight calls off
-// after timeout.
-func (s *Server) Drain(timeout time.Duration) {
+// Drain stops the server in two steps. First the lame duck: health reports
+// NOT_SERVING (for good: later status changes are ignored) while the server
+// keeps accepting and serving calls for lameDuck, so that load balancers and
+// clients watching health move away before anything is refused. Then the
+// graceful stop: no new calls, streams (health Watch) are ended, and the calls
+// in flight get timeout before the server stops hard.
+func (s *Server) Drain(lameDuck, timeout time.Duration) {
 	s.Health.Shutdown()
+	if lameDuck > 0 {
+		time.Sleep(lameDuck)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.GracefulStop()
 		close(done)
 	}()
+	s.endStreams()
 	select {
 	case <-done:
 	case <-time.After(timeout):
@@ -137,6 +231,10 @@ func NewClientMetrics(reg prometheus.Registerer) (*ClientMetrics, error) {
 func Dial(target string, callTimeout time.Duration, metrics *ClientMetrics, dialer func(context.Context, string) (net.Conn, error)) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Pings on idle connections find a peer that vanished without closing
+		// its connection; within the server's enforcement policy (see the
+		// constants above), or the server would cut the connection off.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: clientPingEvery, Timeout: clientPingTimeout, PermitWithoutStream: true}),
 		grpc.WithChainUnaryInterceptor(
 			metrics.UnaryClientInterceptor(),
 			timeout.UnaryClientInterceptor(callTimeout),

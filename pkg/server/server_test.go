@@ -37,7 +37,14 @@ func testService(do func(ctx context.Context) error) *grpc.ServiceDesc {
 
 func serve(t *testing.T, reg *prometheus.Registry, do func(ctx context.Context) error, callTimeout time.Duration) *grpc.ClientConn {
 	t.Helper()
-	s, err := New(zap.NewNop(), reg)
+	_, conn := serveWith(t, reg, Options{}, do, callTimeout)
+	return conn
+}
+
+// serveWith is serve with the server's options, also returning the server.
+func serveWith(t *testing.T, reg *prometheus.Registry, opts Options, do func(ctx context.Context) error, callTimeout time.Duration) (*Server, *grpc.ClientConn) {
+	t.Helper()
+	s, err := New(zap.NewNop(), reg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +64,7 @@ func serve(t *testing.T, reg *prometheus.Registry, do func(ctx context.Context) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn
+	return s, conn
 }
 
 func TestPanicBecomesInternalAndIsCounted(t *testing.T) {

@@ -19,7 +19,8 @@ import (
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("malformed value")
 
-// EncodeIDs encodes an id list as a JSON array.
+// EncodeIDs encodes an id list as a JSON array. Its callers write article ids,
+// which are positive (CheckIDs): DecodeIDs refuses the others.
 func EncodeIDs(ids []int64) []byte {
 	b := make([]byte, 0, 2+len(ids)*8)
 	b = append(b, '[')
@@ -32,7 +33,7 @@ func EncodeIDs(ids []int64) []byte {
 	return append(b, ']')
 }
 
-// DecodeIDs decodes a JSON array of integers.
+// DecodeIDs decodes a JSON array of article ids: positive integers.
 func DecodeIDs(b []byte) ([]int64, error) {
 	p := parser{b: b}
 	ids := []int64{}
@@ -41,6 +42,9 @@ func DecodeIDs(b []byte) ([]int64, error) {
 		if err != nil {
 			return err
 		}
+		if id <= 0 {
+			return errNotPositive
+		}
 		ids = append(ids, id)
 		return nil
 	}, true)
@@ -48,6 +52,30 @@ func DecodeIDs(b []byte) ([]int64, error) {
 		return nil, fmt.Errorf("%w: %.40q: %v", ErrMalformed, b, err)
 	}
 	return ids, nil
+}
+
+var errNotPositive = errors.New("an article id is positive")
+
+// CheckIDs reports the first id of ids that is not an article id (ids are
+// positive), so a writer refuses what DecodeIDs would refuse to read.
+func CheckIDs(ids []int64) error {
+	for i, id := range ids {
+		if id <= 0 {
+			return fmt.Errorf("id %d (element %d) is not positive: an article id is", id, i)
+		}
+	}
+	return nil
+}
+
+// ParseID reads an article id spelt as Redis members and HBase qualifiers spell
+// it: the decimal digits of a positive integer, nothing else ("+5", "05" and
+// " 5" are not ids, since the store would hold them apart from "5").
+func ParseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != s {
+		return 0, fmt.Errorf("%w: %.40q is not an article id", ErrMalformed, s)
+	}
+	return id, nil
 }
 
 // EncodeFloats encodes a vector as a JSON array. NaN and ±Inf have no JSON form

@@ -27,6 +27,10 @@ func TestDecodeIDs(t *testing.T) {
 		{in: "__import__('os').system('id')", wantErr: true},
 		{in: "{1: 2}", wantErr: true},
 		{in: "[9223372036854775808]", wantErr: true},
+		{in: "[1, 0]", wantErr: true},
+		{in: "[-3]", wantErr: true},
+		{in: `[1, "x"]`, wantErr: true},
+		{in: "{", wantErr: true},
 	}
 	for _, tt := range tests {
 		got, err := DecodeIDs([]byte(tt.in))
@@ -47,10 +51,30 @@ func TestIDsRoundTripMatchesPythonStr(t *testing.T) {
 	if got := string(EncodeIDs([]int64{1, 2, 3})); got != "[1, 2, 3]" {
 		t.Errorf("EncodeIDs = %q, want %q", got, "[1, 2, 3]")
 	}
-	ids := []int64{-5, 0, 1 << 40}
+	ids := []int64{5, 1, 1 << 40}
 	got, err := DecodeIDs(EncodeIDs(ids))
 	if err != nil || !slices.Equal(got, ids) {
 		t.Errorf("round trip = %v, %v; want %v", got, err, ids)
+	}
+}
+
+// An article id is positive: writers check with CheckIDs what readers refuse.
+func TestCheckIDsAndParseID(t *testing.T) {
+	if err := CheckIDs([]int64{1, 2}); err != nil {
+		t.Errorf("CheckIDs(1, 2) = %v", err)
+	}
+	for _, ids := range [][]int64{{0}, {1, -3}} {
+		if err := CheckIDs(ids); err == nil {
+			t.Errorf("CheckIDs(%v) = nil, want an error", ids)
+		}
+	}
+	if id, err := ParseID("42"); err != nil || id != 42 {
+		t.Errorf("ParseID(42) = %d, %v", id, err)
+	}
+	for _, s := range []string{"", "x", "0", "-3", "+5", "05", " 5", "5.0", "9223372036854775808"} {
+		if _, err := ParseID(s); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseID(%q) err = %v, want ErrMalformed", s, err)
+		}
 	}
 }
 
@@ -91,7 +115,8 @@ func TestScore(t *testing.T) {
 
 // FuzzDecodeMatchesEncodingJSON checks the hand-written decoders against
 // encoding/json: the same bytes are accepted or refused by both, with the same
-// values.
+// values, except that an id list holding an id <= 0 is refused (an article id is
+// positive) although it is valid JSON.
 func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	for _, s := range []string{"[1, 2, 3]", "[]", " [ ] ", "[0.1, -2e-5, 3E+2]", "[01]", "[-0]", "[1e400]", "[1,]", "[1.]", "[.5]", "[1] x", "null", "[\"1\"]", "[9223372036854775808]", "[1.0]"} {
 		f.Add([]byte(s))
@@ -102,6 +127,9 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 		jerr := json.Unmarshal(b, &jids)
 		if jerr == nil && jids == nil {
 			jerr = errors.New("null") // we refuse null; so does the contract
+		}
+		if jerr == nil && CheckIDs(jids) != nil {
+			jerr = errors.New("not positive") // valid JSON, but not article ids
 		}
 		if (err == nil) != (jerr == nil) || (err == nil && !slices.Equal(ids, jids)) {
 			t.Fatalf("DecodeIDs(%q) = %v, %v; encoding/json: %v, %v", b, ids, err, jids, jerr)

@@ -15,6 +15,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
@@ -199,13 +200,25 @@ type Tier1 interface {
 	Store(ctx context.Context, user string, channel int32, ranked []int64, ttl time.Duration) error
 }
 
-// ServedClaims record which ids were handed to a reader in a channel, so an id is
-// served once even when two refreshes hold it.
+// ErrUnseeded is returned by a claim when the reader's seen sets are not a copy
+// of their history (never seeded, expired, or lost with a Redis restart): the
+// caller seeds them from History and claims again.
+var ErrUnseeded = errors.New("seen set not seeded from history")
+
+// ServedClaims hold what each reader was served, per channel, where one atomic
+// claim can check and record it: the serve-time guard of DESIGN §4 "no
+// repeats". History is the source of truth; the sets are a copy seeded from it,
+// so losing them costs a history read, never a repeat.
 type ServedClaims interface {
-	// Claim records ids as served and returns those no earlier claim within
-	// window holds, in input order. It is atomic: of concurrent claims of one id,
-	// exactly one gets it back.
-	Claim(ctx context.Context, user string, channel int32, ids []int64, window time.Duration) ([]int64, error)
+	// Claim records ids as served to the reader in channel and returns those
+	// not served before in channel nor, for a channel other than 0, in channel
+	// 0, in input order. It is atomic: of concurrent claims of one id, exactly
+	// one gets it back. The reader's set expires ttl after the last claim.
+	// ErrUnseeded means nothing was claimed: Seed both channels' sets first.
+	Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error)
+	// Seed adds seen (the reader's history of channel) to their set for channel
+	// and marks it seeded.
+	Seed(ctx context.Context, user string, channel int32, seen []int64, ttl time.Duration) error
 }
 
 // Sets is the Redis role of a backend.

@@ -23,8 +23,8 @@ func newCache(t *testing.T) *Cache {
 	if err := db.Tables().Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Tier1Size: 100, RefillSize: 40, TTL: time.Minute, TTLJitter: 10 * time.Second, ServedWindow: time.Minute}
-	c, err := New(cfg, Stores{Tier1: db.Sets(), Tier2: db.Tables(), Claims: db.Sets()}, zap.NewNop(), prometheus.NewRegistry())
+	cfg := Config{Tier1Size: 100, RefillSize: 40, TTL: time.Minute, TTLJitter: 10 * time.Second}
+	c, err := New(cfg, Stores{Tier1: db.Sets(), Tier2: db.Tables()}, zap.NewNop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,30 +78,6 @@ func TestRefillMovesOnlyTheHead(t *testing.T) {
 	}
 	if rest, _ := c.stores.Tier2.Take(ctx, "u", 1, 100); !slices.Equal(rest, span(41, 101)) {
 		t.Errorf("tier 2 holds %v, want 41..100", rest)
-	}
-}
-
-func TestAnIDIsServedOnceEvenIfStoredTwice(t *testing.T) {
-	c := newCache(t)
-	ctx := context.Background()
-	// Two refreshes computed the same ranking and both stored it.
-	for range 2 {
-		if err := c.Store(ctx, "u", 3, span(1, 11)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := c.Pop(ctx, "u", 3, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) > 0 && got[0] != 1 {
-			t.Fatalf("Pop = %v", got)
-		}
-	}
-	if err := c.Store(ctx, "u", 3, span(1, 11)); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := c.Pop(ctx, "u", 3, 10); len(got) != 0 {
-		t.Errorf("ids already served came back: %v", got)
 	}
 }
 

@@ -26,9 +26,6 @@ type Config struct {
 	// (and all recompute) together.
 	TTL       time.Duration `yaml:"ttl"`
 	TTLJitter time.Duration `yaml:"ttl_jitter"`
-	// ServedWindow is how long a served id stays claimed; it must outlast the
-	// history write of the refresh that served it.
-	ServedWindow time.Duration `yaml:"served_window"`
 }
 
 // Validate checks the sizes and durations.
@@ -36,17 +33,16 @@ func (c Config) Validate() error {
 	if c.Tier1Size < 1 || c.RefillSize < 1 {
 		return fmt.Errorf("cache.tier1_size and cache.refill_size must be at least 1, got %d and %d", c.Tier1Size, c.RefillSize)
 	}
-	if c.TTL <= 0 || c.TTLJitter < 0 || c.ServedWindow <= 0 {
-		return fmt.Errorf("cache.ttl and cache.served_window must be positive and cache.ttl_jitter not negative, got %v, %v, %v", c.TTL, c.ServedWindow, c.TTLJitter)
+	if c.TTL <= 0 || c.TTLJitter < 0 {
+		return fmt.Errorf("cache.ttl must be positive and cache.ttl_jitter not negative, got %v and %v", c.TTL, c.TTLJitter)
 	}
 	return nil
 }
 
-// Stores are the ports the cache keeps its tiers and claims in.
+// Stores are the ports the cache keeps its tiers in.
 type Stores struct {
-	Tier1  storage.Tier1
-	Tier2  storage.WaitQueue
-	Claims storage.ServedClaims
+	Tier1 storage.Tier1
+	Tier2 storage.WaitQueue
 }
 
 // Cache is the per-user queue of ranked, not yet served articles.
@@ -71,10 +67,8 @@ func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) 
 }
 
 // Pop takes up to n ids in ranked order. Tier 1 pops are atomic; when tier 1 is
-// empty the head of tier 2 moves up. Every popped id is then claimed in the
-// user's served claims, and only ids claimed by this call are returned: two
-// refreshes that both refilled the cache with the same ranking pop overlapping
-// ids, and the claim gives each id to one of them.
+// empty the head of tier 2 moves up. Two refreshes that both stored one ranking
+// pop overlapping ids: reco-center's serve-time claim gives each to one of them.
 func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out []int64, err error) {
 	refilled := false
 	defer func() {
@@ -95,11 +89,7 @@ func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out
 			refilled = true
 			continue
 		}
-		fresh, err := c.stores.Claims.Claim(ctx, user, channel, ids, c.cfg.ServedWindow)
-		if err != nil {
-			return out, fmt.Errorf("claim served ids: %w", err)
-		}
-		out = append(out, fresh...)
+		out = append(out, ids...)
 	}
 	return out, nil
 }

@@ -58,7 +58,7 @@ func TestMergeKeepsSourcePriorityWithoutDuplicates(t *testing.T) {
 	_ = sets.Replace(ctx, storage.NewList, 5, []storage.Scored{{ID: 6, Score: 1}})
 
 	r := newRecall(t, Config{HotNum: 10, NewNum: 10, SourceLimit: 100}, stores(tables, sets))
-	got, err := r.Recall(ctx, "u", 5, []feed.Source{100, 101, 104, 103, 102})
+	got, read, err := r.Recall(ctx, "u", 5, []feed.Source{100, 101, 104, 103, 102})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,15 +66,25 @@ func TestMergeKeepsSourcePriorityWithoutDuplicates(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Recall = %v, want %v", got, want)
 	}
-	// The recall runs were consumed.
-	again, err := r.Recall(ctx, "u", 5, []feed.Source{100, 101})
-	if err != nil || len(again) != 0 {
-		t.Errorf("second Recall = %v, %v; want nothing: runs are consumed", again, err)
+	// Reading consumes nothing: the runs go once the caller has queued the
+	// candidates and consumes what it read.
+	wantRead := []feed.ReadRuns{{Source: 100, Through: now - 1}, {Source: 101, Through: now - 1}}
+	if !slices.Equal(read, wantRead) {
+		t.Errorf("read = %v, want %v", read, wantRead)
+	}
+	if again, _, err := r.Recall(ctx, "u", 5, []feed.Source{100, 101}); err != nil || len(again) != 4 {
+		t.Errorf("second Recall before Consume = %v, %v; want the 4 candidates again", again, err)
+	}
+	if err := r.Consume(ctx, "u", 5, read); err != nil {
+		t.Fatal(err)
+	}
+	if again, _, err := r.Recall(ctx, "u", 5, []feed.Source{100, 101}); err != nil || len(again) != 0 {
+		t.Errorf("Recall after Consume = %v, %v; want nothing: the runs are consumed", again, err)
 	}
 }
 
 // racingSets writes a new recall run right after every read, as an online job
-// might between recall's read and its consume.
+// might between recall's read and the consume of what it read.
 type racingSets struct {
 	storage.Tables
 	run storage.RecallRun
@@ -96,9 +106,12 @@ func TestRunsWrittenDuringRecallSurvive(t *testing.T) {
 	load(t, tables, storage.RecallRun{User: "u", Channel: 2, Source: feed.SourceOnline, Timestamp: now, IDs: []int64{7}})
 	racing := racingSets{tables, storage.RecallRun{User: "u", Channel: 2, Source: feed.SourceOnline, Timestamp: now + 100, IDs: []int64{99}}}
 	r := newRecall(t, Config{HotNum: 1, NewNum: 1, SourceLimit: 10}, Stores{Sets: racing, Lists: sets, Similarity: tables})
-	got, err := r.Recall(ctx, "u", 2, []feed.Source{102})
+	got, read, err := r.Recall(ctx, "u", 2, []feed.Source{102})
 	if err != nil || !slices.Equal(got, []feed.Candidate{{ID: 7, Source: 102}}) {
 		t.Fatalf("Recall = %v, %v; want [7]", got, err)
+	}
+	if err := r.Consume(ctx, "u", 2, read); err != nil {
+		t.Fatal(err)
 	}
 	left, _ := tables.Read(ctx, "u", 2, []feed.Source{feed.SourceOnline})
 	if v := left[feed.SourceOnline]; len(v) != 1 || !slices.Equal(v[0].IDs, []int64{99}) {
@@ -116,11 +129,11 @@ func TestLimitsAndUnknownSources(t *testing.T) {
 	}
 	_ = sets.Replace(ctx, storage.HotList, 1, hot)
 	r := newRecall(t, Config{HotNum: 10, NewNum: 10, SourceLimit: 100}, stores(tables, sets))
-	got, err := r.Recall(ctx, "u", 1, []feed.Source{104})
+	got, _, err := r.Recall(ctx, "u", 1, []feed.Source{104})
 	if err != nil || len(got) != 10 || got[0].ID != 30 {
 		t.Errorf("hot recall = %v, %v; want the top 10 from 30", got, err)
 	}
-	if _, err := r.Recall(ctx, "u", 1, []feed.Source{105}); !errors.Is(err, ErrUnknownSource) {
+	if _, _, err := r.Recall(ctx, "u", 1, []feed.Source{105}); !errors.Is(err, ErrUnknownSource) {
 		t.Errorf("source 105 in a feed: err = %v, want ErrUnknownSource", err)
 	}
 }

@@ -51,7 +51,7 @@ func (s *Server) Recall(ctx context.Context, req *recallv1.RecallRequest) (*reca
 	for i, src := range req.GetSources() {
 		sources[i] = feed.Source(src)
 	}
-	cands, err := s.recall.Recall(ctx, req.GetUserId(), req.GetChannelId(), sources)
+	cands, read, err := s.recall.Recall(ctx, req.GetUserId(), req.GetChannelId(), sources)
 	if errors.Is(err, ErrUnknownSource) {
 		return nil, status.Errorf(codes.InvalidArgument, "%v (want %d..%d)", err, feed.SourceALS, feed.SourceHot)
 	}
@@ -65,7 +65,43 @@ func (s *Server) Recall(ctx context.Context, req *recallv1.RecallRequest) (*reca
 	for i, c := range cands {
 		out[i] = &recallv1.Candidate{ArticleId: c.ID, Source: recallv1.Source(c.Source)}
 	}
-	return &recallv1.RecallResponse{Candidates: out}, nil
+	return &recallv1.RecallResponse{Candidates: out, Read: readToProto(read)}, nil
+}
+
+// Consume deletes the recall runs a Recall read.
+func (s *Server) Consume(ctx context.Context, req *recallv1.ConsumeRequest) (*recallv1.ConsumeResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user_id must not be empty")
+	}
+	if err := validChannel(req.GetChannelId()); err != nil {
+		return nil, err
+	}
+	read := readFromProto(req.GetRead())
+	for i, rr := range read {
+		if rr.Source < feed.SourceALS || rr.Source > feed.SourceOnline || rr.Through <= 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "read[%d]: want a source of %d..%d and a positive through, got %d and %d", i, feed.SourceALS, feed.SourceOnline, rr.Source, rr.Through)
+		}
+	}
+	if err := s.recall.Consume(ctx, req.GetUserId(), req.GetChannelId(), read); err != nil {
+		return nil, server.Error(err, codes.Unavailable, "consume recall runs")
+	}
+	return &recallv1.ConsumeResponse{}, nil
+}
+
+func readToProto(read []feed.ReadRuns) []*recallv1.ReadRuns {
+	out := make([]*recallv1.ReadRuns, len(read))
+	for i, rr := range read {
+		out[i] = &recallv1.ReadRuns{Source: recallv1.Source(rr.Source), Through: rr.Through}
+	}
+	return out
+}
+
+func readFromProto(read []*recallv1.ReadRuns) []feed.ReadRuns {
+	out := make([]feed.ReadRuns, len(read))
+	for i, rr := range read {
+		out[i] = feed.ReadRuns{Source: feed.Source(rr.GetSource()), Through: rr.GetThrough()}
+	}
+	return out
 }
 
 // Similar returns the n highest-scored neighbours of an article (source 105).

@@ -77,16 +77,15 @@ func channelList(s feed.Source) (storage.ChannelList, bool) {
 }
 
 // Recall merges the candidates of sources for user in channel, in source order,
-// without duplicates. Recall sets are consumed: after reading them it consumes
-// the runs it read, up to the newest timestamp it saw, so runs an offline or
-// online job writes meanwhile survive for the next refresh. A failing source is
-// skipped and reported in the error; the error is nil only if all sources were
-// read.
-func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, error) {
+// without duplicates, and names the recall runs it read: the caller consumes
+// them (Consume) once the candidates are safely queued, so candidates of a
+// refresh whose queueing failed are offered again. A failing source is skipped
+// and reported in the error; the error is nil only if all sources were read.
+func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, []feed.ReadRuns, error) {
 	var sets []feed.Source
 	for _, s := range sources {
 		if !s.FeedSource() {
-			return nil, fmt.Errorf("%w: %d", ErrUnknownSource, s)
+			return nil, nil, fmt.Errorf("%w: %d", ErrUnknownSource, s)
 		}
 		if _, ok := channelList(s); !ok {
 			sets = append(sets, s)
@@ -121,6 +120,7 @@ func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources
 	}
 	_ = g.Wait()
 
+	var read []feed.ReadRuns
 	for i, s := range sources {
 		if _, ok := channelList(s); ok {
 			continue
@@ -132,10 +132,24 @@ func (r *Recall) Recall(ctx context.Context, user string, channel int32, sources
 		versions := runs[s]
 		lists[i] = union(versions, r.cfg.SourceLimit)
 		if len(versions) > 0 {
-			errs[i] = r.stores.Sets.Consume(ctx, user, channel, s, versions[0].Timestamp)
+			read = append(read, feed.ReadRuns{Source: s, Through: versions[0].Timestamp})
 		}
 	}
-	return r.merge(sources, lists, errs)
+	cands, err := r.merge(sources, lists, errs)
+	return cands, read, err
+}
+
+// Consume deletes the recall runs read names, each up to its timestamp: runs
+// an offline or online job wrote since survive for the next refresh (the
+// original deleted everything after reading, losing those).
+func (r *Recall) Consume(ctx context.Context, user string, channel int32, read []feed.ReadRuns) error {
+	var errs []error
+	for _, rr := range read {
+		if err := r.stores.Sets.Consume(ctx, user, channel, rr.Source, rr.Through); err != nil {
+			errs = append(errs, fmt.Errorf("consume source %d: %w", rr.Source, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // merge joins the sources' lists in priority order, each id once with the first

@@ -137,19 +137,18 @@ func (p *port) enter(ctx context.Context, method string) error {
 
 func key(user string, channel int32) string { return user + "/" + strconv.Itoa(int(channel)) }
 
-// fakeCache is a reader's queue of ranked ids. Pop is atomic and, like the
-// cache service's served claims, returns each id at most once per reader and
-// channel, even when a later Store queues it again.
+// fakeCache is a reader's queue of ranked ids. Pop is atomic; like the cache
+// service, it may return an id again that a later Store queued again: the
+// serve-time claim (fakeClaims) is what serves it once.
 type fakeCache struct {
 	port
 	mu     sync.Mutex
 	queued map[string][]int64
-	served map[string]map[int64]bool
 	stored [][]int64
 }
 
 func newFakeCache() *fakeCache {
-	return &fakeCache{port: newPort(), queued: map[string][]int64{}, served: map[string]map[int64]bool{}}
+	return &fakeCache{port: newPort(), queued: map[string][]int64{}}
 }
 
 // put queues ids for the reader's channel.
@@ -173,20 +172,9 @@ func (c *fakeCache) Pop(ctx context.Context, user string, channel int32, n int) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := key(user, channel)
-	if c.served[k] == nil {
-		c.served[k] = map[int64]bool{}
-	}
 	q := c.queued[k]
-	var out []int64
-	for len(q) > 0 && len(out) < n {
-		id := q[0]
-		q = q[1:]
-		if !c.served[k][id] {
-			c.served[k][id] = true
-			out = append(out, id)
-		}
-	}
-	c.queued[k] = q
+	out := slices.Clone(q[:min(n, len(q))])
+	c.queued[k] = q[len(out):]
 	return out, nil
 }
 
@@ -214,13 +202,14 @@ type fakeRecaller struct {
 	mu        sync.Mutex
 	sources   [][]feed.Source
 	deadlines []time.Duration // how long each Recall's context had left
+	consumed  []feed.ReadRuns
 }
 
 func newFakeRecaller() *fakeRecaller {
 	return &fakeRecaller{port: newPort(), cands: map[int32][]feed.Candidate{}}
 }
 
-func (r *fakeRecaller) Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, error) {
+func (r *fakeRecaller) Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, []feed.ReadRuns, error) {
 	r.mu.Lock()
 	r.sources = append(r.sources, slices.Clone(sources))
 	left := time.Duration(-1)
@@ -230,9 +219,19 @@ func (r *fakeRecaller) Recall(ctx context.Context, user string, channel int32, s
 	r.deadlines = append(r.deadlines, left)
 	r.mu.Unlock()
 	if err := r.enter(ctx, "Recall"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return slices.Clone(r.cands[channel]), nil
+	return slices.Clone(r.cands[channel]), []feed.ReadRuns{{Source: feed.SourceALS, Through: 1}}, nil
+}
+
+func (r *fakeRecaller) Consume(ctx context.Context, user string, channel int32, read []feed.ReadRuns) error {
+	if err := r.enter(ctx, "Consume"); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.consumed = append(r.consumed, read...)
+	return nil
 }
 
 // fakePopular holds each channel's hot and new articles.
@@ -389,6 +388,120 @@ func (h *fakeHistory) Record(ctx context.Context, user string, channel int32, ts
 	return nil
 }
 
+// fakeClaims are the readers' seen sets: Claim is atomic, checks the channel
+// and channel 0, and answers ErrUnseeded for a set Seed has not built. Like a
+// Redis that has been serving a while, a set is built from history the first
+// time it is touched (from, without counting a Seen call), until lose: then
+// the sets are gone, as after a Redis restart, and only Seed rebuilds them.
+type fakeClaims struct {
+	port
+	from   *fakeHistory
+	mu     sync.Mutex
+	lost   bool
+	seen   map[string]map[int64]bool
+	seeded map[string]bool
+}
+
+var _ storage.ServedClaims = (*fakeClaims)(nil)
+
+func newFakeClaims(from *fakeHistory) *fakeClaims {
+	return &fakeClaims{port: newPort(), from: from, seen: map[string]map[int64]bool{}, seeded: map[string]bool{}}
+}
+
+// lose forgets every seen set, as Redis restarted empty would.
+func (c *fakeClaims) lose() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lost, c.seen, c.seeded = true, map[string]map[int64]bool{}, map[string]bool{}
+}
+
+// warm builds k's set from history, unless the sets were lost.
+func (c *fakeClaims) warm(user string, channel int32) {
+	k := key(user, channel)
+	if c.lost || c.seeded[k] {
+		return
+	}
+	c.seen[k], c.seeded[k] = map[int64]bool{}, true
+	c.from.mu.Lock()
+	defer c.from.mu.Unlock()
+	for _, v := range c.from.versions[k] {
+		for _, id := range v.IDs {
+			c.seen[k][id] = true
+		}
+	}
+}
+
+// served is what the reader's channel set holds, sorted.
+func (c *fakeClaims) served(user string, channel int32) []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int64
+	for id := range c.seen[key(user, channel)] {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c *fakeClaims) Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {
+	if err := c.enter(ctx, "Claim"); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warm(user, channel)
+	c.warm(user, 0)
+	k, k0 := key(user, channel), key(user, 0)
+	if !c.seeded[k] || !c.seeded[k0] {
+		return nil, storage.ErrUnseeded
+	}
+	var out []int64
+	for _, id := range ids {
+		if c.seen[k][id] || c.seen[k0][id] {
+			continue
+		}
+		c.seen[k][id] = true
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func (c *fakeClaims) Seed(ctx context.Context, user string, channel int32, seen []int64, ttl time.Duration) error {
+	if err := c.enter(ctx, "Seed"); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := key(user, channel)
+	if c.seen[k] == nil {
+		c.seen[k] = map[int64]bool{}
+	}
+	for _, id := range seen {
+		c.seen[k][id] = true
+	}
+	c.seeded[k] = true
+	return nil
+}
+
+// fakeServedLog is the served-ids log: what was appended, in order.
+type fakeServedLog struct {
+	port
+	mu      sync.Mutex
+	entries []storage.Version
+}
+
+func newFakeServedLog() *fakeServedLog { return &fakeServedLog{port: newPort()} }
+
+func (l *fakeServedLog) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error {
+	if err := l.enter(ctx, "Append"); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, storage.Version{Timestamp: ts, IDs: slices.Clone(ids)})
+	return nil
+}
+
 // env is one test's reco-center: its fakes, registry and observed logs.
 type env struct {
 	cfg     Config
@@ -397,6 +510,8 @@ type env struct {
 	popular *fakePopular
 	sort    *fakeRanker
 	history *fakeHistory
+	claims  *fakeClaims
+	served  *fakeServedLog
 	reg     *prometheus.Registry
 	logs    *observer.ObservedLogs
 	core    zapcore.Core
@@ -404,23 +519,26 @@ type env struct {
 
 func newEnv() *env {
 	core, logs := observer.New(zap.DebugLevel)
-	return &env{
-		cfg:     Config{FillTimeout: time.Second, PopularNum: 10},
+	e := &env{
+		cfg:     Config{FillTimeout: time.Second, PopularNum: 10, PopularScan: 100, SeenTTL: time.Hour, HistoryTimeout: time.Second},
 		cache:   newFakeCache(),
 		recall:  newFakeRecaller(),
 		popular: newFakePopular(),
 		sort:    newFakeRanker(),
 		history: newFakeHistory(),
+		served:  newFakeServedLog(),
 		reg:     prometheus.NewRegistry(),
 		logs:    logs,
 		core:    core,
 	}
+	e.claims = newFakeClaims(e.history)
+	return e
 }
 
 // center is the Center over the env's fakes.
 func (e *env) center(t *testing.T) *Center {
 	t.Helper()
-	c, err := New(e.cfg, Ports{Cache: e.cache, Recall: e.recall, Sort: e.sort, Popular: e.popular, History: e.history}, zap.New(e.core), e.reg)
+	c, err := New(e.cfg, Ports{Cache: e.cache, Recall: e.recall, Sort: e.sort, Popular: e.popular, History: e.history, Claims: e.claims, Served: e.served}, zap.New(e.core), e.reg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -429,7 +547,7 @@ func (e *env) center(t *testing.T) *Center {
 
 // calls is every call any port got.
 func (e *env) calls() int {
-	return e.cache.total() + e.recall.total() + e.popular.total() + e.sort.total() + e.history.total()
+	return e.cache.total() + e.recall.total() + e.popular.total() + e.sort.total() + e.history.total() + e.claims.total() + e.served.total()
 }
 
 // degradations reads reco_feed_degradations_total from the registry, by cause.

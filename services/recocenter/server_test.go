@@ -203,6 +203,13 @@ func requestsEqual(a, b feed.Request) bool {
 }
 
 // TestConfigValidate covers the config keys' bounds.
+// valid is a valid Config changed by change.
+func valid(change func(*Config)) Config {
+	c := Config{FillTimeout: time.Second, PopularNum: 100, PopularScan: 1000, SeenTTL: time.Hour, HistoryTimeout: time.Second}
+	change(&c)
+	return c
+}
+
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -210,12 +217,16 @@ func TestConfigValidate(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{"valid", Config{FillTimeout: time.Second, PopularNum: 100}, ""},
-		{"largest popular_num", Config{FillTimeout: time.Second, PopularNum: feed.MaxArticles}, ""},
-		{"zero fill_timeout", Config{PopularNum: 100}, "fill_timeout"},
-		{"negative fill_timeout", Config{FillTimeout: -time.Second, PopularNum: 100}, "fill_timeout"},
-		{"zero popular_num", Config{FillTimeout: time.Second}, "popular_num"},
-		{"popular_num over MaxArticles", Config{FillTimeout: time.Second, PopularNum: feed.MaxArticles + 1}, "popular_num"},
+		{"valid", valid(func(*Config) {}), ""},
+		{"largest popular_num", valid(func(c *Config) { c.PopularNum = feed.MaxArticles }), ""},
+		{"zero fill_timeout", valid(func(c *Config) { c.FillTimeout = 0 }), "fill_timeout"},
+		{"negative fill_timeout", valid(func(c *Config) { c.FillTimeout = -time.Second }), "fill_timeout"},
+		{"zero popular_num", valid(func(c *Config) { c.PopularNum = 0 }), "popular_num"},
+		{"popular_num over MaxArticles", valid(func(c *Config) { c.PopularNum = feed.MaxArticles + 1 }), "popular_num"},
+		{"popular_scan below popular_num", valid(func(c *Config) { c.PopularScan = 99 }), "popular_scan"},
+		{"popular_scan over its bound", valid(func(c *Config) { c.PopularScan = maxPopular + 1 }), "popular_scan"},
+		{"zero seen_ttl", valid(func(c *Config) { c.SeenTTL = 0 }), "seen_ttl"},
+		{"zero history_timeout", valid(func(c *Config) { c.HistoryTimeout = 0 }), "history_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package recocenter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -28,6 +29,18 @@ type Config struct {
 	// has not seen fill it up to this many, enough for the refreshes that share
 	// the pass to each get a page (DESIGN §4: never dark).
 	PopularNum int `yaml:"popular_num"`
+	// PopularScan bounds how far down the channel's hot and new lists a page is
+	// backfilled when the cache and the ranking run dry (DESIGN §4: never dark,
+	// from the full lists, not only their top).
+	PopularScan int `yaml:"popular_scan"`
+	// SeenTTL is how long a reader's seen sets (the copy of their history the
+	// serve-time claim checks) live after their last claim; then the next
+	// refresh seeds them from history again.
+	SeenTTL time.Duration `yaml:"seen_ttl"`
+	// HistoryTimeout bounds the history write of a refresh. The served-ids log
+	// entry is what makes the ids durable; the direct write only spares a
+	// history page right after the refresh the applier's lag.
+	HistoryTimeout time.Duration `yaml:"history_timeout"`
 }
 
 // Validate checks the keys.
@@ -37,6 +50,12 @@ func (c Config) Validate() error {
 	}
 	if c.PopularNum < 1 || c.PopularNum > feed.MaxArticles {
 		return fmt.Errorf("recocenter.popular_num must be 1..%d, got %d", feed.MaxArticles, c.PopularNum)
+	}
+	if c.PopularScan < c.PopularNum || c.PopularScan > maxPopular {
+		return fmt.Errorf("recocenter.popular_scan must be recocenter.popular_num (%d)..%d, got %d", c.PopularNum, maxPopular, c.PopularScan)
+	}
+	if c.SeenTTL <= 0 || c.HistoryTimeout <= 0 {
+		return fmt.Errorf("recocenter.seen_ttl and recocenter.history_timeout must be positive, got %v and %v", c.SeenTTL, c.HistoryTimeout)
 	}
 	return nil
 }
@@ -48,9 +67,11 @@ type Cache interface {
 	Store(ctx context.Context, user string, channel int32, ranked []int64) error
 }
 
-// Recaller offers the candidates of a strategy's sources.
+// Recaller offers the candidates of a strategy's sources and names the recall
+// runs it read; Consume deletes those once the candidates are safely queued.
 type Recaller interface {
-	Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, error)
+	Recall(ctx context.Context, user string, channel int32, sources []feed.Source) ([]feed.Candidate, []feed.ReadRuns, error)
+	Consume(ctx context.Context, user string, channel int32, read []feed.ReadRuns) error
 }
 
 // Popular is a channel's hot and new articles, alternating: the feed of
@@ -66,14 +87,24 @@ type Ranker interface {
 	Rank(ctx context.Context, user string, channel int32, model feed.Model, ids []int64) ([]int64, error)
 }
 
-// Ports are what reco-center reaches: its peers, the popular articles and the
-// readers' history.
+// ServedLog is the durable log of served ids (DESIGN §8): an entry appended
+// before a refresh answers becomes a history version even if history is down
+// now or this process dies right after answering.
+type ServedLog interface {
+	Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error
+}
+
+// Ports are what reco-center reaches: its peers, the popular articles, the
+// readers' history, the seen sets every served id is claimed in, and the log
+// of served ids.
 type Ports struct {
 	Cache   Cache
 	Recall  Recaller
 	Sort    Ranker
 	Popular Popular
 	History storage.History
+	Claims  storage.ServedClaims
+	Served  ServedLog
 }
 
 // Center is the feed logic of DESIGN.md §4.
@@ -137,16 +168,14 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 		// Without history the request cannot be told from a history page; most
 		// calls are refreshes, so serve one rather than nothing.
 		c.degraded(r, "history", err)
-		ids := c.refresh(ctx, r, nil)
-		c.record(ctx, r, ids)
-		return feed.Page{IDs: ids}, nil
-	}
-	if r.Timestamp <= last {
+		last = 0
+	} else if r.Timestamp <= last {
 		return c.historyPage(ctx, r)
 	}
-	seen := func() (map[int64]bool, error) { return c.seen(ctx, r) }
-	ids := c.refresh(ctx, r, seen)
-	c.record(ctx, r, ids)
+	ids := c.refresh(ctx, r, err == nil)
+	if err := c.record(ctx, r, ids); err != nil {
+		return feed.Page{}, err
+	}
 	return feed.Page{IDs: ids, Timestamp: last}, nil
 }
 
@@ -168,83 +197,189 @@ func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, er
 	return page, nil
 }
 
-// refresh serves up to r.N ids the reader has not seen: first from the cache,
-// then from a recall + sort pass whose ranking goes to the cache and is popped
-// from there. seen reads the reader's history; nil means history is down.
-// Each failing dependency degrades the page rather than failing it.
-func (c *Center) refresh(ctx context.Context, r feed.Request, seen func() (map[int64]bool, error)) []int64 {
-	popped, err := c.ports.Cache.Pop(ctx, r.User, r.Channel, r.N)
-	if err != nil {
+// refresh serves up to r.N ids the reader has not seen, in this order: the
+// cache; the recall + sort pass that refills it; the channel's hot and new
+// articles. Every id goes through the serve-time claim (page.claim), so none
+// is served twice whatever path it came by. historyUp says whether the
+// reader's history is readable. Each failing dependency degrades the page
+// rather than failing it.
+func (c *Center) refresh(ctx context.Context, r feed.Request, historyUp bool) []int64 {
+	p := &page{c: c, r: r}
+	if err := p.fromCache(ctx, r.N); err != nil {
 		c.degraded(r, "cache", err)
-		return c.popularUnseen(ctx, r, r.N, c.seenOrNone(r, seen))
+		p.fromPopular(ctx, c.exclude(ctx, r, historyUp, p.ids))
+		return p.ids
 	}
-	if len(popped) >= r.N {
-		return popped
+	if p.full() {
+		return p.ids
 	}
-	exclude := c.seenOrNone(r, seen)
-	for _, id := range popped {
-		exclude[id] = true
+	exclude := c.exclude(ctx, r, historyUp, p.ids)
+	p.fromFill(ctx, exclude)
+	if !p.full() {
+		p.fromPopular(ctx, exclude)
 	}
-	return append(popped, c.fillAndPop(ctx, r, exclude, r.N-len(popped))...)
+	return p.ids
 }
 
-// seenOrNone is what the reader has seen, or nothing when history is down.
-func (c *Center) seenOrNone(r feed.Request, seen func() (map[int64]bool, error)) map[int64]bool {
-	if seen == nil {
-		return map[int64]bool{}
+// exclude is what the reader has seen in the channel and in channel 0, as far
+// as history says, plus served: what no ranking for them should hold.
+func (c *Center) exclude(ctx context.Context, r feed.Request, historyUp bool, served []int64) map[int64]bool {
+	seen := map[int64]bool{}
+	if historyUp {
+		var err error
+		if seen, err = c.ports.History.Seen(ctx, r.User, seenChannels(r.Channel)); err != nil {
+			c.degraded(r, "history", err)
+			seen = map[int64]bool{}
+		}
 	}
-	s, err := seen()
-	if err != nil {
-		c.degraded(r, "history", err)
-		return map[int64]bool{}
+	for _, id := range served {
+		seen[id] = true
 	}
-	return s
+	return seen
 }
 
-// seen is every id in the reader's history of the channel and of channel 0 (the
-// all-channels feed), read in one round trip.
-func (c *Center) seen(ctx context.Context, r feed.Request) (map[int64]bool, error) {
-	channels := []int32{r.Channel}
-	if r.Channel != feed.ChannelAll {
-		channels = append(channels, feed.ChannelAll)
+// seenChannels are the channels whose history a refresh of channel must not
+// repeat: its own and the all-channels feed.
+func seenChannels(channel int32) []int32 {
+	if channel == feed.ChannelAll {
+		return []int32{feed.ChannelAll}
 	}
-	seen, err := c.ports.History.Seen(ctx, r.User, channels)
+	return []int32{channel, feed.ChannelAll}
+}
+
+// page is one refresh's page as it fills.
+type page struct {
+	c   *Center
+	r   feed.Request
+	ids []int64
+}
+
+func (p *page) full() bool { return len(p.ids) >= p.r.N }
+func (p *page) want() int  { return p.r.N - len(p.ids) }
+
+// add claims ids for the reader and keeps those the claim gives this page.
+func (p *page) add(ctx context.Context, ids []int64) {
+	p.ids = append(p.ids, p.c.claim(ctx, p.r, ids)...)
+}
+
+// maxPops bounds the pops of one page: each pop that loses ids to the claim
+// asks again, and a queue full of seen ids must not keep a refresh looping.
+const maxPops = 4
+
+// fromCache pops from the reader's cache until the page is full or the cache
+// is empty.
+func (p *page) fromCache(ctx context.Context, n int) error {
+	for range maxPops {
+		want := p.want()
+		popped, err := p.c.ports.Cache.Pop(ctx, p.r.User, p.r.Channel, want)
+		if err != nil {
+			return err
+		}
+		p.add(ctx, popped)
+		if len(popped) < want || p.full() {
+			return nil
+		}
+	}
+	return nil
+}
+
+// fromFill runs (or joins) the pass that refills the reader's cache, then takes
+// this refresh's own ids from it.
+func (p *page) fromFill(ctx context.Context, exclude map[int64]bool) {
+	f, err := p.c.fill(ctx, p.r, exclude)
 	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+		// This caller stopped waiting; the pass goes on for the others.
+		p.c.degraded(p.r, "deadline", err)
+		return
 	}
-	return seen, nil
+	if !f.stored {
+		// Each waiter takes the next ids, so no two get the same ones; the
+		// claim still checks them, as every served id.
+		n := int64(p.want())
+		end := f.next.Add(n)
+		size := int64(len(f.ranked))
+		p.add(ctx, f.ranked[min(end-n, size):min(end, size)])
+		return
+	}
+	if err := p.fromCache(ctx, p.want()); err != nil {
+		p.c.degraded(p.r, "cache", err)
+	}
+}
+
+// fromPopular fills the page from the channel's hot and new articles the reader
+// has not seen (DESIGN §4 "never dark": the full lists, for channel 0 those of
+// every channel, which its own lists hold).
+func (p *page) fromPopular(ctx context.Context, exclude map[int64]bool) {
+	unseen := p.c.popularUnseen(ctx, p.r, p.c.cfg.PopularScan, exclude)
+	// What history missed the claim refuses: offer the next ones, a page's
+	// worth at a time.
+	for i := 0; i < maxPops && len(unseen) > 0 && !p.full(); i++ {
+		n := min(p.want(), len(unseen))
+		p.add(ctx, unseen[:n])
+		unseen = unseen[n:]
+	}
+}
+
+// claim is the one atomic check every served id passes (DESIGN §4 "no
+// repeats"): it returns the ids of ids the reader has not been served in the
+// channel nor in channel 0, and records them as served. Seen sets lost with
+// Redis or expired are seeded from history first. When the claims are down,
+// history filters instead: the page is served, degraded.
+func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64 {
+	if len(ids) == 0 {
+		return nil
+	}
+	claimed, err := c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
+	if errors.Is(err, storage.ErrUnseeded) {
+		if err = c.seed(ctx, r); err == nil {
+			claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
+		}
+	}
+	if err == nil {
+		return claimed
+	}
+	c.degraded(r, "claims", err)
+	seen, herr := c.ports.History.Seen(ctx, r.User, seenChannels(r.Channel))
+	if herr != nil {
+		c.degraded(r, "history", herr)
+		return ids
+	}
+	var unseen []int64
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			unseen = append(unseen, id)
+		}
+	}
+	return unseen
+}
+
+// seed copies the reader's history of each channel a claim checks into their
+// seen sets.
+func (c *Center) seed(ctx context.Context, r feed.Request) error {
+	for _, ch := range seenChannels(r.Channel) {
+		seen, err := c.ports.History.Seen(ctx, r.User, []int32{ch})
+		if err != nil {
+			return fmt.Errorf("read history to seed seen set: %w", err)
+		}
+		ids := make([]int64, 0, len(seen))
+		for id := range seen {
+			ids = append(ids, id)
+		}
+		if err := c.ports.Claims.Seed(ctx, r.User, ch, ids, c.cfg.SeenTTL); err != nil {
+			return fmt.Errorf("seed seen set: %w", err)
+		}
+	}
+	return nil
 }
 
 // fill is the outcome of one shared recall + sort pass.
 type fill struct {
 	ranked []int64
 	// stored is false when the cache refused the ranking: then the waiters
-	// share ranked out directly, each taking the next ids (next), so no two get
-	// the same one.
+	// share ranked out directly, each taking the next ids (next).
 	stored bool
 	next   atomic.Int64
-}
-
-// fillAndPop runs (or joins) the pass that refills the reader's cache, then pops
-// this refresh's own n ids from it.
-func (c *Center) fillAndPop(ctx context.Context, r feed.Request, exclude map[int64]bool, n int) []int64 {
-	f, err := c.fill(ctx, r, exclude)
-	if err != nil {
-		// This caller stopped waiting; the pass goes on for the others.
-		c.degraded(r, "deadline", err)
-		return nil
-	}
-	if !f.stored {
-		end := f.next.Add(int64(n))
-		size := int64(len(f.ranked))
-		return f.ranked[min(end-int64(n), size):min(end, size)]
-	}
-	more, err := c.ports.Cache.Pop(ctx, r.User, r.Channel, n)
-	if err != nil {
-		c.degraded(r, "cache", err)
-		return c.popularUnseen(ctx, r, n, exclude)
-	}
-	return more
 }
 
 // fill shares one recall + sort + store pass among the concurrent refreshes of a
@@ -256,15 +391,22 @@ func (c *Center) fill(ctx context.Context, r feed.Request, exclude map[int64]boo
 	ch := c.fills.DoChan(key, func() (any, error) {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
 		defer cancel()
-		f := &fill{ranked: c.ranking(pctx, r, exclude)}
+		ranked, read := c.ranking(pctx, r, exclude)
+		f := &fill{ranked: ranked}
 		if len(f.ranked) == 0 {
 			return f, nil
 		}
 		if err := c.ports.Cache.Store(pctx, r.User, r.Channel, f.ranked); err != nil {
+			// The recall runs stay: the next refresh is offered them again.
 			c.degraded(r, "cache", err)
 			return f, nil
 		}
 		f.stored = true
+		if err := c.ports.Recall.Consume(pctx, r.User, r.Channel, read); err != nil {
+			// Harmless: the runs are offered again and their served ids
+			// refused by the claims.
+			c.log.Warn("recall runs not consumed", zap.String("user", r.User), zap.Int32("channel", r.Channel), zap.Error(err))
+		}
 		return f, nil
 	})
 	select {
@@ -282,14 +424,15 @@ const rankingShare = 0.75
 
 // ranking recalls, drops what the reader has seen, ranks and mixes, then tops
 // the ranking up with popular articles the reader has not seen when recall
-// fails or runs short (DESIGN §4: never dark).
-func (c *Center) ranking(ctx context.Context, r feed.Request, exclude map[int64]bool) []int64 {
+// fails or runs short (DESIGN §4: never dark). It also returns the recall runs
+// it read.
+func (c *Center) ranking(ctx context.Context, r feed.Request, exclude map[int64]bool) ([]int64, []feed.ReadRuns) {
 	deadline, _ := ctx.Deadline()
 	rctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*rankingShare)))
-	ranked := c.recallAndRank(rctx, r, exclude)
+	ranked, read := c.recallAndRank(rctx, r, exclude)
 	cancel()
 	if len(ranked) >= c.cfg.PopularNum {
-		return ranked
+		return ranked, read
 	}
 	unseen := make(map[int64]bool, len(exclude)+len(ranked))
 	for id := range exclude {
@@ -298,16 +441,16 @@ func (c *Center) ranking(ctx context.Context, r feed.Request, exclude map[int64]
 	for _, id := range ranked {
 		unseen[id] = true
 	}
-	return append(ranked, c.popularUnseen(ctx, r, c.cfg.PopularNum-len(ranked), unseen)...)
+	return append(ranked, c.popularUnseen(ctx, r, c.cfg.PopularNum-len(ranked), unseen)...), read
 }
 
 // recallAndRank recalls, drops what the reader has seen, ranks (recall order
 // when sort fails) and mixes in new and hot articles at the strategy's ratios.
-func (c *Center) recallAndRank(ctx context.Context, r feed.Request, exclude map[int64]bool) []int64 {
-	cands, err := c.ports.Recall.Recall(ctx, r.User, r.Channel, r.Strategy.Recall)
+func (c *Center) recallAndRank(ctx context.Context, r feed.Request, exclude map[int64]bool) ([]int64, []feed.ReadRuns) {
+	cands, read, err := c.ports.Recall.Recall(ctx, r.User, r.Channel, r.Strategy.Recall)
 	if err != nil {
 		c.degraded(r, "recall", err)
-		return nil
+		return nil, nil
 	}
 	var ids, fresh, hot []int64
 	for _, cand := range cands {
@@ -323,7 +466,7 @@ func (c *Center) recallAndRank(ctx context.Context, r feed.Request, exclude map[
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return nil, read
 	}
 	c.metrics.ranked.WithLabelValues(r.Strategy.Name).Add(float64(len(ids)))
 	ranked, err := c.ports.Sort.Rank(ctx, r.User, r.Channel, r.Strategy.Sort, ids)
@@ -331,15 +474,18 @@ func (c *Center) recallAndRank(ctx context.Context, r feed.Request, exclude map[
 		c.degraded(r, "sort", err)
 		ranked = ids
 	}
-	return mix(ranked, fresh, hot, r.Strategy.NewRatio, r.Strategy.HotRatio)
+	return mix(ranked, fresh, hot, r.Strategy.NewRatio, r.Strategy.HotRatio), read
 }
 
-// popularUnseen is up to n of the channel's hot and new articles the reader has
-// not seen: the answer when recall or the cache is down.
+// popularUnseen is up to n of the channel's hot and new articles not in seen,
+// read from at most scan of each list.
 func (c *Center) popularUnseen(ctx context.Context, r feed.Request, n int, seen map[int64]bool) []int64 {
-	// Enough to fill the page past seen ids; seen can be a long history.
-	want := min(2*(n+min(len(seen), 1000)), maxPopular)
-	popular, err := c.ports.Popular.Popular(ctx, r.Channel, want)
+	if n <= 0 {
+		return nil
+	}
+	// Enough to get past the seen ids: they are in the lists too.
+	scan := min(n+len(seen), c.cfg.PopularScan)
+	popular, err := c.ports.Popular.Popular(ctx, r.Channel, scan)
 	if err != nil {
 		c.degraded(r, "popular", err)
 		return nil
@@ -401,23 +547,38 @@ func mix(ranked, fresh, hot []int64, newRatio, hotRatio float64) []int64 {
 	return out
 }
 
-// record writes the served ids as the history version at the request's time
-// stamp. History merges with a concurrent refresh that carries the same stamp,
-// so both lists land. A failed write is retried once, then reported loudly: the
-// ids were served, and without history they may be served again.
-func (c *Center) record(ctx context.Context, r feed.Request, ids []int64) {
+// record makes the served ids durable before the page is answered (DESIGN §8
+// "served ids"): the served-log entry, which the history applier turns into a
+// history version even if history is down now or this process dies right
+// after answering, and the history write itself (bounded by HistoryTimeout),
+// so that a history page right after the refresh shows it. History merges
+// writes at one stamp, so the applier's write of the same entry changes
+// nothing. Only when both fail is the refresh an error: nothing would remember
+// the page (the claims still keep its ids from coming back).
+func (c *Center) record(ctx context.Context, r feed.Request, ids []int64) error {
 	if len(ids) == 0 {
-		return
+		return nil
 	}
-	err := c.ports.History.Record(ctx, r.User, r.Channel, r.Timestamp, ids)
-	if err != nil && ctx.Err() == nil {
-		err = c.ports.History.Record(ctx, r.User, r.Channel, r.Timestamp, ids)
+	logged := make(chan error, 1)
+	go func() { logged <- c.ports.Served.Append(ctx, r.User, r.Channel, r.Timestamp, ids) }()
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+	herr := c.ports.History.Record(hctx, r.User, r.Channel, r.Timestamp, ids)
+	cancel()
+	lerr := <-logged
+	switch {
+	case lerr == nil && herr == nil:
+		return nil
+	case lerr == nil:
+		c.degraded(r, "history", herr)
+		return nil
+	case herr == nil:
+		c.degraded(r, "log", lerr)
+		return nil
 	}
-	if err != nil {
-		c.metrics.historyFailed.Inc()
-		c.log.Error("served ids not recorded in history", zap.String("user", r.User), zap.Int32("channel", r.Channel),
-			zap.String("strategy", r.Strategy.Name), zap.Int64("time_stamp", r.Timestamp), zap.Int64s("ids", ids), zap.Error(err))
-	}
+	c.metrics.historyFailed.Inc()
+	c.log.Error("served ids not recorded: served log and history both failed", zap.String("user", r.User), zap.Int32("channel", r.Channel),
+		zap.String("strategy", r.Strategy.Name), zap.Int64("time_stamp", r.Timestamp), zap.Int64s("ids", ids), zap.NamedError("log_error", lerr), zap.Error(herr))
+	return fmt.Errorf("record served ids: %w", errors.Join(lerr, herr))
 }
 
 func (c *Center) degraded(r feed.Request, cause string, err error) {

@@ -1,7 +1,6 @@
 package recocenter
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -357,10 +356,10 @@ func TestFeedDegradations(t *testing.T) {
 		check      func(t *testing.T, e *env)
 	}{
 		{
-			name:       "history Newest fails: still serves a refresh, unfiltered",
+			name:       "history Newest fails: still serves a refresh, the claims keep out what was seen",
 			faults:     func(e *env) { e.history.failOn("Newest", fault{err: boom}) },
-			want:       feed.Page{IDs: []int64{6, 5}},
-			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{6, 5}, wantRecordCalls: 1,
+			want:       feed.Page{IDs: []int64{4, 3}},
+			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
 			check: func(t *testing.T, e *env) {
 				if n := e.history.count("Seen"); n != 0 {
 					t.Errorf("Seen calls = %d, want 0 with history down", n)
@@ -368,10 +367,10 @@ func TestFeedDegradations(t *testing.T) {
 			},
 		},
 		{
-			name:       "history Seen fails: serves unfiltered",
+			name:       "history Seen fails: the claims keep out what was seen",
 			faults:     func(e *env) { e.history.failOn("Seen", fault{err: boom}) },
-			want:       feed.Page{IDs: []int64{6, 5}, Timestamp: 100},
-			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{6, 5}, wantRecordCalls: 1,
+			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
 		},
 		{
 			name:       "cache Pop fails: popular articles minus seen",
@@ -385,13 +384,13 @@ func TestFeedDegradations(t *testing.T) {
 			},
 		},
 		{
-			name: "cache Pop and history Seen fail: popular articles unfiltered",
+			name: "cache Pop and history Seen fail: popular articles, the claims keep out what was seen",
 			faults: func(e *env) {
 				e.cache.failOn("Pop", fault{err: boom})
 				e.history.failOn("Seen", fault{err: boom})
 			},
-			want:       feed.Page{IDs: []int64{6, 5}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 1, "history": 1}, wantRecorded: []int64{6, 5}, wantRecordCalls: 1,
+			want:       feed.Page{IDs: []int64{7, 8}, Timestamp: 100},
+			wantCauses: map[string]float64{"cache": 1, "history": 1}, wantRecorded: []int64{7, 8}, wantRecordCalls: 1,
 		},
 		{
 			name:       "cache Store fails: the ranking is served directly",
@@ -453,8 +452,9 @@ func TestFeedDegradations(t *testing.T) {
 				e.recall.failOn("Recall", fault{err: boom})
 				e.popular.failOn("Popular", fault{err: boom})
 			},
-			want:       feed.Page{Timestamp: 100},
-			wantCauses: map[string]float64{"recall": 1, "popular": 1},
+			want: feed.Page{Timestamp: 100},
+			// Once to top up the ranking, once to backfill the page.
+			wantCauses: map[string]float64{"recall": 1, "popular": 2},
 		},
 		{
 			name: "cache Pop and popular fail: empty page, no error",
@@ -466,23 +466,60 @@ func TestFeedDegradations(t *testing.T) {
 			wantCauses: map[string]float64{"cache": 1, "popular": 1},
 		},
 		{
-			name:         "history Record fails once: retried and lands",
-			faults:       func(e *env) { e.history.failOn("Record", fault{err: boom, times: 1}) },
-			want:         feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantRecorded: []int64{4, 3}, wantRecordCalls: 2,
-		},
-		{
-			name:            "history Record fails twice: counted and logged with the ids",
+			name:            "history Record fails: the served log holds the ids",
 			faults:          func(e *env) { e.history.failOn("Record", fault{err: boom}) },
 			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantRecordCalls: 2, wantWriteFailures: 1,
+			wantCauses:      map[string]float64{"history": 1},
+			wantRecordCalls: 1,
+			check: func(t *testing.T, e *env) {
+				if got := e.served.entries; len(got) != 1 || got[0].Timestamp != 200 || !slices.Equal(got[0].IDs, []int64{4, 3}) {
+					t.Errorf("served log = %v, want [4 3] at 200", got)
+				}
+			},
+		},
+		{
+			name:            "history Record hangs: bounded by history_timeout, the served log holds the ids",
+			faults:          func(e *env) { e.history.failOn("Record", fault{hang: true}) },
+			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses:      map[string]float64{"history": 1},
+			wantRecordCalls: 1,
+			maxElapsed:      time.Second,
+		},
+		{
+			name:            "served log fails: history holds the ids",
+			faults:          func(e *env) { e.served.failOn("Append", fault{err: boom}) },
+			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses:      map[string]float64{"log": 1},
+			wantRecorded:    []int64{4, 3},
+			wantRecordCalls: 1,
+		},
+		{
+			name:       "claims fail: history filters instead",
+			faults:     func(e *env) { e.claims.failOn("Claim", fault{err: boom}) },
+			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses: map[string]float64{"claims": 1}, causesAtLeast: true,
+			wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+		},
+		{
+			name:         "seen sets lost (Redis restarted empty): seeded from history, nothing seen comes back",
+			faults:       func(e *env) { e.claims.lose(); e.cache.put("u1", 3, 6, 5) },
+			want:         feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			check: func(t *testing.T, e *env) {
+				if n := e.claims.count("Seed"); n != 2 {
+					t.Errorf("Seed calls = %d, want 2 (the channel and channel 0)", n)
+				}
+				if got := e.claims.served("u1", 3); !slices.Equal(got, []int64{3, 4, 6}) {
+					t.Errorf("seen set of channel 3 = %v, want history's 6 and the served 3, 4", got)
+				}
+			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv()
-			e.cfg.FillTimeout = 100 * time.Millisecond
+			e.cfg.FillTimeout, e.cfg.HistoryTimeout = 100*time.Millisecond, 100*time.Millisecond
 			e.history.add("u1", 3, 100, 6)
 			e.history.add("u1", 0, 100, 5)
 			e.recall.cands[3] = candidates(feed.SourceALS, 1, 2, 3, 4, 5, 6)
@@ -532,7 +569,7 @@ func TestFeedDegradations(t *testing.T) {
 			if got := testutil.ToFloat64(c.metrics.historyFailed); got != tt.wantWriteFailures {
 				t.Errorf("historyFailed collector = %v, want %v", got, tt.wantWriteFailures)
 			}
-			lost := e.logs.FilterMessage("served ids not recorded in history").All()
+			lost := e.logs.FilterMessage(lostMessage).All()
 			switch {
 			case tt.wantWriteFailures == 0 && len(lost) != 0:
 				t.Errorf("logged %d lost-history lines, want none", len(lost))
@@ -557,31 +594,31 @@ func TestFeedDegradations(t *testing.T) {
 	}
 }
 
-// TestFeedRecordNotRetriedAfterCancel: when the caller has gone, a failed
-// history write is not retried (the retry could not land), but it is still
-// reported.
-func TestFeedRecordNotRetriedAfterCancel(t *testing.T) {
+// lostMessage is the error line of a refresh whose ids nothing recorded.
+const lostMessage = "served ids not recorded: served log and history both failed"
+
+// TestFeedRecordLostIsAnError: when the served log and history both fail,
+// nothing would remember the page, so the refresh is an error; it is counted
+// and logged with the ids.
+func TestFeedRecordLostIsAnError(t *testing.T) {
 	t.Parallel()
 	e := newEnv()
 	e.cache.put("u1", 3, 1, 2)
-	e.history.failOn("Record", fault{hang: true})
-	ctx, cancel := context.WithCancel(testCtx(t))
-	defer cancel()
+	e.history.failOn("Record", fault{err: errBoom})
+	e.served.failOn("Append", fault{err: errBoom})
 	c := e.center(t)
-	go func() {
-		for e.history.count("Record") < 1 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
-	got, err := c.Feed(ctx, refreshOf(3, 2, 200))
-	if err != nil || !slices.Equal(got.IDs, []int64{1, 2}) {
-		t.Fatalf("Feed = %v, %v; want [1 2], nil", got.IDs, err)
+	r := refreshOf(3, 2, 200)
+	if _, err := c.Feed(testCtx(t), r); !errors.Is(err, errBoom) || errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("Feed err = %v, want it to wrap %v", err, errBoom)
 	}
-	if n := e.history.count("Record"); n != 1 {
-		t.Errorf("Record calls = %d, want 1 (no retry once the caller is gone)", n)
+	if got := testutil.ToFloat64(c.metrics.historyFailed); got != 1 {
+		t.Errorf("reco_history_write_failures_total = %v, want 1", got)
 	}
-	if n := e.logs.FilterMessage("served ids not recorded in history").Len(); n != 1 {
-		t.Errorf("lost-history lines = %d, want 1", n)
+	lost := e.logs.FilterMessage(lostMessage).All()
+	if len(lost) != 1 || lost[0].Level != zap.ErrorLevel {
+		t.Fatalf("lost lines = %v, want one at error level", lost)
+	}
+	if f := lost[0].ContextMap(); fmtIDs(f["ids"]) != fmtInt64s([]int64{1, 2}) || f["user"] != r.User || f["time_stamp"] != r.Timestamp {
+		t.Errorf("lost line fields = %v, want ids [1 2], user and time_stamp", f)
 	}
 }

@@ -35,6 +35,11 @@ type Config struct {
 	StrategiesFile string `yaml:"strategies_file"`
 	// StrategiesReload is how often a changed StrategiesFile is picked up.
 	StrategiesReload time.Duration `yaml:"strategies_reload"`
+	// MaxFutureSkew is how far ahead of the server's clock a time_stamp may
+	// be (clients' clocks drift). A stamp further ahead is refused: served, it
+	// would become the reader's newest refresh and turn every later refresh
+	// into a history page until the clock caught up.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
 }
 
 // Validate checks the keys.
@@ -45,6 +50,9 @@ func (c Config) Validate() error {
 	if c.StrategiesReload <= 0 {
 		return fmt.Errorf("routing.strategies_reload must be positive, got %v", c.StrategiesReload)
 	}
+	if c.MaxFutureSkew <= 0 {
+		return fmt.Errorf("routing.max_future_skew must be a positive duration such as 10m, got %v", c.MaxFutureSkew)
+	}
 	if _, err := abtest.Load(c.StrategiesFile); err != nil {
 		return fmt.Errorf("routing.strategies_file: %w", err)
 	}
@@ -53,6 +61,10 @@ func (c Config) Validate() error {
 
 // maxUserIDLen bounds user ids: they become row keys.
 const maxUserIDLen = 256
+
+// minTimestamp is 2000-01-01T00:00:00Z in milliseconds: an earlier time_stamp is
+// a stamp in seconds (1733100000 is 1970-01-21 in milliseconds).
+const minTimestamp = 946684800000
 
 // Feeder serves a reader's feed: reco-center.
 type Feeder interface {
@@ -78,16 +90,28 @@ type Server struct {
 	log    *zap.Logger
 	plan   atomic.Pointer[abtest.Plan]
 	served *prometheus.CounterVec
+	now    func() time.Time
+}
+
+// Option changes how New builds a Server.
+type Option func(*Server)
+
+// WithClock makes now the server's clock, which bounds time_stamp (tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) { s.now = now }
 }
 
 // New returns a routing server that asks its ports for feeds and similar
 // articles. WatchStrategies keeps its A/B plan current.
-func New(cfg Config, ports Ports, log *zap.Logger, reg prometheus.Registerer) (*Server, error) {
+func New(cfg Config, ports Ports, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Server, error) {
 	plan, err := abtest.Load(cfg.StrategiesFile)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, ports: ports, log: log}
+	s := &Server{cfg: cfg, ports: ports, log: log, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
 	s.plan.Store(plan)
 	s.served = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: server.Namespace,
@@ -171,8 +195,8 @@ func (s *Server) validate(req *userreco.User) error {
 	if c := req.GetChannelId(); !feed.ValidChannel(c) {
 		return status.Errorf(codes.InvalidArgument, "channel_id must be 0..%d, got %d", feed.NumChannels-1, c)
 	}
-	if ts := req.GetTimeStamp(); ts <= 0 {
-		return status.Errorf(codes.InvalidArgument, "time_stamp must be a positive time in milliseconds, got %d", ts)
+	if err := s.validTimestamp(req.GetTimeStamp()); err != nil {
+		return err
 	}
 	u := req.GetUserId()
 	if len(u) > maxUserIDLen {
@@ -182,6 +206,25 @@ func (s *Server) validate(req *userreco.User) error {
 		if unicode.IsControl(r) {
 			return status.Errorf(codes.InvalidArgument, "user_id must not contain control characters, got %q", u)
 		}
+	}
+	return nil
+}
+
+// validTimestamp refuses a time_stamp that is not the client's current time in
+// milliseconds: not positive, before 2000 (seconds), or further ahead of the
+// server's clock than routing.max_future_skew (a year-3000 stamp froze the
+// original's feed of that reader for ever).
+func (s *Server) validTimestamp(ts int64) error {
+	switch {
+	case ts <= 0:
+		return status.Errorf(codes.InvalidArgument, "time_stamp must be a positive time in milliseconds since the epoch, got %d", ts)
+	case ts < minTimestamp:
+		return status.Errorf(codes.InvalidArgument, "time_stamp %d is before 2000-01-01: it must be milliseconds since the epoch, not seconds (%d s would be %d ms)", ts, ts, ts*1000)
+	}
+	now := s.now()
+	if limit := now.Add(s.cfg.MaxFutureSkew).UnixMilli(); ts > limit {
+		return status.Errorf(codes.InvalidArgument, "time_stamp %d (%s) is more than %v ahead of the server's clock (%d, %s): it must be the client's current time in milliseconds since the epoch",
+			ts, time.UnixMilli(ts).UTC().Format(time.RFC3339), s.cfg.MaxFutureSkew, now.UnixMilli(), now.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

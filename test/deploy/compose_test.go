@@ -111,9 +111,6 @@ func TestComposeFile(t *testing.T) {
 			if s.Image != recoImage || s.Build == nil || s.Build.Context == "" {
 				t.Errorf("%s: image %q, build %+v; want %s built from the Dockerfile", where, s.Image, s.Build, recoImage)
 			}
-			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= 5*time.Second {
-				t.Errorf("%s: stop_grace_period %v must exceed the drain timeout", where, s.StopGracePeriod)
-			}
 			// The strategies file each container mounts, read from the repository.
 			for _, v := range s.Volumes {
 				if v.Type == types.VolumeTypeBind {
@@ -125,6 +122,9 @@ func TestComposeFile(t *testing.T) {
 			}
 			e := composeEnv(s.Environment)
 			cfg, _ := checkConfigEnv(t, where, e, strategies)
+			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= stopTime(cfg) {
+				t.Errorf("%s: stop_grace_period %v must exceed the lame duck (%v), the drain (%v) and the metrics shutdown (1s)", where, s.StopGracePeriod, cfg.Server.LameDuck, cfg.Server.DrainTimeout)
+			}
 			if name == "bootstrap" || name == "demo" {
 				continue
 			}

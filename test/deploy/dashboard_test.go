@@ -183,7 +183,9 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
 	cfg.Server.DrainTimeout = time.Second
+	cfg.Server.LameDuck = 0 // the stop is not under test
 	cfg.Storage.Embedded.Path = filepath.Join(dir, "reco.db")
+	cfg.Storage.Log.Embedded.Dir = filepath.Join(dir, "log")
 	cfg.Storage.Embedded.NoSync = true
 	cfg.Sort.ModelDir = filepath.Join(dir, "models")
 	// Deadlines are not under test: a slow -race run must not degrade the feed.
@@ -213,7 +215,7 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
+	st, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

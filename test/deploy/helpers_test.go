@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/abtest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
@@ -116,4 +117,11 @@ func hostPort(t *testing.T, where, addr string) (string, string) {
 		t.Errorf("%s: %q is not host:port: %v", where, addr, err)
 	}
 	return h, p
+}
+
+// stopTime is the longest a reco process takes from SIGTERM to its exit: the
+// lame duck (NOT_SERVING, still serving), the drain, and up to 1s for the
+// metrics listener. A deployment must wait longer before it kills.
+func stopTime(cfg config.Config) time.Duration {
+	return cfg.Server.LameDuck + cfg.Server.DrainTimeout + time.Second
 }

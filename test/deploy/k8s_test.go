@@ -256,18 +256,20 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if lp == nil || lp.GRPC == nil || lp.GRPC.Port != grpc {
 			t.Errorf("%s: liveness probe %+v, want gRPC health on port %d", where, lp, grpc)
-		} else if lp.PeriodSeconds*lp.FailureThreshold <= int32(cfg.Server.DrainTimeout/time.Second) {
-			t.Errorf("%s: liveness would kill a pod within its drain (%ds × %d)", where, lp.PeriodSeconds, lp.FailureThreshold)
+		} else if time.Duration(lp.PeriodSeconds*lp.FailureThreshold)*time.Second <= stopTime(cfg) {
+			// Health is NOT_SERVING from SIGTERM on, the process as a whole too.
+			t.Errorf("%s: liveness would kill a pod within its lame duck and drain (%ds × %d)", where, lp.PeriodSeconds, lp.FailureThreshold)
 		}
 
-		// Stop: preStop sleep, then SIGTERM and the drain, all within the grace period.
+		// Stop: preStop sleep, then SIGTERM, the lame duck and the drain, all
+		// within the grace period.
 		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
 			t.Errorf("%s: no preStop sleep: endpoints may still send to a stopping pod", where)
 		} else {
 			pre := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 			grace := spec.TerminationGracePeriodSeconds
-			if grace == nil || time.Duration(*grace)*time.Second <= pre+cfg.Server.DrainTimeout {
-				t.Errorf("%s: terminationGracePeriodSeconds %s must exceed preStop %v + drain %v", where, deref(grace), pre, cfg.Server.DrainTimeout)
+			if grace == nil || time.Duration(*grace)*time.Second <= pre+stopTime(cfg) {
+				t.Errorf("%s: terminationGracePeriodSeconds %s must exceed preStop %v + lame duck %v + drain %v + metrics shutdown 1s", where, deref(grace), pre, cfg.Server.LameDuck, cfg.Server.DrainTimeout)
 			}
 		}
 

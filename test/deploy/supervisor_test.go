@@ -185,8 +185,8 @@ func TestSupervisorConfig(t *testing.T) {
 			}
 		}
 		stopWait, err := strconv.Atoi(p["stopwaitsecs"])
-		if err != nil || time.Duration(stopWait)*time.Second <= cfg.Server.DrainTimeout+time.Second {
-			t.Errorf("%s stopwaitsecs=%s must exceed the drain (%v) and the metrics shutdown (1s)", where, p["stopwaitsecs"], cfg.Server.DrainTimeout)
+		if err != nil || time.Duration(stopWait)*time.Second <= stopTime(cfg) {
+			t.Errorf("%s stopwaitsecs=%s must exceed the lame duck (%v), the drain (%v) and the metrics shutdown (1s)", where, p["stopwaitsecs"], cfg.Server.LameDuck, cfg.Server.DrainTimeout)
 		}
 		for k, want := range map[string]string{"stopsignal": "TERM", "autostart": "true", "autorestart": "true", "redirect_stderr": "true"} {
 			if p[k] != want {
@@ -435,7 +435,7 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stores, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole)
+	stores, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func preload(b *testing.B, db *DB, c layout.Cell, versions int, newest int64) {
 func tenIDs(seed int64) []int64 {
 	ids := make([]int64, 10)
 	for i := range ids {
-		ids[i] = seed*10 + int64(i)
+		ids[i] = seed*10 + int64(i) + 1 // article ids are positive
 	}
 	return ids
 }

@@ -25,8 +25,9 @@
 // The inverted timestamp makes a cursor walk a cell newest first, so "newest
 // version", "versions <= maxTS" and "versions through ts" are a seek and a short
 // walk. Values are the JSON of storage's codec, byte for byte what HBase holds,
-// and are decoded strictly: a malformed cell is an error wrapping
-// storage.ErrMalformed, never a panic. Each family's schema is honoured as HBase
+// and are decoded strictly, never with a panic: a malformed cell affects only
+// itself, reported through the layout.BadCells of Open's WithBadCells and
+// skipped as layout.Cells says. Each family's schema is honoured as HBase
 // would: a write trims the cell to the family's MaxVersions, and a version older
 // than now−TTL is invisible to reads and purged by the next write to its cell.
 // Cells nobody writes again keep their expired versions on disk (HBase drops them
@@ -102,11 +103,20 @@ type DB struct {
 	// now is the clock of TTLs, expiries and the timestamps of single-version
 	// cells; tests move it.
 	now func() time.Time
+	// bad decodes what the engine reads and reports the malformed values.
+	bad *layout.BadCells
 }
+
+// Option configures Open.
+type Option func(*DB)
+
+// WithBadCells reports the malformed values db reads to bad (counted and
+// logged). Without it they are skipped all the same, silently.
+func WithBadCells(bad *layout.BadCells) Option { return func(db *DB) { db.bad = bad } }
 
 // Open opens (creating if needed) the database at cfg.Path. The sorted sets are
 // ready at once; the tables exist after Tables().Bootstrap.
-func Open(cfg Config) (*DB, func() error, error) {
+func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid embedded storage config: %w", err)
 	}
@@ -120,6 +130,9 @@ func Open(cfg Config) (*DB, func() error, error) {
 		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
 	}
 	db := &DB{bolt: b, writer: make(chan struct{}, 1), now: time.Now}
+	for _, o := range opts {
+		o(db)
+	}
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketSets, bucketExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {

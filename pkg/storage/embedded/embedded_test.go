@@ -13,7 +13,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout/layouttest"
@@ -141,57 +140,76 @@ func TestTablesRefuseWhatHBaseWould(t *testing.T) {
 	}
 }
 
-// The original ran eval() on these bytes; here they are data, and bad data is an
-// error, whichever domain port reads it.
-func TestMalformedValuesAreErrors(t *testing.T) {
+// The original ran eval() on these bytes; here they are data, and a malformed
+// value affects only itself: whichever domain port reads it skips it, counts it
+// and logs it once, and serves the rest.
+func TestMalformedCellsAffectOnlyThemselves(t *testing.T) {
 	db := open(t, true)
-	tb := db.Tables()
+	r := layouttest.NewReports(t)
+	db.bad = r.Bad
+	layouttest.MalformedCells(t, context.Background(), cells(db), r, "u", 1000)
+}
+
+func TestMalformedMembersAffectOnlyThemselves(t *testing.T) {
+	db := open(t, false)
+	r := layouttest.NewReports(t)
+	db.bad = r.Bad
 	ctx := context.Background()
-	const evil = "__import__('os').system('id')"
-	now := time.Now().UnixMilli()
+	add := func(key, m string, score float64) {
+		t.Helper()
+		err := db.update(ctx, func(tx *bolt.Tx) error {
+			b, err := tx.Bucket(bucketSets).CreateBucketIfNotExists([]byte(key))
+			if err != nil {
+				return err
+			}
+			return errors.Join(b.Put(memberKey([]byte(m)), encodeInt64(int64(math.Float64bits(score)))), b.Put(scoreKey(score, []byte(m)), nil))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	members := func(key string) []string {
+		t.Helper()
+		var out []string
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketSets).Bucket([]byte(key))
+			if b == nil {
+				return nil
+			}
+			c := b.Cursor()
+			for k, _ := c.Seek([]byte{tagMember}); k != nil && k[0] == tagMember; k, _ = c.Next() {
+				out = append(out, string(k[1:]))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	layouttest.MalformedMembers(t, ctx, zsets(db), add, members, r, "u", 3)
+}
 
-	rawPut(t, db, layout.HistoryCell("u", 1), now, evil)
-	if _, err := tb.Page(ctx, "u", 1, now); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Page over a bad cell: err = %v, want ErrMalformed", err)
+// An index entry of the embedded layout that is no score key at all is
+// dropped like a malformed member.
+func TestMalformedIndexEntryIsDropped(t *testing.T) {
+	db := open(t, false)
+	sets := zsets(db)
+	ctx := context.Background()
+	if err := sets.Add(ctx, "k", []storage.Scored{{ID: 4, Score: 1}}, 0); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := tb.Seen(ctx, "u", []int32{0, 1}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Seen over a bad cell: err = %v, want ErrMalformed", err)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSets).Bucket([]byte("k")).Put([]byte{tagScore, 0xff}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := tb.Record(ctx, "u", 1, now, []int64{1}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Record merging into a bad cell: err = %v, want ErrMalformed", err)
+	if got, err := sets.PopMax(ctx, "k", 5); err != nil || !slices.Equal(got, []int64{4}) {
+		t.Errorf("PopMax = %v, %v; want [4]", got, err)
 	}
-
-	rawPut(t, db, layout.WaitCell("u", 1), now, "[1, 2")
-	if _, err := tb.Take(ctx, "u", 1, 1); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Take from a bad queue: err = %v, want ErrMalformed", err)
-	}
-	if err := tb.Push(ctx, "u", 1, []int64{3}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Push to a bad queue: err = %v, want ErrMalformed", err)
-	}
-
-	rawPut(t, db, layout.UserFeatureCell("u", 1), now, "null")
-	if _, err := tb.UserWeights(ctx, "u", []int32{1}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("UserWeights of a bad cell: err = %v, want ErrMalformed", err)
-	}
-
-	rawPut(t, db, layout.ArticleFeatureCell(7), now, "[0.1, 'x']")
-	if _, err := tb.ArticleVectors(ctx, []int64{7}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("ArticleVectors with a bad cell: err = %v, want ErrMalformed", err)
-	}
-
-	rawPut(t, db, layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(9), Column: layout.SimilarColumn(10)}, now, "0.5; rm -rf /")
-	if _, err := tb.Similar(ctx, 9, 3); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Similar with a bad score: err = %v, want ErrMalformed", err)
-	}
-	rawPut(t, db, layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(11), Column: "similar:x"}, now, "0.5")
-	if _, err := tb.Similar(ctx, 11, 3); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Similar with a bad qualifier: err = %v, want ErrMalformed", err)
-	}
-
-	recall, _ := layout.RecallCell("u", feed.SourceALS, 1)
-	rawPut(t, db, recall, now, "{}")
-	if _, err := tb.Read(ctx, "u", 1, []feed.Source{feed.SourceALS}); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Read over a bad run: err = %v, want ErrMalformed", err)
+	if got, err := sets.Top(ctx, "k", 5); err != nil || len(got) != 0 {
+		t.Errorf("Top after the pop = %v, %v; want an empty set", got, err)
 	}
 }
 
@@ -209,21 +227,21 @@ func TestSingleVersionCellsKeepOneVersion(t *testing.T) {
 
 	wait := layout.WaitCell("u", 1)
 	for i := range int64(5) {
-		if err := tb.Push(ctx, wait, []int64{i}); err != nil {
+		if err := tb.Push(ctx, wait, []int64{i + 1}); err != nil {
 			t.Fatal(err)
 		}
 		clk.advance(time.Millisecond)
 	}
 	// The clock going back must not lose the write that follows.
 	clk.advance(-time.Hour)
-	if err := tb.Push(ctx, wait, []int64{5}); err != nil {
+	if err := tb.Push(ctx, wait, []int64{6}); err != nil {
 		t.Fatal(err)
 	}
 	if keys := rawKeys(t, db, wait.Table, cellPrefix(wait.Row, wait.Column)); len(keys) != 1 {
 		t.Errorf("wait_recommend cell holds %d versions, want 1 (VERSIONS 1)", len(keys))
 	}
-	if got, err := tb.Take(ctx, wait, 10); err != nil || !slices.Equal(got, []int64{0, 1, 2, 3, 4, 5}) {
-		t.Errorf("Take = %v, %v; want [0 1 2 3 4 5]", got, err)
+	if got, err := tb.Take(ctx, wait, 10); err != nil || !slices.Equal(got, []int64{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("Take = %v, %v; want [1 2 3 4 5 6]", got, err)
 	}
 	if keys := rawKeys(t, db, wait.Table, cellPrefix(wait.Row, wait.Column)); len(keys) != 0 {
 		t.Errorf("emptied queue left %d versions, want none", len(keys))
@@ -267,7 +285,7 @@ func TestExpiredVersionsArePurgedOnWrite(t *testing.T) {
 	if err != nil || len(got[c.Column]) != 1 || !slices.Equal(got[c.Column][0].IDs, []int64{10}) {
 		t.Errorf("two days later Versions = %v, %v; want only the 10-day-old version", got, err)
 	}
-	if err := tb.Append(ctx, c, clk.now().UnixMilli(), []int64{0}); err != nil {
+	if err := tb.Append(ctx, c, clk.now().UnixMilli(), []int64{1}); err != nil {
 		t.Fatal(err)
 	}
 	if keys := rawKeys(t, db, c.Table, prefix); len(keys) != 2 {
@@ -343,14 +361,14 @@ func TestSortedSetOrderMatchesRedis(t *testing.T) {
 	in := []storage.Scored{
 		{ID: 9, Score: 1}, {ID: 10, Score: 1}, {ID: 100, Score: 1},
 		{ID: 1, Score: math.Inf(-1)}, {ID: 2, Score: -2.5}, {ID: 3, Score: math.Copysign(0, -1)},
-		{ID: 4, Score: 0.25}, {ID: 5, Score: math.Inf(1)}, {ID: -7, Score: -2.5},
+		{ID: 4, Score: 0.25}, {ID: 5, Score: math.Inf(1)}, {ID: 70, Score: -2.5},
 	}
 	if err := sets.Add(ctx, "order", in, 0); err != nil {
 		t.Fatal(err)
 	}
 	want := []storage.Scored{
 		{ID: 5, Score: math.Inf(1)}, {ID: 9, Score: 1}, {ID: 100, Score: 1}, {ID: 10, Score: 1},
-		{ID: 4, Score: 0.25}, {ID: 3, Score: 0}, {ID: 2, Score: -2.5}, {ID: -7, Score: -2.5},
+		{ID: 4, Score: 0.25}, {ID: 3, Score: 0}, {ID: 70, Score: -2.5}, {ID: 2, Score: -2.5},
 		{ID: 1, Score: math.Inf(-1)},
 	}
 	if got, err := sets.Top(ctx, "order", 20); err != nil || !slices.Equal(got, want) {
@@ -447,22 +465,6 @@ func TestCallsHonourTheContext(t *testing.T) {
 	<-db.writer
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Append behind a busy writer: err = %v, want context.DeadlineExceeded", err)
-	}
-}
-
-// AddNew leaves an existing member's score alone: a served id keeps the time
-// of its first claim.
-func TestAddNewKeepsScores(t *testing.T) {
-	sets := zsets(open(t, false))
-	ctx := context.Background()
-	if _, err := sets.AddNew(ctx, "served", []storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 1}}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := sets.AddNew(ctx, "served", []storage.Scored{{ID: 2, Score: 5}, {ID: 3, Score: 1}}, time.Minute); err != nil || !slices.Equal(got, []int64{3}) {
-		t.Fatalf("AddNew(2, 3) = %v, %v; want [3]", got, err)
-	}
-	if top, _ := sets.Top(ctx, "served", 1); len(top) != 1 || top[0].Score != 1 {
-		t.Errorf("Top = %v: AddNew changed an existing member's score", top)
 	}
 }
 

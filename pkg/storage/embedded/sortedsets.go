@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -156,54 +155,6 @@ func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scor
 	})
 }
 
-// AddNew adds the members key lacks, in one transaction.
-func (s *sortedSets) AddNew(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error) {
-	if err := checkSetKey(key); err != nil {
-		return nil, err
-	}
-	for _, m := range members {
-		if math.IsNaN(m.Score) {
-			return nil, fmt.Errorf("add to %s: member %d has score NaN", key, m.ID)
-		}
-	}
-	var added []int64
-	err := s.db.update(ctx, func(tx *bolt.Tx) error {
-		added = added[:0]
-		nowMs := s.db.now().UnixMilli()
-		b, err := openSet(tx, key, nowMs)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			if len(members) == 0 {
-				return sweep(tx, nowMs)
-			}
-			if b, err = tx.Bucket(bucketSets).CreateBucket([]byte(key)); err != nil {
-				return fmt.Errorf("add to %s: %w", key, err)
-			}
-		}
-		for _, m := range members {
-			if b.Get(memberKey(member(m.ID))) != nil {
-				continue
-			}
-			if err := putMember(b, m); err != nil {
-				return fmt.Errorf("add to %s: %w", key, err)
-			}
-			added = append(added, m.ID)
-		}
-		if ttl > 0 {
-			if err := setExpiry(tx, b, key, nowMs+ttlMillis(ttl)); err != nil {
-				return fmt.Errorf("expire %s: %w", key, err)
-			}
-		}
-		return sweep(tx, nowMs)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return added, nil
-}
-
 // putMember sets m's score, moving its entry in the score order.
 func putMember(b *bolt.Bucket, m storage.Scored) error {
 	name := member(m.ID)
@@ -223,29 +174,45 @@ func putMember(b *bolt.Bucket, m storage.Scored) error {
 	return b.Put(scoreKey(m.Score, name), nil)
 }
 
-// highest walks key's members from the highest score down, at most n, calling fn
-// with each score key.
-func highest(b *bolt.Bucket, n int, fn func(k []byte) error) error {
+// highest walks key's members from the highest score down, calling fn with
+// each score key, until fn has counted n of them.
+func highest(b *bolt.Bucket, n int, fn func(k []byte) (counted bool)) {
 	c := b.Cursor()
 	for k, _ := c.Last(); k != nil && len(k) > 0 && k[0] == tagScore && n > 0; k, _ = c.Prev() {
-		if err := fn(k); err != nil {
-			return err
+		if fn(k) {
+			n--
 		}
-		n--
 	}
-	return nil
 }
 
-func parseMember(key string, k []byte) (float64, int64, error) {
+// entry reads the score key k of key. A member that is not an article id is
+// reported and ok is false: the caller drops it.
+func (s *sortedSets) entry(key string, k []byte) (score float64, id int64, ok bool) {
 	score, name, ok := parseScoreKey(k)
 	if !ok {
-		return 0, 0, fmt.Errorf("read %s: %w: index entry %q", key, storage.ErrMalformed, k)
+		s.db.bad.ReportMember(key, string(k), fmt.Errorf("%w: index entry of %d bytes", storage.ErrMalformed, len(k)))
+		return 0, 0, false
 	}
-	id, err := strconv.ParseInt(string(name), 10, 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read %s: %w: member %q is not an article id", key, storage.ErrMalformed, name)
+	id, ok = s.db.bad.Member(key, string(name))
+	return score, id, ok
+}
+
+// dropEntries deletes the members of the score keys doomed from key's bucket,
+// and key with its last member, as Redis does.
+func dropEntries(tx *bolt.Tx, b *bolt.Bucket, key string, doomed [][]byte) error {
+	for _, k := range doomed {
+		err := b.Delete(k)
+		if _, name, ok := parseScoreKey(k); ok {
+			err = errors.Join(err, b.Delete(memberKey(name)))
+		}
+		if err != nil {
+			return fmt.Errorf("remove from %s: %w", key, err)
+		}
 	}
-	return score, id, nil
+	if k, _ := b.Cursor().Seek([]byte{tagMember}); k == nil || k[0] != tagMember {
+		return deleteSet(tx, key) // Redis deletes a set with its last member.
+	}
+	return nil
 }
 
 // PopMax removes and returns up to n members with the highest scores, highest
@@ -264,29 +231,17 @@ func (s *sortedSets) PopMax(ctx context.Context, key string, n int) ([]int64, er
 		if b == nil || err != nil {
 			return err
 		}
+		// Malformed members are popped with the rest, without counting.
 		var doomed [][]byte
-		err = highest(b, n, func(k []byte) error {
-			_, id, err := parseMember(key, k)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
+		highest(b, n, func(k []byte) bool {
 			doomed = append(doomed, clone(k))
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range doomed {
-			_, name, _ := parseScoreKey(k)
-			if err := errors.Join(b.Delete(k), b.Delete(memberKey(name))); err != nil {
-				return fmt.Errorf("pop from %s: %w", key, err)
+			_, id, ok := s.entry(key, k)
+			if ok {
+				ids = append(ids, id)
 			}
-		}
-		if k, _ := b.Cursor().Seek([]byte{tagMember}); k == nil || k[0] != tagMember {
-			return deleteSet(tx, key) // Redis deletes a set with its last member.
-		}
-		return nil
+			return ok
+		})
+		return dropEntries(tx, b, key, doomed)
 	})
 	if err != nil {
 		return nil, err
@@ -302,23 +257,40 @@ func (s *sortedSets) Top(ctx context.Context, key string, n int) ([]storage.Scor
 	if n <= 0 {
 		return nil, nil
 	}
-	var top []storage.Scored
+	var (
+		top []storage.Scored
+		bad [][]byte
+	)
 	err := s.db.view(ctx, func(tx *bolt.Tx) error {
+		top, bad = nil, nil
 		b, err := openSet(tx, key, s.db.now().UnixMilli())
 		if b == nil || err != nil {
 			return err
 		}
-		return highest(b, n, func(k []byte) error {
-			score, id, err := parseMember(key, k)
-			if err != nil {
-				return err
+		highest(b, n, func(k []byte) bool {
+			score, id, ok := s.entry(key, k)
+			if ok {
+				top = append(top, storage.Scored{ID: id, Score: score})
+			} else {
+				bad = append(bad, clone(k))
 			}
-			top = append(top, storage.Scored{ID: id, Score: score})
-			return nil
+			return ok
 		})
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(bad) > 0 {
+		// Dropping the malformed members is the reader's chore, not its
+		// failure: the next read that finds one tries again.
+		_ = s.db.update(ctx, func(tx *bolt.Tx) error {
+			b, err := openSet(tx, key, s.db.now().UnixMilli())
+			if b == nil || err != nil {
+				return err
+			}
+			return dropEntries(tx, b, key, bad) // deleting an absent key is a no-op
+		})
 	}
 	return top, nil
 }

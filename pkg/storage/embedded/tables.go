@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +41,8 @@ type cellRef struct {
 }
 
 func (r cellRef) String() string { return r.table + "/" + r.row + "/" + r.column }
+
+func (r cellRef) cell() layout.Cell { return layout.Cell{Table: r.table, Row: r.row, Column: r.column} }
 
 // resolve checks c against the schema and the key layout.
 func resolve(table, row, column string) (cellRef, error) {
@@ -151,9 +152,7 @@ func (t *tables) Append(ctx context.Context, c layout.Cell, ts int64, ids []int6
 		k := versionKey(r.prefix, ts)
 		var merged []int64
 		if old := b.Get(k); old != nil {
-			if merged, err = storage.DecodeIDs(old); err != nil {
-				return fmt.Errorf("append to %s@%d: %w", r, ts, err)
-			}
+			merged, _ = t.db.bad.IDs(c, ts, old) // a malformed version is replaced
 		}
 		merged = storage.MergeIDs(merged, ids)
 		if err := b.Put(k, storage.EncodeIDs(merged)); err != nil {
@@ -196,9 +195,9 @@ func (t *tables) Versions(ctx context.Context, table, row string, columns []stri
 				if ts < oldest || (limit > 0 && len(vs) == limit) {
 					break
 				}
-				ids, err := storage.DecodeIDs(v)
-				if err != nil {
-					return fmt.Errorf("read %s@%d: %w", r, ts, err)
+				ids, ok := t.db.bad.IDs(r.cell(), ts, v)
+				if !ok {
+					continue // skipped: the next version takes its place
 				}
 				vs = append(vs, storage.Version{Timestamp: ts, IDs: ids})
 			}
@@ -257,10 +256,8 @@ func (t *tables) Push(ctx context.Context, c layout.Cell, ids []int64) error {
 		}
 		now := t.db.now()
 		var queue []int64
-		if _, v := latest(b, r, now); v != nil {
-			if queue, err = storage.DecodeIDs(v); err != nil {
-				return fmt.Errorf("push to %s: %w", r, err)
-			}
+		if k, v := latest(b, r, now); v != nil {
+			queue, _ = t.db.bad.IDs(c, keyTimestamp(k), v) // a malformed queue is replaced
 		}
 		return replace(b, r, storage.EncodeIDs(storage.MergeIDs(queue, ids)), now)
 	})
@@ -288,9 +285,9 @@ func (t *tables) Take(ctx context.Context, c layout.Cell, n int) ([]int64, error
 		if v == nil {
 			return nil
 		}
-		queue, err := storage.DecodeIDs(v)
-		if err != nil {
-			return fmt.Errorf("take from %s: %w", r, err)
+		queue, ok := t.db.bad.IDs(c, keyTimestamp(k), v)
+		if !ok {
+			queue = nil // dropped below, so the next Push starts afresh
 		}
 		m := min(n, len(queue))
 		head = slices.Clone(queue[:m])
@@ -331,23 +328,19 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 				continue // a malformed key, or an older version of the column just read
 			}
 			last = col
+			ts := keyTimestamp(k)
 			r, err := resolve(layout.TableArticleSimilar, row, col)
 			if err != nil {
-				return err
-			}
-			if keyTimestamp(k) < expiredBefore(r.family, now) {
+				// Not a column of the schema: nothing the engine wrote.
+				t.db.bad.ReportCell(layout.Cell{Table: layout.TableArticleSimilar, Row: row, Column: col}, ts, fmt.Errorf("%w: %v", storage.ErrMalformed, err))
 				continue
 			}
-			qual, _ := strings.CutPrefix(col, "similar:")
-			id, err := strconv.ParseInt(qual, 10, 64)
-			if err != nil {
-				return fmt.Errorf("read %s: %w: qualifier is not an article id", r, storage.ErrMalformed)
+			if ts < expiredBefore(r.family, now) {
+				continue
 			}
-			score, err := storage.DecodeScore(v)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", r, err)
+			if nb, ok := t.db.bad.Neighbour(article, col, ts, v); ok {
+				all = append(all, nb)
 			}
-			all = append(all, storage.Scored{ID: id, Score: score})
 		}
 		return nil
 	})
@@ -374,12 +367,10 @@ func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int3
 			return err
 		}
 		for i, r := range refs {
-			if _, v := latest(b, r, t.db.now()); v != nil {
-				w, err := storage.DecodeFloats(v)
-				if err != nil {
-					return fmt.Errorf("read %s: %w", r, err)
+			if k, v := latest(b, r, t.db.now()); v != nil {
+				if w, ok := t.db.bad.Floats(r.cell(), keyTimestamp(k), v); ok {
+					out[channels[i]] = w
 				}
-				out[channels[i]] = w
 			}
 		}
 		return nil
@@ -410,15 +401,13 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 			if err != nil {
 				return err
 			}
-			_, v := latest(b, r, now)
+			k, v := latest(b, r, now)
 			if v == nil {
 				continue
 			}
-			vec, err := storage.DecodeFloats(v)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", r, err)
+			if vec, ok := t.db.bad.Floats(r.cell(), keyTimestamp(k), v); ok {
+				out[id] = vec
 			}
-			out[id] = vec
 		}
 		return nil
 	})

@@ -42,7 +42,7 @@ func BenchmarkGateway(b *testing.B) {
 	for i := range int64(200) {
 		ids := make([]int64, 10)
 		for j := range ids {
-			ids[j] = i*10 + int64(j)
+			ids[j] = i*10 + int64(j) + 1 // article ids are positive
 		}
 		cells = append(cells, layout.CellValue{Cell: hist, Timestamp: now - i*1000, Value: storage.EncodeIDs(ids)})
 	}
@@ -96,6 +96,6 @@ func BenchmarkGateway(b *testing.B) {
 	})
 	appendCell := layout.HistoryCell(user+"-append", 1)
 	run("append", func(i int) error {
-		return tb.Append(ctx, appendCell, now+int64(i)+1000, []int64{int64(i), int64(i) + 1, int64(i) + 2})
+		return tb.Append(ctx, appendCell, now+int64(i)+1000, []int64{int64(i) + 1, int64(i) + 2, int64(i) + 3})
 	})
 }

@@ -48,6 +48,14 @@
 // gateway stores an attribute under the whole request buffer instead of the
 // key's bytes (see modifiedFamily). A gateway error arrives as a TIOError whose
 // message is the Java exception's; calls wrap it with the table and row.
+//
+// # Malformed values
+//
+// Every value read is decoded through the layout.BadCells given to Open, and a
+// malformed one affects only itself, as layout.Cells says: a version is skipped
+// (a read bounded by a number of versions reads further to make up for it), a
+// feature reads as absent, a neighbour is skipped, and a queue is overwritten
+// with "[]" by Take or with the new ids by Push.
 package hbase
 
 import (
@@ -105,19 +113,20 @@ func (c Config) Validate() error {
 // its connections. It does not dial: an unreachable gateway fails the first call,
 // not the start of the process, so a service can start and degrade (DESIGN.md
 // §6). The tables must exist; Bootstrap creates them.
-func Open(cfg Config) (storage.Tables, func() error, error) {
-	t, cleanup, err := open(cfg)
+func Open(cfg Config, bad *layout.BadCells) (storage.Tables, func() error, error) {
+	t, cleanup, err := open(cfg, bad)
 	if err != nil {
 		return nil, nil, err
 	}
 	return layout.NewTables(t), cleanup, nil
 }
 
-// open returns the cells behind the gateway cfg names.
-func open(cfg Config) (*tables, func() error, error) {
+// open returns the cells behind the gateway cfg names, reporting malformed
+// values to bad (nil: skipped silently).
+func open(cfg Config, bad *layout.BadCells) (*tables, func() error, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid hbase config: %w", err)
 	}
 	p := newPool(cfg)
-	return &tables{pool: p, timeout: cfg.Timeout, loadParallelism: min(4, cfg.PoolSize)}, p.close, nil
+	return &tables{pool: p, timeout: cfg.Timeout, loadParallelism: min(4, cfg.PoolSize), bad: bad}, p.close, nil
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
@@ -33,7 +32,7 @@ func testConfig(addr string, timeout time.Duration) Config {
 func openCells(tb testing.TB) *tables {
 	tb.Helper()
 	addr := gateway(tb)
-	tt, cleanup, err := open(testConfig(addr, 10*time.Second))
+	tt, cleanup, err := open(testConfig(addr, 10*time.Second), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -144,46 +143,68 @@ func TestBootstrapSchema(t *testing.T) {
 	}
 }
 
-// The original ran eval() on these bytes; here they are data, and bad data is an
-// error, whichever domain port reads it. Raw bytes go in through PutCells, which
-// writes values as given.
-func TestMalformedValuesAreErrors(t *testing.T) {
+// The original ran eval() on these bytes; here they are data, and a malformed
+// value affects only itself: whichever domain port reads it skips it, counts it
+// and logs it once, and serves the rest. Raw bytes go in through PutCells,
+// which writes values as given.
+func TestMalformedCellsAffectOnlyThemselves(t *testing.T) {
 	c := openCells(t)
-	tb := layout.NewTables(c)
+	r := layouttest.NewReports(t)
+	c.bad = r.Bad
+	layouttest.MalformedCells(t, ctxT(t), c, r, unique("malformed"), time.Now().UnixNano())
+}
+
+// A bounded read that skips malformed versions reads further, batch by batch,
+// until it has as many valid ones as asked for.
+func TestBoundedReadMakesUpForMalformedVersions(t *testing.T) {
+	c := openCells(t)
+	r := layouttest.NewReports(t)
+	c.bad = r.Bad
 	ctx := ctxT(t)
-	const evil = "__import__('os').system('id')"
-	user := unique("malformed")
+	cell := layout.HistoryCell(unique("refill"), 1)
 	now := time.Now().UnixMilli()
-	article := time.Now().UnixNano()
-	recall, _ := layout.RecallCell(user, feed.SourceALS, 1)
-	err := c.PutCells(ctx, []layout.CellValue{
-		{Cell: layout.HistoryCell(user, 1), Timestamp: now, Value: []byte(evil)},
-		{Cell: layout.WaitCell(user, 1), Value: []byte("[1, 2")},
-		{Cell: layout.UserFeatureCell(user, 1), Value: []byte("null")},
-		{Cell: layout.ArticleFeatureCell(article), Value: []byte("[0.1, 'x']")},
-		{Cell: layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(article), Column: layout.SimilarColumn(10)}, Value: []byte("0.5; rm -rf /")},
-		{Cell: layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(article + 1), Column: "similar:x"}, Value: []byte("0.5")},
-		{Cell: recall, Timestamp: now, Value: []byte("{}")},
-	})
+	var cells []layout.CellValue
+	for i := range int64(8) { // newest first: 4 malformed, then 4 valid
+		v := []byte("[0]")
+		if i >= 4 {
+			v = []byte(fmt.Sprintf("[%d]", i))
+		}
+		cells = append(cells, layout.CellValue{Cell: cell, Timestamp: now - i, Value: v})
+	}
+	if err := c.PutCells(ctx, cells); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Versions(ctx, cell.Table, cell.Row, []string{cell.Column}, layout.MaxTimestamp, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// (Record is absent: over a version a loader wrote it replaces rather than
-	// merges, see layout.Cells.Append, so it never decodes the bad value.)
-	for name, err := range map[string]error{
-		"Page":              func() error { _, err := tb.Page(ctx, user, 1, now); return err }(),
-		"Seen":              func() error { _, err := tb.Seen(ctx, user, []int32{0, 1}); return err }(),
-		"Take":              func() error { _, err := tb.Take(ctx, user, 1, 1); return err }(),
-		"Push":              tb.Push(ctx, user, 1, []int64{3}),
-		"UserWeights":       func() error { _, err := tb.UserWeights(ctx, user, []int32{1}); return err }(),
-		"ArticleVectors":    func() error { _, err := tb.ArticleVectors(ctx, []int64{article}); return err }(),
-		"Similar":           func() error { _, err := tb.Similar(ctx, article, 3); return err }(),
-		"Similar qualifier": func() error { _, err := tb.Similar(ctx, article+1, 3); return err }(),
-		"Read":              func() error { _, err := tb.Read(ctx, user, 1, []feed.Source{feed.SourceALS}); return err }(),
-	} {
-		if !errors.Is(err, storage.ErrMalformed) {
-			t.Errorf("%s over a bad cell: err = %v, want ErrMalformed", name, err)
-		}
+	var ts []int64
+	for _, v := range got[cell.Column] {
+		ts = append(ts, now-v.Timestamp)
+	}
+	if !slices.Equal(ts, []int64{4, 5, 6}) {
+		t.Errorf("Versions(limit 3) under 4 malformed versions = now-%v, want now-[4 5 6]", ts)
+	}
+	r.Check(t, map[string]float64{layout.TableHistoryRecommend: 4})
+}
+
+// A queue cell holding an empty value (not even "[]"), which check-and-put
+// cannot match, is overwritten all the same.
+func TestEmptyQueueValueIsOverwritten(t *testing.T) {
+	c := openCells(t)
+	ctx := ctxT(t)
+	cell := layout.WaitCell(unique("empty"), 1)
+	if err := c.PutCells(ctx, []layout.CellValue{{Cell: cell, Value: []byte{}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Take(ctx, cell, 3); err != nil || len(got) != 0 {
+		t.Errorf("Take = %v, %v; want nothing", got, err)
+	}
+	if err := c.Push(ctx, cell, []int64{4}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Take(ctx, cell, 3); err != nil || !slices.Equal(got, []int64{4}) {
+		t.Errorf("Take after Push = %v, %v; want [4]", got, err)
 	}
 }
 
@@ -199,7 +220,7 @@ func TestPushAfterEmptyingTake(t *testing.T) {
 	tb := openCells(t)
 	ctx := ctxT(t)
 	c := layout.WaitCell(unique("requeue"), 1)
-	for i := range int64(50) {
+	for i := int64(1); i <= 50; i++ {
 		if err := tb.Push(ctx, c, []int64{i}); err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +294,7 @@ func TestBatchesSplitUnderTheFrameLimit(t *testing.T) {
 
 func TestRefusesWhatHBaseWould(t *testing.T) {
 	// Nothing listens here: every case must fail before dialling.
-	tt, cleanup, err := open(testConfig("127.0.0.1:1", time.Second))
+	tt, cleanup, err := open(testConfig("127.0.0.1:1", time.Second), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +365,7 @@ func silentGateway(t *testing.T) string {
 // context interrupts a call in flight.
 func TestCallsHonourTheDeadline(t *testing.T) {
 	addr := silentGateway(t)
-	tt, cleanup, err := Open(testConfig(addr, time.Minute))
+	tt, cleanup, err := Open(testConfig(addr, time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +393,7 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 		t.Errorf("Record cancelled after 100ms returned after %v", took)
 	}
 
-	short, cleanup2, err := Open(testConfig(addr, 100*time.Millisecond))
+	short, cleanup2, err := Open(testConfig(addr, 100*time.Millisecond), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +414,7 @@ func TestPoolBoundsConcurrentCalls(t *testing.T) {
 	addr := silentGateway(t)
 	cfg := testConfig(addr, time.Minute)
 	cfg.PoolSize = 2
-	tt, cleanup, err := open(cfg)
+	tt, cleanup, err := open(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +485,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Open(Config{}); err == nil || !strings.Contains(err.Error(), "invalid hbase config") {
+	if _, _, err := Open(Config{}, nil); err == nil || !strings.Contains(err.Error(), "invalid hbase config") {
 		t.Errorf("Open(Config{}) = %v, want an invalid config error", err)
 	}
 }
@@ -525,7 +546,7 @@ func (p *proxy) cut() int {
 func TestStaleConnectionsAreReplaced(t *testing.T) {
 	addr := gateway(t)
 	p := newProxy(t, addr)
-	tt, cleanup, err := Open(testConfig(p.addr(), 10*time.Second))
+	tt, cleanup, err := Open(testConfig(p.addr(), 10*time.Second), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/breaker"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
 )
 
@@ -24,6 +25,9 @@ type pool struct {
 	idleTimeout time.Duration
 	conf        *thrift.TConfiguration
 	slots       chan struct{}
+	// breaker fails calls at once while HBase or its gateway keeps failing,
+	// so a dead store costs a request nothing and its fallback answers.
+	breaker *breaker.Breaker
 
 	mu     sync.Mutex
 	idle   []*conn // most recently used last
@@ -48,7 +52,8 @@ func newPool(cfg Config) *pool {
 			MaxFrameSize:   256 << 20,
 			MaxMessageSize: 256 << 20,
 		},
-		slots: make(chan struct{}, cfg.PoolSize),
+		slots:   make(chan struct{}, cfg.PoolSize),
+		breaker: breaker.New("hbase", nil),
 	}
 }
 
@@ -141,6 +146,26 @@ var longAgo = time.Unix(1, 0)
 // (the gateway restarted, or closed it), an idempotent call is retried once on a
 // new connection.
 func (p *pool) call(ctx context.Context, timeout time.Duration, idempotent bool, fn func(ctx context.Context, c *thrift2.THBaseServiceClient) error) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		// Before the breaker: a call after cleanup is our mistake, whatever
+		// state HBase was last in.
+		return ErrClosed
+	}
+	return p.breaker.Do(ctx, hbaseFailed, func(ctx context.Context) error { return p.attempt(ctx, timeout, idempotent, fn) })
+}
+
+// hbaseFailed says whether err counts against HBase: every error but an
+// illegal argument, which is the request's fault, and a closed pool, ours.
+func hbaseFailed(err error) bool {
+	var argErr *thrift2.TIllegalArgument
+	return !errors.As(err, &argErr) && !errors.Is(err, ErrClosed)
+}
+
+// attempt is call without the breaker.
+func (p *pool) attempt(ctx context.Context, timeout time.Duration, idempotent bool, fn func(ctx context.Context, c *thrift2.THBaseServiceClient) error) error {
 	for attempt := 0; ; attempt++ {
 		c, reused, err := p.get(ctx)
 		if err != nil {

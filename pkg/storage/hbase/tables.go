@@ -26,6 +26,8 @@ type tables struct {
 	// loadParallelism is how many putMultiple batches of one PutCells run at
 	// once.
 	loadParallelism int
+	// bad decodes what the engine reads and reports the malformed values.
+	bad *layout.BadCells
 }
 
 var _ layout.Cells = (*tables)(nil)
@@ -135,17 +137,17 @@ func (t *tables) checkAndPut(ctx context.Context, table, row, family, qualifier 
 	return ok, err
 }
 
-// latest reads the newest version of a cell.
-func (t *tables) latest(ctx context.Context, r cellRef) (value []byte, found bool, err error) {
+// latest reads the newest version of a cell and its timestamp.
+func (t *tables) latest(ctx context.Context, r cellRef) (value []byte, ts int64, found bool, err error) {
 	one := int32(1)
 	res, err := t.get(ctx, r.table, &thrift2.TGet{Row: []byte(r.row), Columns: []*thrift2.TColumn{r.tcolumn()}, MaxVersions: &one})
 	if err != nil {
-		return nil, false, fmt.Errorf("get %s: %w", r, err)
+		return nil, 0, false, fmt.Errorf("get %s: %w", r, err)
 	}
 	for _, cv := range res.GetColumnValues() {
-		return cv.Value, true, nil
+		return cv.Value, cv.GetTimestamp(), true, nil
 	}
-	return nil, false, nil
+	return nil, 0, false, nil
 }
 
 // backoff sleeps before the next attempt of a check-and-put loop that lost a
@@ -231,10 +233,8 @@ func (t *tables) Append(ctx context.Context, c layout.Cell, ts int64, ids []int6
 				seq = cv.Value
 				continue
 			}
-			if old, err = storage.DecodeIDs(cv.Value); err != nil {
-				return fmt.Errorf("append to %s@%d: %w", r, ts, err)
-			}
-			found = true
+			// A malformed version is replaced: merged with nothing.
+			old, found = t.bad.IDs(c, ts, cv.Value)
 		}
 		merged := storage.MergeIDs(old, ids)
 		if found && len(merged) == len(old) {
@@ -265,6 +265,7 @@ func (t *tables) Versions(ctx context.Context, table, row string, columns []stri
 	type key struct{ family, qualifier string }
 	names := make(map[key]string, len(columns))
 	cols := make([]*thrift2.TColumn, 0, len(columns))
+	tcols := make(map[string]*thrift2.TColumn, len(columns))
 	for _, col := range columns {
 		r, err := resolve(table, row, col)
 		if err != nil {
@@ -274,6 +275,7 @@ func (t *tables) Versions(ctx context.Context, table, row string, columns []stri
 		if _, dup := names[k]; !dup {
 			names[k] = col
 			cols = append(cols, r.tcolumn())
+			tcols[col] = r.tcolumn()
 		}
 	}
 	out := make(map[string][]storage.Version, len(cols))
@@ -297,22 +299,78 @@ func (t *tables) Versions(ctx context.Context, table, row string, columns []stri
 	if err != nil {
 		return nil, fmt.Errorf("versions of %s/%s: %w", table, row, err)
 	}
+	// Per column: how many versions came back, the oldest, and whether one was
+	// malformed (skipped, so a bounded read may have to read further).
+	type got struct {
+		n      int
+		oldest int64
+		bad    bool
+	}
+	seen := make(map[string]*got, len(cols))
 	for _, cv := range res.GetColumnValues() {
 		col, ok := names[key{string(cv.Family), string(cv.Qualifier)}]
 		if !ok {
 			continue
 		}
 		ts := cv.GetTimestamp()
-		ids, err := storage.DecodeIDs(cv.Value)
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/%s@%d: %w", table, row, col, ts, err)
+		g := seen[col]
+		if g == nil {
+			g = &got{oldest: ts}
+			seen[col] = g
+		}
+		g.n, g.oldest = g.n+1, min(g.oldest, ts)
+		ids, ok := t.bad.IDs(layout.Cell{Table: table, Row: row, Column: col}, ts, cv.Value)
+		if !ok {
+			g.bad = true
+			continue
 		}
 		out[col] = append(out[col], storage.Version{Timestamp: ts, IDs: ids})
+	}
+	for col, g := range seen {
+		// Only a read bounded by limit that got all it asked for and skipped
+		// some may have left out valid versions that should take their place.
+		if g.bad && limit > 0 && g.n == int(versions) {
+			if err := t.olderVersions(ctx, table, row, col, tcols[col], g.oldest, limit, out); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, vs := range out {
 		slices.SortStableFunc(vs, func(a, b storage.Version) int { return cmp.Compare(b.Timestamp, a.Timestamp) })
 	}
 	return out, nil
+}
+
+// olderVersions adds to out[col] the valid versions of col older than below
+// until it holds limit of them or there are none left: those that take the
+// place of malformed versions a bounded read skipped. It is the rare path of
+// Versions, a Get per batch of one column.
+func (t *tables) olderVersions(ctx context.Context, table, row, col string, tc *thrift2.TColumn, below int64, limit int, out map[string][]storage.Version) error {
+	cell := layout.Cell{Table: table, Row: row, Column: col}
+	for len(out[col]) < limit && below > 0 {
+		want := int32(limit - len(out[col]))
+		res, err := t.get(ctx, table, &thrift2.TGet{
+			Row:         []byte(row),
+			Columns:     []*thrift2.TColumn{tc},
+			TimeRange:   &thrift2.TTimeRange{MinStamp: 0, MaxStamp: below}, // below itself excluded
+			MaxVersions: &want,
+		})
+		if err != nil {
+			return fmt.Errorf("versions of %s/%s: %w", table, row, err)
+		}
+		cvs := res.GetColumnValues()
+		for _, cv := range cvs {
+			ts := cv.GetTimestamp()
+			below = min(below, ts)
+			if ids, ok := t.bad.IDs(cell, ts, cv.Value); ok {
+				out[col] = append(out[col], storage.Version{Timestamp: ts, IDs: ids})
+			}
+		}
+		if len(cvs) < int(want) {
+			return nil // nothing older left
+		}
+	}
+	return nil
 }
 
 // DeleteThrough deletes the versions of c with timestamp <= ts with one
@@ -352,22 +410,23 @@ func (t *tables) Push(ctx context.Context, c layout.Cell, ids []int64) error {
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
-		old, found, err := t.latest(ctx, r)
+		old, ts, found, err := t.latest(ctx, r)
 		if err != nil {
 			return fmt.Errorf("push to %s: %w", r, err)
 		}
 		var queue []int64
+		valid := true
 		if found {
-			if queue, err = storage.DecodeIDs(old); err != nil {
-				return fmt.Errorf("push to %s: %w", r, err)
-			}
+			// A malformed queue is replaced by ids (the check-and-put is on
+			// its bad bytes).
+			queue, valid = t.bad.IDs(c, ts, old)
 		}
 		merged := storage.MergeIDs(queue, ids)
-		if len(merged) == len(queue) {
+		if valid && len(merged) == len(queue) {
 			return nil
 		}
 		p := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{r.value(storage.EncodeIDs(merged), 0)}}
-		ok, err := t.checkAndPut(ctx, r.table, r.row, r.family.Name, r.qualifier, old, p)
+		ok, err := t.swapQueue(ctx, r, old, found, p)
 		if err != nil {
 			return fmt.Errorf("push to %s: %w", r, err)
 		}
@@ -378,6 +437,18 @@ func (t *tables) Push(ctx context.Context, c layout.Cell, ids []int64) error {
 			return fmt.Errorf("push to %s: %w", r, err)
 		}
 	}
+}
+
+// swapQueue writes p over the queue cell r if it still holds old (absent when
+// !found). HBase's check-and-put reads an empty expected value as "no such
+// cell", so a queue cell holding an empty value (malformed: not even "[]") is
+// overwritten with a plain put instead: a Push racing with it may be lost,
+// which is what a broken queue costs.
+func (t *tables) swapQueue(ctx context.Context, r cellRef, old []byte, found bool, p *thrift2.TPut) (bool, error) {
+	if found && len(old) == 0 {
+		return true, t.put(ctx, r.table, p, true)
+	}
+	return t.checkAndPut(ctx, r.table, r.row, r.family.Name, r.qualifier, old, p)
 }
 
 // Take removes and returns up to n ids from the head of the queue in c. The rest
@@ -392,23 +463,22 @@ func (t *tables) Take(ctx context.Context, c layout.Cell, n int) ([]int64, error
 		return nil, nil
 	}
 	for attempt := 0; ; attempt++ {
-		old, found, err := t.latest(ctx, r)
+		old, ts, found, err := t.latest(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("take from %s: %w", r, err)
 		}
 		if !found {
 			return nil, nil
 		}
-		queue, err := storage.DecodeIDs(old)
-		if err != nil {
-			return nil, fmt.Errorf("take from %s: %w", r, err)
-		}
-		if len(queue) == 0 {
+		queue, valid := t.bad.IDs(c, ts, old)
+		if valid && len(queue) == 0 {
 			return nil, nil
 		}
+		// A malformed queue reads as empty and is overwritten with "[]" below
+		// (m is 0), so the next Push starts afresh.
 		m := min(n, len(queue))
 		p := &thrift2.TPut{Row: []byte(r.row), ColumnValues: []*thrift2.TColumnValue{r.value(storage.EncodeIDs(queue[m:]), 0)}}
-		ok, err := t.checkAndPut(ctx, r.table, r.row, r.family.Name, r.qualifier, old, p)
+		ok, err := t.swapQueue(ctx, r, old, found, p)
 		if err != nil {
 			return nil, fmt.Errorf("take from %s: %w", r, err)
 		}
@@ -441,15 +511,10 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 	}
 	all := make([]storage.Scored, 0, len(res.GetColumnValues()))
 	for _, cv := range res.GetColumnValues() {
-		id, err := strconv.ParseInt(string(cv.Qualifier), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/similar:%.40q: %w: qualifier is not an article id", layout.TableArticleSimilar, row, cv.Qualifier, storage.ErrMalformed)
+		column := string(cv.Family) + ":" + string(cv.Qualifier)
+		if nb, ok := t.bad.Neighbour(article, column, cv.GetTimestamp(), cv.Value); ok {
+			all = append(all, nb)
 		}
-		score, err := storage.DecodeScore(cv.Value)
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/similar:%d: %w", layout.TableArticleSimilar, row, id, err)
-		}
-		all = append(all, storage.Scored{ID: id, Score: score})
 	}
 	return storage.Highest(all, n), nil
 }
@@ -480,11 +545,13 @@ func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int3
 	out := map[int32][]float64{}
 	for _, cv := range res.GetColumnValues() {
 		column := string(cv.Family) + ":" + string(cv.Qualifier)
-		w, err := storage.DecodeFloats(cv.Value)
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%s/%s: %w", layout.TableUserFeature, user, column, err)
+		ch, ok := byColumn[column]
+		if !ok {
+			continue
 		}
-		out[byColumn[column]] = w
+		if w, ok := t.bad.Floats(layout.UserFeatureCell(user, ch), cv.GetTimestamp(), cv.Value); ok {
+			out[ch] = w
+		}
 	}
 	return out, nil
 }
@@ -507,11 +574,9 @@ func (t *tables) ArticleVectors(ctx context.Context, ids []int64) (map[int64][]f
 		}
 		for i, r := range res {
 			for _, cv := range r.GetColumnValues() {
-				vec, err := storage.DecodeFloats(cv.Value)
-				if err != nil {
-					return fmt.Errorf("read %s: %w", layout.ArticleFeatureCell(order[i]), err)
+				if vec, ok := t.bad.Floats(layout.ArticleFeatureCell(order[i]), cv.GetTimestamp(), cv.Value); ok {
+					out[order[i]] = vec
 				}
-				out[order[i]] = vec
 			}
 		}
 		gets, order = gets[:0], order[:0]

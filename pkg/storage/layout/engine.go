@@ -20,37 +20,50 @@ import (
 
 // Cells is the HBase role of an engine: timestamped versions of cells of the
 // tables of Schema. Every method refuses a table or family outside Schema.
+//
+// The engine decodes what it reads through its BadCells, and a malformed value
+// affects only itself: each method says what it does with one. The ids it is
+// given to write are positive (the domain checks them: storage.CheckIDs).
 type Cells interface {
 	// Append records ids as the version of c at ts. If a version at ts already
 	// exists, ids are merged into it (existing ids first, duplicates dropped), so
 	// two writers that share a timestamp both land: a plain put would keep only
 	// the last. The merge covers versions written by Append; a version PutCells
 	// wrote at the same timestamp may be replaced instead (offline jobs own their
-	// timestamps).
+	// timestamps). A malformed version at ts is reported and replaced.
 	Append(ctx context.Context, c Cell, ts int64, ids []int64) error
 	// Versions returns, for each column of row, its live versions with timestamp
 	// <= maxTS, newest first, at most limit per column (limit <= 0: all).
-	// Columns without versions are absent from the map.
+	// Columns without versions are absent from the map. A malformed version is
+	// reported and skipped, and does not count toward limit: the next valid
+	// version takes its place.
 	Versions(ctx context.Context, table, row string, columns []string, maxTS int64, limit int) (map[string][]storage.Version, error)
 	// DeleteThrough deletes the versions of c with timestamp <= ts. Versions
 	// written later survive, which is what makes read-then-delete safe.
 	DeleteThrough(ctx context.Context, c Cell, ts int64) error
 
 	// Push appends ids to the tail of the id queue in c (a single-version
-	// cell), skipping ids already queued.
+	// cell), skipping ids already queued. A malformed queue is reported and
+	// replaced by ids.
 	Push(ctx context.Context, c Cell, ids []int64) error
 	// Take atomically removes and returns up to n ids from the head of the
 	// queue in c: concurrent takers never get the same id. n <= 0 takes nothing.
+	// A malformed queue is reported, dropped (the next Push starts afresh) and
+	// reads as empty.
 	Take(ctx context.Context, c Cell, n int) ([]int64, error)
 
 	// Similar returns the n highest-scored neighbours of article (the
-	// SimilarRow row of article_similar), highest first, ties by lower id.
+	// SimilarRow row of article_similar), highest first, ties by lower id. A
+	// malformed score, or a column naming no article, is reported and that
+	// neighbour skipped.
 	Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error)
 	// UserWeightsIn returns the newest UserFeatureCell of user for each of
-	// channels that has one, in one round trip.
+	// channels that has one, in one round trip. A malformed one is reported and
+	// absent.
 	UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error)
 	// ArticleVectors returns the newest ArticleFeatureCell of each of ids that
-	// has one, in one round trip (or one per thousand ids).
+	// has one, in one round trip (or one per thousand ids). A malformed one is
+	// reported and absent: the ranker treats that article as having no features.
 	ArticleVectors(ctx context.Context, ids []int64) (map[int64][]float64, error)
 
 	// PutCells writes every value as given. A value at the timestamp of an
@@ -62,23 +75,29 @@ type Cells interface {
 }
 
 // SortedSets is the Redis role of an engine: sorted sets of article ids, keyed
-// by the key builders of this package.
+// by the key builders of this package. A member that is not an article id
+// (storage.ParseID) is reported through the engine's BadCells and removed from
+// its set by the read that finds it, without costing the valid members read
+// with it their place.
 type SortedSets interface {
 	// Add sets the scores of members in key. A ttl > 0 (re)sets the key's
 	// expiry in the same round trip.
 	Add(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) error
-	// AddNew adds the members key does not hold yet, leaving existing members
-	// alone, and returns the ids it added, in input order. It is atomic: of
-	// concurrent calls offering one member, exactly one gets it back. A ttl > 0
-	// (re)sets the key's expiry.
-	AddNew(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error)
 	// PopMax atomically removes and returns up to n members with the highest
 	// scores, highest first: concurrent poppers never get the same member. n <=
-	// 0 pops nothing.
+	// 0 pops nothing. Malformed members popped on the way do not count toward n.
 	PopMax(ctx context.Context, key string, n int) ([]int64, error)
 	// Top returns up to n members with the highest scores, highest first,
-	// without removing them.
+	// without removing them (malformed members aside, which do not count toward
+	// n).
 	Top(ctx context.Context, key string, n int) ([]storage.Scored, error)
 	// Delete removes keys.
 	Delete(ctx context.Context, keys ...string) error
+	// ClaimUnseen atomically adds to key the ids neither key nor also (when
+	// not empty) holds and returns them in input order, (re)setting key's
+	// expiry to ttl. When key or also lacks the marker SeedSeen puts (member 0),
+	// it changes nothing and seeded is false: the set is not a copy of history.
+	ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration) (claimed []int64, seeded bool, err error)
+	// SeedSeen adds ids and the marker to key and (re)sets its expiry to ttl.
+	SeedSeen(ctx context.Context, key string, ids []int64, ttl time.Duration) error
 }

@@ -36,23 +36,17 @@ func (f *fakeSets) Add(_ context.Context, key string, members []storage.Scored, 
 	return nil
 }
 
-func (f *fakeSets) AddNew(_ context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error) {
-	f.calls = append(f.calls, "addnew "+key)
-	if f.sets[key] == nil {
-		f.sets[key] = map[int64]float64{}
-	}
-	var added []int64
-	for _, m := range members {
-		if _, ok := f.sets[key][m.ID]; !ok {
-			f.sets[key][m.ID] = m.Score
-			added = append(added, m.ID)
-		}
-	}
-	f.ttls[key] = ttl
-	return added, nil
+func (f *fakeSets) PopMax(context.Context, string, int) ([]int64, error) { return nil, nil }
+
+func (f *fakeSets) ClaimUnseen(_ context.Context, key, also string, ids []int64, ttl time.Duration) ([]int64, bool, error) {
+	f.calls = append(f.calls, "claim "+key+" "+also)
+	return ids, true, nil
 }
 
-func (f *fakeSets) PopMax(context.Context, string, int) ([]int64, error) { return nil, nil }
+func (f *fakeSets) SeedSeen(_ context.Context, key string, ids []int64, ttl time.Duration) error {
+	f.calls = append(f.calls, "seed "+key)
+	return nil
+}
 
 func (f *fakeSets) Top(_ context.Context, key string, n int) ([]storage.Scored, error) {
 	var all []storage.Scored
@@ -95,25 +89,28 @@ func TestReplaceDeletesOnlyStaleLists(t *testing.T) {
 }
 
 // Store scores ids so that ZPOPMAX returns them in the given order, the first
-// at len(ids), under CacheKey; Claim scores by the time of the claim in ms
-// under ServedKey.
-func TestStoreAndClaimScores(t *testing.T) {
+// at len(ids), under CacheKey; Claim checks the channel's seen set and channel
+// 0's (only its own for channel 0); Seed writes the channel's.
+func TestStoreClaimAndSeedKeys(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeSets()
-	s := NewSets(f).(*sets)
-	at := time.UnixMilli(1_700_000_000_000)
-	s.now = func() time.Time { return at }
+	s := NewSets(f)
 	if err := s.Store(ctx, "u", 2, []int64{7, 5, 9}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.sets[CacheKey("u", 2)]; got[7] != 3 || got[5] != 2 || got[9] != 1 || f.ttls[CacheKey("u", 2)] != time.Hour {
 		t.Errorf("Store wrote %v (ttl %v), want 7:3 5:2 9:1 with ttl 1h", got, f.ttls[CacheKey("u", 2)])
 	}
-	if got, err := s.Claim(ctx, "u", 2, []int64{1}, time.Minute); err != nil || !slices.Equal(got, []int64{1}) {
-		t.Fatalf("Claim = %v, %v", got, err)
+	f.calls = nil
+	_, _ = s.Claim(ctx, "u", 2, []int64{1}, time.Minute)
+	_, _ = s.Claim(ctx, "u", 0, []int64{1}, time.Minute)
+	_ = s.Seed(ctx, "u", 2, nil, time.Minute)
+	want := []string{"claim " + SeenKey("u", 2) + " " + SeenKey("u", 0), "claim " + SeenKey("u", 0) + " ", "seed " + SeenKey("u", 2)}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("calls = %q, want %q", f.calls, want)
 	}
-	if got := f.sets[ServedKey("u", 2)][1]; got != float64(at.UnixMilli()) {
-		t.Errorf("claim score = %v, want %d", got, at.UnixMilli())
+	if SeenKey("u", 2) != "reco:seen:{u}:2" {
+		t.Errorf("SeenKey = %q: the user must be the hash tag, so one claim's two keys share a cluster slot", SeenKey("u", 2))
 	}
 }
 

@@ -146,10 +146,10 @@ func ArticleFeatureCell(article int64) Cell {
 	return Cell{TableArticleFeature, id, "article:" + id}
 }
 
-// ServedKey is the Redis sorted set of ids recently served to user in channel
-// (score: serving time in ms). The cache claims every id in it before serving, so
-// an id re-queued by a concurrent refill is never served twice while the
-// history write that would filter it is still in flight.
-func ServedKey(user string, channel int32) string {
-	return "reco:" + user + ":" + strconv.Itoa(int(channel)) + ":served"
+// SeenKey is the Redis set of every id served to user in channel: the copy of
+// their history that the serve-time claim checks (DESIGN §4 "no repeats"). The
+// user id is a hash tag ({…}) so that a channel's set and channel 0's, which one
+// claim reads together, live in one Redis Cluster slot.
+func SeenKey(user string, channel int32) string {
+	return "reco:seen:{" + user + "}:" + strconv.Itoa(int(channel))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
@@ -21,14 +22,10 @@ func ListKey(list storage.ChannelList, channel int32) (string, error) {
 
 // NewSets returns the Redis role of the domain, laid out in the sorted sets of
 // s.
-func NewSets(s SortedSets) storage.Sets { return &sets{s: s, now: time.Now} }
+func NewSets(s SortedSets) storage.Sets { return &sets{s: s} }
 
 // sets is storage.Sets over an engine's sorted sets.
-type sets struct {
-	s SortedSets
-	// now is the clock of served claims.
-	now func() time.Time
-}
+type sets struct{ s SortedSets }
 
 var _ storage.Sets = (*sets)(nil)
 
@@ -48,6 +45,11 @@ func (s *sets) Replace(ctx context.Context, list storage.ChannelList, channel in
 	key, err := ListKey(list, channel)
 	if err != nil {
 		return err
+	}
+	for _, a := range articles {
+		if a.ID <= 0 {
+			return fmt.Errorf("replace %s: article %d: an article id is positive", key, a.ID)
+		}
 	}
 	old, err := s.s.Top(ctx, key, len(articles)+1)
 	if err != nil {
@@ -83,6 +85,9 @@ func (s *sets) Pop(ctx context.Context, user string, channel int32, n int) ([]in
 // gets the highest score, len(ranked). (The original scored them so that the
 // lowest-ranked came out first.)
 func (s *sets) Store(ctx context.Context, user string, channel int32, ranked []int64, ttl time.Duration) error {
+	if err := storage.CheckIDs(ranked); err != nil {
+		return fmt.Errorf("cache for user %s channel %d: %w", user, channel, err)
+	}
 	members := make([]storage.Scored, len(ranked))
 	for i, id := range ranked {
 		members[i] = storage.Scored{ID: id, Score: float64(len(ranked) - i)}
@@ -90,13 +95,24 @@ func (s *sets) Store(ctx context.Context, user string, channel int32, ranked []i
 	return s.s.Add(ctx, CacheKey(user, channel), members, ttl)
 }
 
-// Claim adds ids to the served set scored by the time of the claim in ms; the
-// set expires window after the last claim.
-func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int64, window time.Duration) ([]int64, error) {
-	now := float64(s.now().UnixMilli())
-	members := make([]storage.Scored, len(ids))
-	for i, id := range ids {
-		members[i] = storage.Scored{ID: id, Score: now}
+// Claim claims ids in the reader's seen set of channel, checking channel 0's
+// too for any other channel, in one atomic engine call.
+func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {
+	also := ""
+	if channel != feed.ChannelAll {
+		also = SeenKey(user, feed.ChannelAll)
 	}
-	return s.s.AddNew(ctx, ServedKey(user, channel), members, window)
+	claimed, seeded, err := s.s.ClaimUnseen(ctx, SeenKey(user, channel), also, ids, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if !seeded {
+		return nil, storage.ErrUnseeded
+	}
+	return claimed, nil
+}
+
+// Seed adds seen to the reader's seen set of channel and marks it seeded.
+func (s *sets) Seed(ctx context.Context, user string, channel int32, seen []int64, ttl time.Duration) error {
+	return s.s.SeedSeen(ctx, SeenKey(user, channel), seen, ttl)
 }

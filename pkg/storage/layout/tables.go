@@ -96,12 +96,18 @@ func (t *tables) Seen(ctx context.Context, user string, channels []int32) (map[i
 }
 
 func (t *tables) Record(ctx context.Context, user string, channel int32, ts int64, ids []int64) error {
+	if err := storage.CheckIDs(ids); err != nil {
+		return fmt.Errorf("record the refresh of user %s channel %d at %d: %w", user, channel, ts, err)
+	}
 	return t.c.Append(ctx, HistoryCell(user, channel), ts, ids)
 }
 
 // --- WaitQueue -----------------------------------------------------------------
 
 func (t *tables) Push(ctx context.Context, user string, channel int32, ids []int64) error {
+	if err := storage.CheckIDs(ids); err != nil {
+		return fmt.Errorf("queue for user %s channel %d: %w", user, channel, err)
+	}
 	return t.c.Push(ctx, WaitCell(user, channel), ids)
 }
 
@@ -214,14 +220,23 @@ func (t *tables) Load(ctx context.Context, records []storage.Record) error {
 func appendCells(cells []CellValue, r storage.Record) ([]CellValue, error) {
 	switch r := r.(type) {
 	case storage.ArticleVector:
+		if r.Article <= 0 {
+			return nil, fmt.Errorf("article %d vector: an article id is positive", r.Article)
+		}
 		v, err := storage.EncodeFloats(r.Vector)
 		if err != nil {
 			return nil, fmt.Errorf("article %d vector: %w", r.Article, err)
 		}
 		return append(cells, CellValue{Cell: ArticleFeatureCell(r.Article), Value: v}), nil
 	case storage.Neighbours:
+		if r.Article <= 0 {
+			return nil, fmt.Errorf("article %d neighbours: an article id is positive", r.Article)
+		}
 		row := SimilarRow(r.Article)
 		for _, nb := range r.Similar {
+			if nb.ID <= 0 {
+				return nil, fmt.Errorf("article %d neighbour %d: an article id is positive", r.Article, nb.ID)
+			}
 			v, err := storage.EncodeScore(nb.Score)
 			if err != nil {
 				return nil, fmt.Errorf("article %d neighbour %d: %w", r.Article, nb.ID, err)
@@ -243,10 +258,16 @@ func appendCells(cells []CellValue, r storage.Record) ([]CellValue, error) {
 		if r.Timestamp <= 0 {
 			return nil, fmt.Errorf("user %s recall run of source %d: timestamp %d is not positive", r.User, r.Source, r.Timestamp)
 		}
+		if err := storage.CheckIDs(r.IDs); err != nil {
+			return nil, fmt.Errorf("user %s channel %d recall run of source %d at %d: %w", r.User, r.Channel, r.Source, r.Timestamp, err)
+		}
 		return append(cells, CellValue{Cell: c, Timestamp: r.Timestamp, Value: storage.EncodeIDs(r.IDs)}), nil
 	case storage.RecalledRun:
 		if r.Timestamp <= 0 {
 			return nil, fmt.Errorf("user %s recalled run: timestamp %d is not positive", r.User, r.Timestamp)
+		}
+		if err := storage.CheckIDs(r.IDs); err != nil {
+			return nil, fmt.Errorf("user %s channel %d recalled run at %d: %w", r.User, r.Channel, r.Timestamp, err)
 		}
 		return append(cells, CellValue{Cell: RecalledCell(r.User, r.Channel), Timestamp: r.Timestamp, Value: storage.EncodeIDs(r.IDs)}), nil
 	default:

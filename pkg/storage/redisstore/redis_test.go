@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout/layouttest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -40,30 +40,12 @@ func uniqueKey(name string) string {
 }
 
 func TestSetsContract(t *testing.T) {
-	sets, cleanup, err := Open(Config{Addrs: []string{server(t)}})
+	sets, cleanup, err := Open(Config{Addrs: []string{server(t)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
 	storagetest.Sets(t, sets)
-}
-
-// AddNew leaves an existing member's score alone: a served id keeps the time
-// of its first claim.
-func TestAddNewKeepsScores(t *testing.T) {
-	sets, _ := open(t)
-	ctx := context.Background()
-	key := uniqueKey("served")
-	t.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
-	if _, err := sets.AddNew(ctx, key, []storage.Scored{{ID: 1, Score: 1}, {ID: 2, Score: 1}}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := sets.AddNew(ctx, key, []storage.Scored{{ID: 2, Score: 5}, {ID: 3, Score: 1}}, time.Minute); err != nil || !slices.Equal(got, []int64{3}) {
-		t.Fatalf("AddNew(2, 3) = %v, %v; want [3]", got, err)
-	}
-	if top, _ := sets.Top(ctx, key, 1); len(top) != 1 || top[0].Score != 1 {
-		t.Errorf("Top = %v: AddNew changed an existing member's score", top)
-	}
 }
 
 // Delete removes every key given, in one pipelined round trip; absent ones are
@@ -98,14 +80,14 @@ func TestOrder(t *testing.T) {
 	in := []storage.Scored{
 		{ID: 9, Score: 1}, {ID: 10, Score: 1}, {ID: 100, Score: 1},
 		{ID: 1, Score: math.Inf(-1)}, {ID: 2, Score: -2.5}, {ID: 3, Score: math.Copysign(0, -1)},
-		{ID: 4, Score: 0.25}, {ID: 5, Score: math.Inf(1)}, {ID: -7, Score: -2.5},
+		{ID: 4, Score: 0.25}, {ID: 5, Score: math.Inf(1)}, {ID: 70, Score: -2.5},
 	}
 	if err := sets.Add(ctx, key, in, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	want := []storage.Scored{
 		{ID: 5, Score: math.Inf(1)}, {ID: 9, Score: 1}, {ID: 100, Score: 1}, {ID: 10, Score: 1},
-		{ID: 4, Score: 0.25}, {ID: 3, Score: 0}, {ID: 2, Score: -2.5}, {ID: -7, Score: -2.5},
+		{ID: 4, Score: 0.25}, {ID: 3, Score: 0}, {ID: 70, Score: -2.5}, {ID: 2, Score: -2.5},
 		{ID: 1, Score: math.Inf(-1)},
 	}
 	if got, err := sets.Top(ctx, key, 20); err != nil || !slices.Equal(got, want) {
@@ -139,17 +121,30 @@ func TestAddSetsExpiryAtomically(t *testing.T) {
 	}
 }
 
-func TestMalformedMemberIsAnError(t *testing.T) {
+// A member that is not an article id affects only itself: the read that finds
+// it drops it (ZREM), counts it and logs it once, and serves the rest.
+func TestMalformedMembersAffectOnlyThemselves(t *testing.T) {
 	sets, client := open(t)
+	r := layouttest.NewReports(t)
+	sets.bad = r.Bad
 	ctx := context.Background()
-	key := uniqueKey("bad")
-	t.Cleanup(func() { _ = sets.Delete(context.Background(), key) })
-	if err := client.ZAdd(ctx, key, redis.Z{Score: 1, Member: "__import__('os')"}).Err(); err != nil {
-		t.Fatal(err)
+	add := func(key, member string, score float64) {
+		t.Helper()
+		if err := client.ZAdd(ctx, key, redis.Z{Score: score, Member: member}).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := sets.Top(ctx, key, 1); !errors.Is(err, storage.ErrMalformed) {
-		t.Errorf("Top over a non-id member: err = %v, want ErrMalformed", err)
+	members := func(key string) []string {
+		t.Helper()
+		m, err := client.ZRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
+	// A channel of its own: the hot list's key has no user in it.
+	channel := int32(1_000_000 + time.Now().UnixNano()%1_000_000_000)
+	layouttest.MalformedMembers(t, ctx, sets, add, members, r, uniqueKey("bad"), channel)
 }
 
 // A server that accepts and never answers: the call must end at the caller's
@@ -176,7 +171,7 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 			c.Close()
 		}
 	}()
-	sets, cleanup, err := Open(Config{Addrs: []string{ln.Addr().String()}, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	sets, cleanup, err := Open(Config{Addrs: []string{ln.Addr().String()}, ReadTimeout: time.Minute, WriteTimeout: time.Minute}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,11 @@
 // which removes and returns in one command (the original's ZREVRANGE then ZREM let
 // two refreshes serve the same article), and Add sends ZADD and PEXPIRE in one
 // MULTI/EXEC so a key never exists without the expiry it was given.
+//
+// A member that is not an article id (written by something else) affects only
+// itself: the read that finds it reports it through the layout.BadCells given
+// to Open, removes it (PopMax popped it already; Top sends a ZREM) and serves
+// the valid members read with it, reading further to make up for it.
 package redisstore
 
 import (
@@ -73,7 +78,7 @@ func (c Config) Validate() error {
 // its connections. It does not dial: an unreachable server fails the first call,
 // not the start of the process, so a service can start and degrade (DESIGN.md §6).
 // The client uses the deadline of each call's context for its socket operations.
-func Open(cfg Config) (storage.Sets, func() error, error) {
+func Open(cfg Config, bad *layout.BadCells) (storage.Sets, func() error, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid redis config: %w", err)
 	}
@@ -87,17 +92,26 @@ func Open(cfg Config) (storage.Sets, func() error, error) {
 		PoolSize:              cfg.PoolSize,
 		ContextTimeoutEnabled: true,
 	})
-	return New(client), client.Close, nil
+	return New(client, bad), client.Close, nil
 }
 
-// New returns the sets of client, which the caller owns. For calls to honour
-// their context's deadline, client needs ContextTimeoutEnabled (Open sets it).
-func New(client redis.UniversalClient) storage.Sets {
-	return layout.NewSets(&sortedSets{rdb: client})
+// New returns the sets of client, which the caller owns, reporting malformed
+// members to bad (nil: skipped silently). For calls to honour their context's
+// deadline, client needs ContextTimeoutEnabled (Open sets it).
+func New(client redis.UniversalClient, bad *layout.BadCells) storage.Sets {
+	return layout.NewSets(&sortedSets{rdb: client, bad: bad})
 }
 
 // sortedSets is layout.SortedSets over go-redis.
-type sortedSets struct{ rdb redis.UniversalClient }
+type sortedSets struct {
+	rdb redis.UniversalClient
+	bad *layout.BadCells
+}
+
+// maxRefills bounds the extra reads of one PopMax or Top that make up for
+// malformed members: each removes at least one, so a set full of them costs a
+// few round trips per call, not one per member.
+const maxRefills = 8
 
 var _ layout.SortedSets = (*sortedSets)(nil)
 
@@ -136,67 +150,33 @@ func pexpireTTL(ttl time.Duration) time.Duration {
 	return max(ttl.Truncate(time.Millisecond), time.Millisecond)
 }
 
-// addNew runs ZADD NX member by member on the server, so the check and the add
-// are one atomic step, and reports which members were new.
-var addNew = redis.NewScript(`
-local added = {}
-for i = 2, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i + 1]) == 1 then
-    added[#added + 1] = ARGV[i + 1]
-  end
-end
-if tonumber(ARGV[1]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return added
-`)
-
-// AddNew adds the members key lacks and returns their ids, in one script.
-func (s *sortedSets) AddNew(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) ([]int64, error) {
-	args := make([]any, 1, 1+2*len(members))
-	args[0] = int64(0)
-	if ttl > 0 {
-		args[0] = pexpireTTL(ttl).Milliseconds()
-	}
-	for _, m := range members {
-		if math.IsNaN(m.Score) {
-			return nil, fmt.Errorf("zadd nx %s: member %d has score NaN", key, m.ID)
-		}
-		args = append(args, strconv.FormatFloat(m.Score, 'g', -1, 64), strconv.FormatInt(m.ID, 10))
-	}
-	res, err := addNew.Run(ctx, s.rdb, []string{key}, args...).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("zadd nx %s: %w", key, err)
-	}
-	if len(res) == 0 {
-		return nil, nil
-	}
-	ids := make([]int64, len(res))
-	for i, m := range res {
-		if ids[i], err = parseMember(m); err != nil {
-			return nil, fmt.Errorf("zadd nx %s: %w", key, err)
-		}
-	}
-	return ids, nil
-}
-
 // PopMax removes and returns up to n members with the highest scores, highest
 // first: ZPOPMAX is atomic, so concurrent poppers never share a member.
 func (s *sortedSets) PopMax(ctx context.Context, key string, n int) ([]int64, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	zs, err := s.rdb.ZPopMax(ctx, key, int64(n)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("zpopmax %s: %w", key, err)
-	}
-	ids := make([]int64, 0, len(zs))
-	for _, z := range zs {
-		id, err := parseMember(z.Member)
+	var ids []int64
+	for want, round := n, 0; want > 0 && round <= maxRefills; round++ {
+		zs, err := s.rdb.ZPopMax(ctx, key, int64(want)).Result()
 		if err != nil {
+			if len(ids) > 0 {
+				break // they are popped: serve them, short
+			}
 			return nil, fmt.Errorf("zpopmax %s: %w", key, err)
 		}
-		ids = append(ids, id)
+		bad := 0
+		for _, z := range zs {
+			if id, ok := s.member(key, z.Member); ok {
+				ids = append(ids, id)
+			} else {
+				bad++ // popped, so dropped already
+			}
+		}
+		if len(zs) < want {
+			break // the set is empty
+		}
+		want = bad
 	}
 	if len(ids) == 0 {
 		return nil, nil
@@ -204,25 +184,51 @@ func (s *sortedSets) PopMax(ctx context.Context, key string, n int) ([]int64, er
 	return ids, nil
 }
 
+// member reads a member as an article id; one that is not is reported.
+func (s *sortedSets) member(key string, m any) (int64, bool) {
+	str, ok := m.(string)
+	if !ok {
+		s.bad.ReportMember(key, fmt.Sprint(m), fmt.Errorf("%w: member of type %T", storage.ErrMalformed, m))
+		return 0, false
+	}
+	return s.bad.Member(key, str)
+}
+
 // Top returns up to n members with the highest scores, highest first.
 func (s *sortedSets) Top(ctx context.Context, key string, n int) ([]storage.Scored, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	zs, err := s.rdb.ZRevRangeWithScores(ctx, key, 0, int64(n)-1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("zrevrange %s: %w", key, err)
-	}
-	if len(zs) == 0 {
-		return nil, nil
-	}
-	top := make([]storage.Scored, 0, len(zs))
-	for _, z := range zs {
-		id, err := parseMember(z.Member)
+	var (
+		top []storage.Scored
+		bad []any
+	)
+	for start, want, round := int64(0), int64(n), 0; want > 0 && round <= maxRefills; round++ {
+		zs, err := s.rdb.ZRevRangeWithScores(ctx, key, start, start+want-1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("zrevrange %s: %w", key, err)
 		}
-		top = append(top, storage.Scored{ID: id, Score: z.Score})
+		nbad := 0
+		for _, z := range zs {
+			if id, ok := s.member(key, z.Member); ok {
+				top = append(top, storage.Scored{ID: id, Score: z.Score})
+			} else {
+				bad = append(bad, z.Member)
+				nbad++
+			}
+		}
+		if int64(len(zs)) < want {
+			break
+		}
+		start, want = start+want, int64(nbad)
+	}
+	if len(bad) > 0 {
+		// Dropping them is the reader's chore, not its failure: the next read
+		// that finds one tries again.
+		_ = s.rdb.ZRem(ctx, key, bad...).Err()
+	}
+	if len(top) == 0 {
+		return nil, nil
 	}
 	return top, nil
 }
@@ -250,15 +256,12 @@ func (s *sortedSets) Delete(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-// parseMember reads a member as an article id.
+// parseMember reads a member the server echoes back from those it was sent
+// as an article id.
 func parseMember(m any) (int64, error) {
 	s, ok := m.(string)
 	if !ok {
 		return 0, fmt.Errorf("%w: member %v is not a string", storage.ErrMalformed, m)
 	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: member %.40q is not an article id", storage.ErrMalformed, s)
-	}
-	return id, nil
+	return storage.ParseID(s)
 }

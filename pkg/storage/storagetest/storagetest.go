@@ -5,6 +5,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -463,7 +464,7 @@ func loader(t *testing.T, tables storage.Tables) {
 		article := uniqueArticle()
 		var records []storage.Record
 		for i := range int64(300) {
-			records = append(records, storage.RecallRun{User: user, Channel: int32(i % 25), Source: feed.SourceContent, Timestamp: now - i/25, IDs: []int64{i}})
+			records = append(records, storage.RecallRun{User: user, Channel: int32(i % 25), Source: feed.SourceContent, Timestamp: now - i/25, IDs: []int64{i + 1}})
 		}
 		records = append(records,
 			storage.RecallRun{User: user, Channel: 3, Source: feed.SourceALS, Timestamp: now - 10, IDs: []int64{1, 2}},
@@ -493,8 +494,8 @@ func loader(t *testing.T, tables storage.Tables) {
 				continue
 			}
 			for i, v := range vs {
-				if v.Timestamp != now-int64(i) || len(v.IDs) != 1 || v.IDs[0] != int64(i*25)+int64(ch) {
-					t.Errorf("loaded content run %d of channel %d = %+v, want [%d] at now-%d", i, ch, v, i*25+int(ch), i)
+				if v.Timestamp != now-int64(i) || len(v.IDs) != 1 || v.IDs[0] != int64(i*25)+int64(ch)+1 {
+					t.Errorf("loaded content run %d of channel %d = %+v, want [%d] at now-%d", i, ch, v, i*25+int(ch)+1, i)
 					break
 				}
 			}
@@ -739,31 +740,76 @@ func tier1(t *testing.T, sets storage.Sets) {
 }
 
 func servedClaims(t *testing.T, sets storage.Sets) {
-	t.Run("each id is claimed once", func(t *testing.T) {
+	// seeded is a reader whose sets of channels 0, 1 and 2 are seeded from a
+	// history in which channel 0 served 9.
+	seeded := func(t *testing.T) string {
+		t.Helper()
 		user := unique(t)
-		got, err := sets.Claim(ctx(t), user, 1, []int64{1, 2}, time.Minute)
-		if err != nil || !slices.Equal(got, []int64{1, 2}) {
-			t.Fatalf("Claim(1, 2) = %v, %v; want [1 2]", got, err)
+		for _, ch := range []int32{0, 1, 2} {
+			var history []int64
+			if ch == 0 {
+				history = []int64{9}
+			}
+			if err := sets.Seed(ctx(t), user, ch, history, time.Minute); err != nil {
+				t.Fatalf("Seed(%d): %v", ch, err)
+			}
 		}
-		got, err = sets.Claim(ctx(t), user, 1, []int64{2, 3}, time.Minute)
+		return user
+	}
+
+	t.Run("each id is claimed once, channel 0 counting for every channel", func(t *testing.T) {
+		user := seeded(t)
+		for _, tt := range []struct {
+			channel int32
+			offer   []int64
+			want    []int64
+		}{
+			{1, []int64{1, 2}, []int64{1, 2}},
+			{1, []int64{2, 3}, []int64{3}},
+			{2, []int64{2, 3}, []int64{2, 3}}, // another channel has its own set
+			{1, []int64{5, 4, 5}, []int64{5, 4}},
+			{1, []int64{9, 6}, []int64{6}}, // 9 was seen in channel 0
+			{0, []int64{1, 9, 7}, []int64{1, 7}},
+			{2, []int64{7, 8}, []int64{8}}, // 7 was just served in channel 0
+			{1, nil, nil},
+		} {
+			got, err := sets.Claim(ctx(t), user, tt.channel, tt.offer, time.Minute)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("Claim(channel %d, %v) = %v, %v; want %v", tt.channel, tt.offer, got, err, tt.want)
+			}
+		}
+	})
+
+	t.Run("unseeded sets claim nothing until seeded from history", func(t *testing.T) {
+		user := unique(t)
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, time.Minute); !errors.Is(err, storage.ErrUnseeded) || len(got) != 0 {
+			t.Fatalf("Claim before Seed = %v, %v; want ErrUnseeded", got, err)
+		}
+		if err := sets.Seed(ctx(t), user, 1, []int64{1, 2}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// Channel 0's set is checked too, and it is not seeded yet.
+		if _, err := sets.Claim(ctx(t), user, 1, []int64{3}, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
+			t.Fatalf("Claim with channel 0 unseeded: err = %v, want ErrUnseeded", err)
+		}
+		if err := sets.Seed(ctx(t), user, 0, nil, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		got, err := sets.Claim(ctx(t), user, 1, []int64{2, 3, 1}, time.Minute)
 		if err != nil || !slices.Equal(got, []int64{3}) {
-			t.Errorf("Claim(2, 3) = %v, %v; want [3]", got, err)
+			t.Errorf("Claim after Seed = %v, %v; want [3]: history held 1 and 2", got, err)
 		}
-		got, err = sets.Claim(ctx(t), user, 2, []int64{2, 3}, time.Minute)
-		if err != nil || !slices.Equal(got, []int64{2, 3}) {
-			t.Errorf("Claim(2, 3) in another channel = %v, %v; want [2 3]", got, err)
+		// Seeding again adds to what was claimed meanwhile, never removes.
+		if err := sets.Seed(ctx(t), user, 1, []int64{4}, time.Minute); err != nil {
+			t.Fatal(err)
 		}
-		got, err = sets.Claim(ctx(t), user, 1, []int64{5, 4, 5}, time.Minute)
-		if err != nil || !slices.Equal(got, []int64{5, 4}) {
-			t.Errorf("Claim(5, 4, 5) = %v, %v; want [5 4]", got, err)
-		}
-		if got, err := sets.Claim(ctx(t), user, 1, nil, time.Minute); err != nil || len(got) != 0 {
-			t.Errorf("Claim of nothing = %v, %v; want nothing", got, err)
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{3, 4, 5}, time.Minute); err != nil || !slices.Equal(got, []int64{5}) {
+			t.Errorf("Claim after a second Seed = %v, %v; want [5]", got, err)
 		}
 	})
 
 	t.Run("concurrent claims of one id: exactly one gets it", func(t *testing.T) {
-		user := unique(t)
+		user := seeded(t)
 		var (
 			mu   sync.Mutex
 			wins = map[int64]int{}
@@ -797,17 +843,19 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 		}
 	})
 
-	t.Run("claims expire after their window", func(t *testing.T) {
+	t.Run("a set expires ttl after its last claim, then needs seeding again", func(t *testing.T) {
 		user := unique(t)
-		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, 300*time.Millisecond); err != nil || !slices.Equal(got, []int64{1}) {
+		for _, ch := range []int32{0, 1} {
+			if err := sets.Seed(ctx(t), user, ch, nil, 300*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := sets.Claim(ctx(t), user, 0, []int64{1}, 300*time.Millisecond); err != nil || !slices.Equal(got, []int64{1}) {
 			t.Fatalf("Claim(1) = %v, %v; want [1]", got, err)
 		}
-		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, 300*time.Millisecond); err != nil || len(got) != 0 {
-			t.Fatalf("Claim(1) again within the window = %v, %v; want nothing", got, err)
-		}
 		time.Sleep(600 * time.Millisecond)
-		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, time.Minute); err != nil || !slices.Equal(got, []int64{1}) {
-			t.Errorf("Claim(1) after the window = %v, %v; want [1]", got, err)
+		if _, err := sets.Claim(ctx(t), user, 0, []int64{1}, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
+			t.Errorf("Claim after the ttl: err = %v, want ErrUnseeded", err)
 		}
 	})
 }

@@ -206,8 +206,11 @@ func (x *Candidate) GetSource() Source {
 
 // RecallResponse holds merged candidates, without duplicates, in source priority.
 type RecallResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Candidates    []*Candidate           `protobuf:"bytes,1,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Candidates []*Candidate           `protobuf:"bytes,1,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	// read names, per recall-set source (100–102), the newest run read: what
+	// Consume deletes once the candidates are queued.
+	Read          []*ReadRuns `protobuf:"bytes,2,rep,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -249,6 +252,164 @@ func (x *RecallResponse) GetCandidates() []*Candidate {
 	return nil
 }
 
+func (x *RecallResponse) GetRead() []*ReadRuns {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+// ReadRuns are a source's recall runs up to a timestamp.
+type ReadRuns struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        Source                 `protobuf:"varint,1,opt,name=source,proto3,enum=reco.recall.v1.Source" json:"source,omitempty"`
+	Through       int64                  `protobuf:"varint,2,opt,name=through,proto3" json:"through,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadRuns) Reset() {
+	*x = ReadRuns{}
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadRuns) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadRuns) ProtoMessage() {}
+
+func (x *ReadRuns) ProtoReflect() protoreflect.Message {
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadRuns.ProtoReflect.Descriptor instead.
+func (*ReadRuns) Descriptor() ([]byte, []int) {
+	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReadRuns) GetSource() Source {
+	if x != nil {
+		return x.Source
+	}
+	return Source_SOURCE_UNSPECIFIED
+}
+
+func (x *ReadRuns) GetThrough() int64 {
+	if x != nil {
+		return x.Through
+	}
+	return 0
+}
+
+// ConsumeRequest names the runs a Recall of a reader's channel read.
+type ConsumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ChannelId     int32                  `protobuf:"varint,2,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	Read          []*ReadRuns            `protobuf:"bytes,3,rep,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeRequest) Reset() {
+	*x = ConsumeRequest{}
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeRequest) ProtoMessage() {}
+
+func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
+func (*ConsumeRequest) Descriptor() ([]byte, []int) {
+	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConsumeRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ConsumeRequest) GetChannelId() int32 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *ConsumeRequest) GetRead() []*ReadRuns {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+// ConsumeResponse is empty.
+type ConsumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeResponse) Reset() {
+	*x = ConsumeResponse{}
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeResponse) ProtoMessage() {}
+
+func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
+func (*ConsumeResponse) Descriptor() ([]byte, []int) {
+	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{5}
+}
+
 // SimilarRequest asks for the n most similar articles of article_id.
 type SimilarRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -260,7 +421,7 @@ type SimilarRequest struct {
 
 func (x *SimilarRequest) Reset() {
 	*x = SimilarRequest{}
-	mi := &file_reco_recall_v1_recall_proto_msgTypes[3]
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +433,7 @@ func (x *SimilarRequest) String() string {
 func (*SimilarRequest) ProtoMessage() {}
 
 func (x *SimilarRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_reco_recall_v1_recall_proto_msgTypes[3]
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +446,7 @@ func (x *SimilarRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimilarRequest.ProtoReflect.Descriptor instead.
 func (*SimilarRequest) Descriptor() ([]byte, []int) {
-	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{3}
+	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SimilarRequest) GetArticleId() int64 {
@@ -312,7 +473,7 @@ type SimilarResponse struct {
 
 func (x *SimilarResponse) Reset() {
 	*x = SimilarResponse{}
-	mi := &file_reco_recall_v1_recall_proto_msgTypes[4]
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +485,7 @@ func (x *SimilarResponse) String() string {
 func (*SimilarResponse) ProtoMessage() {}
 
 func (x *SimilarResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_reco_recall_v1_recall_proto_msgTypes[4]
+	mi := &file_reco_recall_v1_recall_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +498,7 @@ func (x *SimilarResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimilarResponse.ProtoReflect.Descriptor instead.
 func (*SimilarResponse) Descriptor() ([]byte, []int) {
-	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{4}
+	return file_reco_recall_v1_recall_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SimilarResponse) GetArticleIds() []int64 {
@@ -360,11 +521,21 @@ const file_reco_recall_v1_recall_proto_rawDesc = "" +
 	"\tCandidate\x12\x1d\n" +
 	"\n" +
 	"article_id\x18\x01 \x01(\x03R\tarticleId\x12.\n" +
-	"\x06source\x18\x02 \x01(\x0e2\x16.reco.recall.v1.SourceR\x06source\"K\n" +
+	"\x06source\x18\x02 \x01(\x0e2\x16.reco.recall.v1.SourceR\x06source\"y\n" +
 	"\x0eRecallResponse\x129\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2\x19.reco.recall.v1.CandidateR\n" +
-	"candidates\"=\n" +
+	"candidates\x12,\n" +
+	"\x04read\x18\x02 \x03(\v2\x18.reco.recall.v1.ReadRunsR\x04read\"T\n" +
+	"\bReadRuns\x12.\n" +
+	"\x06source\x18\x01 \x01(\x0e2\x16.reco.recall.v1.SourceR\x06source\x12\x18\n" +
+	"\athrough\x18\x02 \x01(\x03R\athrough\"v\n" +
+	"\x0eConsumeRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x02 \x01(\x05R\tchannelId\x12,\n" +
+	"\x04read\x18\x03 \x03(\v2\x18.reco.recall.v1.ReadRunsR\x04read\"\x11\n" +
+	"\x0fConsumeResponse\"=\n" +
 	"\x0eSimilarRequest\x12\x1d\n" +
 	"\n" +
 	"article_id\x18\x01 \x01(\x03R\tarticleId\x12\f\n" +
@@ -382,10 +553,11 @@ const file_reco_recall_v1_recall_proto_rawDesc = "" +
 	"SOURCE_NEW\x10g\x12\x0e\n" +
 	"\n" +
 	"SOURCE_HOT\x10h\x12\x12\n" +
-	"\x0eSOURCE_SIMILAR\x10i2\xa8\x01\n" +
+	"\x0eSOURCE_SIMILAR\x10i2\xf6\x01\n" +
 	"\rRecallService\x12I\n" +
 	"\x06Recall\x12\x1d.reco.recall.v1.RecallRequest\x1a\x1e.reco.recall.v1.RecallResponse\"\x00\x12L\n" +
-	"\aSimilar\x12\x1e.reco.recall.v1.SimilarRequest\x1a\x1f.reco.recall.v1.SimilarResponse\"\x00BEZCgithub.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1;recallv1b\x06proto3"
+	"\aSimilar\x12\x1e.reco.recall.v1.SimilarRequest\x1a\x1f.reco.recall.v1.SimilarResponse\"\x00\x12L\n" +
+	"\aConsume\x12\x1e.reco.recall.v1.ConsumeRequest\x1a\x1f.reco.recall.v1.ConsumeResponse\"\x00BEZCgithub.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1;recallv1b\x06proto3"
 
 var (
 	file_reco_recall_v1_recall_proto_rawDescOnce sync.Once
@@ -400,28 +572,36 @@ func file_reco_recall_v1_recall_proto_rawDescGZIP() []byte {
 }
 
 var file_reco_recall_v1_recall_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_reco_recall_v1_recall_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_reco_recall_v1_recall_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_reco_recall_v1_recall_proto_goTypes = []any{
 	(Source)(0),             // 0: reco.recall.v1.Source
 	(*RecallRequest)(nil),   // 1: reco.recall.v1.RecallRequest
 	(*Candidate)(nil),       // 2: reco.recall.v1.Candidate
 	(*RecallResponse)(nil),  // 3: reco.recall.v1.RecallResponse
-	(*SimilarRequest)(nil),  // 4: reco.recall.v1.SimilarRequest
-	(*SimilarResponse)(nil), // 5: reco.recall.v1.SimilarResponse
+	(*ReadRuns)(nil),        // 4: reco.recall.v1.ReadRuns
+	(*ConsumeRequest)(nil),  // 5: reco.recall.v1.ConsumeRequest
+	(*ConsumeResponse)(nil), // 6: reco.recall.v1.ConsumeResponse
+	(*SimilarRequest)(nil),  // 7: reco.recall.v1.SimilarRequest
+	(*SimilarResponse)(nil), // 8: reco.recall.v1.SimilarResponse
 }
 var file_reco_recall_v1_recall_proto_depIdxs = []int32{
 	0, // 0: reco.recall.v1.RecallRequest.sources:type_name -> reco.recall.v1.Source
 	0, // 1: reco.recall.v1.Candidate.source:type_name -> reco.recall.v1.Source
 	2, // 2: reco.recall.v1.RecallResponse.candidates:type_name -> reco.recall.v1.Candidate
-	1, // 3: reco.recall.v1.RecallService.Recall:input_type -> reco.recall.v1.RecallRequest
-	4, // 4: reco.recall.v1.RecallService.Similar:input_type -> reco.recall.v1.SimilarRequest
-	3, // 5: reco.recall.v1.RecallService.Recall:output_type -> reco.recall.v1.RecallResponse
-	5, // 6: reco.recall.v1.RecallService.Similar:output_type -> reco.recall.v1.SimilarResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 3: reco.recall.v1.RecallResponse.read:type_name -> reco.recall.v1.ReadRuns
+	0, // 4: reco.recall.v1.ReadRuns.source:type_name -> reco.recall.v1.Source
+	4, // 5: reco.recall.v1.ConsumeRequest.read:type_name -> reco.recall.v1.ReadRuns
+	1, // 6: reco.recall.v1.RecallService.Recall:input_type -> reco.recall.v1.RecallRequest
+	7, // 7: reco.recall.v1.RecallService.Similar:input_type -> reco.recall.v1.SimilarRequest
+	5, // 8: reco.recall.v1.RecallService.Consume:input_type -> reco.recall.v1.ConsumeRequest
+	3, // 9: reco.recall.v1.RecallService.Recall:output_type -> reco.recall.v1.RecallResponse
+	8, // 10: reco.recall.v1.RecallService.Similar:output_type -> reco.recall.v1.SimilarResponse
+	6, // 11: reco.recall.v1.RecallService.Consume:output_type -> reco.recall.v1.ConsumeResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_reco_recall_v1_recall_proto_init() }
@@ -435,7 +615,7 @@ func file_reco_recall_v1_recall_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_reco_recall_v1_recall_proto_rawDesc), len(file_reco_recall_v1_recall_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

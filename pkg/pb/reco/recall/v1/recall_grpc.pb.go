@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	RecallService_Recall_FullMethodName  = "/reco.recall.v1.RecallService/Recall"
 	RecallService_Similar_FullMethodName = "/reco.recall.v1.RecallService/Similar"
+	RecallService_Consume_FullMethodName = "/reco.recall.v1.RecallService/Consume"
 )
 
 // RecallServiceClient is the client API for RecallService service.
@@ -34,6 +35,9 @@ type RecallServiceClient interface {
 	Recall(ctx context.Context, in *RecallRequest, opts ...grpc.CallOption) (*RecallResponse, error)
 	// Similar returns the most similar articles of an article (source 105).
 	Similar(ctx context.Context, in *SimilarRequest, opts ...grpc.CallOption) (*SimilarResponse, error)
+	// Consume deletes the recall runs a Recall read, once its candidates are
+	// safely queued: runs written since survive.
+	Consume(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (*ConsumeResponse, error)
 }
 
 type recallServiceClient struct {
@@ -64,6 +68,16 @@ func (c *recallServiceClient) Similar(ctx context.Context, in *SimilarRequest, o
 	return out, nil
 }
 
+func (c *recallServiceClient) Consume(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (*ConsumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConsumeResponse)
+	err := c.cc.Invoke(ctx, RecallService_Consume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecallServiceServer is the server API for RecallService service.
 // All implementations must embed UnimplementedRecallServiceServer
 // for forward compatibility.
@@ -75,6 +89,9 @@ type RecallServiceServer interface {
 	Recall(context.Context, *RecallRequest) (*RecallResponse, error)
 	// Similar returns the most similar articles of an article (source 105).
 	Similar(context.Context, *SimilarRequest) (*SimilarResponse, error)
+	// Consume deletes the recall runs a Recall read, once its candidates are
+	// safely queued: runs written since survive.
+	Consume(context.Context, *ConsumeRequest) (*ConsumeResponse, error)
 	mustEmbedUnimplementedRecallServiceServer()
 }
 
@@ -90,6 +107,9 @@ func (UnimplementedRecallServiceServer) Recall(context.Context, *RecallRequest) 
 }
 func (UnimplementedRecallServiceServer) Similar(context.Context, *SimilarRequest) (*SimilarResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Similar not implemented")
+}
+func (UnimplementedRecallServiceServer) Consume(context.Context, *ConsumeRequest) (*ConsumeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Consume not implemented")
 }
 func (UnimplementedRecallServiceServer) mustEmbedUnimplementedRecallServiceServer() {}
 func (UnimplementedRecallServiceServer) testEmbeddedByValue()                       {}
@@ -148,6 +168,24 @@ func _RecallService_Similar_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecallService_Consume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConsumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecallServiceServer).Consume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecallService_Consume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecallServiceServer).Consume(ctx, req.(*ConsumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecallService_ServiceDesc is the grpc.ServiceDesc for RecallService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +200,10 @@ var RecallService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Similar",
 			Handler:    _RecallService_Similar_Handler,
+		},
+		{
+			MethodName: "Consume",
+			Handler:    _RecallService_Consume_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

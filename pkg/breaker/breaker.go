@@ -1,0 +1,82 @@
+// Package breaker skips a dependency that keeps failing (DESIGN §6: "a
+// dependency that keeps failing is skipped by a circuit breaker until it
+// recovers"): after a run of failed calls, calls fail at once for a short
+// while instead of each waiting out its deadline, then one probe call decides
+// whether the dependency is back. A dead HBase or Redis then costs a request
+// ~0 ms, and the feed's fallbacks answer at once.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// The thresholds are fixed rather than configured: they only decide how fast a
+// dead dependency is noticed and a recovered one retried, and both want to be
+// short.
+const (
+	// tripAfter consecutive failures open the breaker: a few, so a single
+	// slow call never does.
+	tripAfter = 5
+	// openFor is how long an open breaker fails calls at once before one probe
+	// call may try: recovery is noticed within about this long.
+	openFor = time.Second
+)
+
+// ErrOpen is wrapped by the error of a call the breaker refused.
+var ErrOpen = errors.New("circuit breaker open")
+
+// Breaker guards one dependency.
+type Breaker struct {
+	name string
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// New returns a closed breaker for the dependency name; onChange, if not nil, is
+// told when it opens (true) and closes (false).
+func New(name string, onChange func(name string, open bool)) *Breaker {
+	st := gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     openFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= tripAfter },
+	}
+	if onChange != nil {
+		st.OnStateChange = func(name string, _, to gobreaker.State) {
+			switch to {
+			case gobreaker.StateOpen:
+				onChange(name, true)
+			case gobreaker.StateClosed:
+				onChange(name, false)
+			}
+		}
+	}
+	return &Breaker{name: name, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](st)}
+}
+
+// Do runs fn unless the breaker is open; failed says which of fn's errors
+// count against the dependency (nil: every error but the caller's own
+// cancellation).
+func (b *Breaker) Do(ctx context.Context, failed func(error) bool, fn func(ctx context.Context) error) error {
+	done, err := b.cb.Allow()
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.name, ErrOpen)
+	}
+	err = fn(ctx)
+	switch {
+	case err == nil:
+		done(nil)
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The caller left: says nothing about the dependency.
+		done(nil)
+	case failed == nil || failed(err):
+		done(err)
+	default:
+		done(nil)
+	}
+	return err
+}

@@ -1,0 +1,258 @@
+// Package eventlog is the suite's durable, ordered-per-key log: what must not be
+// lost once a caller was told "done" travels on it (a refresh's served ids on
+// their way to history_recommend; readers' actions on their way to the nearline
+// jobs, DESIGN.md §8). A producer appends before it answers; a consumer group
+// applies the entries idempotently and commits its position.
+//
+// Two backends implement Log and pass one contract suite (pkg/eventlog/logtest):
+//
+//   - "kafka": a Kafka cluster reached with franz-go (idempotent producer,
+//     acks=all, one partition per key hash; consumer groups with manual commits);
+//   - "embedded": append-only segment files on local disk with group-commit
+//     fsync, for the all-in-one default that runs without servers.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Entry is one record of a topic. Entries with one Key keep their order (Kafka:
+// one partition per key; the reader's user id is the key).
+type Entry struct {
+	Key   string
+	Value []byte
+}
+
+// Log is the durable log.
+type Log interface {
+	// Append stores entries durably before it returns: the embedded log has
+	// fsync'd them (group commit: concurrent Appends share one fsync), Kafka has
+	// acknowledged them with acks=all from an idempotent producer. A ctx that
+	// ends first returns its error and the entries may or may not be stored.
+	// Append does not keep entries or their Values after it returns.
+	Append(ctx context.Context, topic string, entries ...Entry) error
+	// Consume delivers topic's entries to handle in batches, in order per key,
+	// starting after the group's committed position (a group that never
+	// committed starts at the oldest entry kept), and commits a batch once
+	// handle returns nil; a handle error retries the batch after a backoff. It
+	// blocks until ctx ends (then returns nil). Delivery is at-least-once: after a
+	// crash a batch may come again, so handlers are idempotent. A batch is the
+	// handler's until it returns: the log does not touch it afterwards.
+	Consume(ctx context.Context, topic, group string, handle func(ctx context.Context, batch []Entry) error) error
+}
+
+// Errors of both backends.
+var (
+	// ErrClosed is returned by calls on a log whose cleanup has run.
+	ErrClosed = errors.New("eventlog: the log is closed")
+	// ErrTooLarge is returned by Append for an entry whose key and value
+	// together exceed MaxEntryBytes.
+	ErrTooLarge = errors.New("eventlog: entry too large")
+	// ErrConsumerActive is returned by the embedded log's Consume when the same
+	// (topic, group) is already being consumed in this process.
+	ErrConsumerActive = errors.New("eventlog: the group is already consuming this topic in this process")
+)
+
+// MaxEntryBytes bounds len(Key)+len(Value) of one entry: below Kafka's default
+// message.max.bytes (1 MiB) with room for the record and batch headers, so an
+// entry the embedded log accepts is one Kafka accepts too.
+const MaxEntryBytes = 900 << 10
+
+// maxBatch is the most entries one handle call gets.
+const maxBatch = 500
+
+// Backoff between attempts of a batch whose handler failed: doubling from
+// minBackoff up to maxBackoff, so a dead dependency is retried steadily
+// without a hot loop.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// Config chooses and configures the backend; the zero values are invalid
+// (defaults live in config.Default()).
+type Config struct {
+	// Backend is "embedded" or "kafka".
+	Backend  string         `yaml:"backend"`
+	Embedded EmbeddedConfig `yaml:"embedded"`
+	Kafka    KafkaConfig    `yaml:"kafka"`
+}
+
+// EmbeddedConfig configures the log on local disk.
+type EmbeddedConfig struct {
+	// Dir holds one directory per topic: its segment files and one position
+	// file per consumer group. One process at a time may open it.
+	Dir string `yaml:"dir"`
+	// SegmentBytes is the size at which a topic starts a new segment file; a
+	// segment is deleted once every group that ever committed is past it.
+	SegmentBytes int64 `yaml:"segment_bytes"`
+}
+
+// KafkaConfig configures the Kafka client.
+type KafkaConfig struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string `yaml:"brokers"`
+	// Partitions is the partition count of a topic the log creates because it
+	// is missing. An existing topic keeps its own. Changing it on a topic in use
+	// moves keys to other partitions and so breaks their order once.
+	Partitions int `yaml:"partitions"`
+	// ReplicationFactor is the replica count of a topic the log creates; -1
+	// takes the brokers' default.replication.factor.
+	ReplicationFactor int `yaml:"replication_factor"`
+	// Timeout bounds every call whose context has no earlier deadline: an
+	// Append until its acknowledgement, a commit, a topic creation.
+	Timeout time.Duration `yaml:"timeout"`
+	// DialTimeout bounds connecting to a broker.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// Linger is how long the producer waits for more records before it sends
+	// a batch: concurrent Appends share produce requests.
+	Linger time.Duration `yaml:"linger"`
+}
+
+// Validate reports whether c can be used; only the chosen backend's keys are
+// checked.
+func (c Config) Validate() error {
+	switch c.Backend {
+	case "embedded":
+		if err := c.Embedded.Validate(); err != nil {
+			return fmt.Errorf("embedded: %w", err)
+		}
+	case "kafka":
+		if err := c.Kafka.Validate(); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+	default:
+		return fmt.Errorf("backend must be embedded or kafka, got %q", c.Backend)
+	}
+	return nil
+}
+
+// Validate reports whether c can be used.
+func (c EmbeddedConfig) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("dir is required"))
+	}
+	if c.SegmentBytes <= 0 {
+		errs = append(errs, fmt.Errorf("segment_bytes must be positive, got %d", c.SegmentBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports whether c can be used.
+func (c KafkaConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers is required"))
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("broker %q is not host:port: %v", b, err))
+		}
+	}
+	if c.Partitions < 1 || c.Partitions > 1<<20 {
+		errs = append(errs, fmt.Errorf("partitions must be 1 or more, got %d", c.Partitions))
+	}
+	if c.ReplicationFactor != -1 && (c.ReplicationFactor < 1 || c.ReplicationFactor > 1<<15-1) {
+		errs = append(errs, fmt.Errorf("replication_factor must be -1 (the brokers' default) or 1 or more, got %d", c.ReplicationFactor))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", c.Timeout))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("dial_timeout must be positive, got %s", c.DialTimeout))
+	}
+	if c.Linger < 0 || c.Linger >= c.Timeout && c.Timeout > 0 {
+		errs = append(errs, fmt.Errorf("linger must be 0 or more and below timeout, got %s", c.Linger))
+	}
+	return errors.Join(errs...)
+}
+
+// Open returns the log cfg names and a cleanup that closes it (flushing what it
+// buffered). Neither backend waits for anything remote here: the embedded log
+// opens its directory (and fails if another process holds it), the Kafka
+// client connects on first use, so a broker that is down fails Appends within
+// their deadline, not the start of the process.
+func Open(cfg Config, log *zap.Logger) (Log, func() error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("eventlog: %w", err)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	switch cfg.Backend {
+	case "kafka":
+		l, err := openKafka(cfg.Kafka, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, l.close, nil
+	default:
+		l, err := openEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, l.close, nil
+	}
+}
+
+// validName checks a topic or group name. Both backends take the characters
+// Kafka allows in a topic name ([A-Za-z0-9._-], at most 249), so a name that
+// works on one works on the other; the embedded log uses them as file names.
+func validName(what, name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return fmt.Errorf("eventlog: invalid %s name %q: 1 to 249 characters of [A-Za-z0-9._-], not . or ..", what, name)
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("eventlog: invalid %s name %q: 1 to 249 characters of [A-Za-z0-9._-], not . or ..", what, name)
+		}
+	}
+	return nil
+}
+
+// checkEntries rejects entries the log cannot store.
+func checkEntries(entries []Entry) error {
+	for i, e := range entries {
+		if n := len(e.Key) + len(e.Value); n > MaxEntryBytes {
+			return fmt.Errorf("%w: entry %d has %d bytes of key and value, the most is %d", ErrTooLarge, i, n, MaxEntryBytes)
+		}
+	}
+	return nil
+}
+
+// deliver calls handle with batch until it returns nil (true) or ctx ends
+// first (false: the batch was not handled and must not be committed). A
+// handler that returns nil after ctx ended did handle the batch.
+func deliver(ctx context.Context, log *zap.Logger, topic, group string, batch []Entry,
+	handle func(context.Context, []Entry) error) bool {
+	backoff := minBackoff
+	for attempt := 1; ; attempt++ {
+		err := handle(ctx, batch)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("eventlog: handler failed; retrying the batch",
+			zap.String("topic", topic), zap.String("group", group), zap.Int("entries", len(batch)),
+			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}

@@ -1,0 +1,360 @@
+package chaos
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// phase is one row of the table: the calls that started in [start, end).
+type phase struct {
+	name    string
+	fault   bool
+	skipped string // why the row did not run on purpose
+	ran     bool   // the fault was injected (or, for a row without one, the load ran)
+	failure string // why the row could not run as asked (fails the test)
+
+	start, end time.Duration
+	kill       time.Duration // SIGKILL sent
+	restart    time.Duration // process started again
+	up         time.Duration // it answered its own readiness probe (0: never)
+	// killedAddr is the routing process killed: calls that were in flight on
+	// it when it died cannot be served by anyone and are counted apart.
+	killedAddr string
+}
+
+// row is what the checks found in one phase.
+type row struct {
+	calls, errors      int
+	outageCalls        int
+	outageErrors       int
+	inFlightLost       int // routing row: failed calls in flight on the killed process
+	refreshes, empty   int
+	inChannel, ch0Then int
+	missing            int
+	recovered          bool
+	recovery           time.Duration
+	codes              map[codes.Code]int
+}
+
+// targets of every row.
+const (
+	maxErrRate  = 0.001
+	maxRecovery = 5 * time.Second
+)
+
+// phaseOf returns the index of the phase a call belongs to (by start), -1 if
+// none.
+func phaseOf(phases []*phase, start time.Duration) int {
+	i := sort.Search(len(phases), func(i int) bool { return phases[i].end > start })
+	if i < len(phases) && phases[i].start <= start {
+		return i
+	}
+	return -1
+}
+
+// key of a reader's channel.
+type rc struct {
+	reader  int
+	channel int32
+}
+
+// findings are the violations of the feed's promises, per phase, with a few
+// examples for the log.
+type findings struct {
+	inChannel, ch0Then, missing []int // per phase
+	examples                    []string
+}
+
+func (f *findings) example(format string, args ...any) {
+	if len(f.examples) < 30 {
+		f.examples = append(f.examples, fmt.Sprintf(format, args...))
+	}
+}
+
+// checkRepeats finds ids served twice to one reader in one channel on
+// refreshes, and ids served in channel 0 and later (after that response
+// arrived) in another channel.
+func checkRepeats(calls []call, phases []*phase, f *findings) {
+	order := make([]int, 0, len(calls))
+	for i := range calls {
+		if calls[i].code == codes.OK && calls[i].refresh {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return calls[order[a]].start < calls[order[b]].start })
+
+	// The earliest end of a channel-0 refresh that served each id to a reader.
+	type ri struct {
+		reader int
+		id     int64
+	}
+	ch0 := map[ri]time.Duration{}
+	for _, i := range order {
+		c := &calls[i]
+		if c.channel != 0 {
+			continue
+		}
+		for _, id := range c.ids {
+			if e, ok := ch0[ri{c.reader, id}]; !ok || c.end < e {
+				ch0[ri{c.reader, id}] = c.end
+			}
+		}
+	}
+
+	type first struct {
+		stamp int64
+		at    time.Duration
+	}
+	served := map[rc]map[int64]first{}
+	for _, i := range order {
+		c := &calls[i]
+		p := phaseOf(phases, c.start)
+		k := rc{c.reader, c.channel}
+		m := served[k]
+		if m == nil {
+			m = map[int64]first{}
+			served[k] = m
+		}
+		for _, id := range c.ids {
+			if prev, ok := m[id]; ok {
+				if p >= 0 {
+					f.inChannel[p]++
+				}
+				f.example("in-channel repeat: reader %d channel %d article %d served at ts %d (t=%v) and again at ts %d (t=%v)",
+					c.reader, c.channel, id, prev.stamp, prev.at.Round(time.Millisecond), c.stamp, c.start.Round(time.Millisecond))
+			} else {
+				m[id] = first{c.stamp, c.start}
+			}
+			if c.channel != 0 {
+				if e, ok := ch0[ri{c.reader, id}]; ok && e < c.start {
+					if p >= 0 {
+						f.ch0Then[p]++
+					}
+					f.example("channel-0-then-channel repeat: reader %d article %d served in channel 0 (answered t=%v), then in channel %d at ts %d (t=%v)",
+						c.reader, id, e.Round(time.Millisecond), c.channel, c.stamp, c.start.Round(time.Millisecond))
+				}
+			}
+		}
+	}
+}
+
+// checkHistory finds ids an OK refresh served that history_recommend does not
+// hold for that reader and channel.
+func checkHistory(calls []call, phases []*phase, history map[rc]map[int64]bool, f *findings) {
+	for i := range calls {
+		c := &calls[i]
+		if c.code != codes.OK || !c.refresh {
+			continue
+		}
+		h := history[rc{c.reader, c.channel}]
+		for _, id := range c.ids {
+			if !h[id] {
+				if p := phaseOf(phases, c.start); p >= 0 {
+					f.missing[p]++
+				}
+				f.example("served but not in history: reader %d channel %d article %d (refresh ts %d, t=%v)",
+					c.reader, c.channel, id, c.stamp, c.start.Round(time.Millisecond))
+			}
+		}
+	}
+}
+
+// recoveryPoint is the start of the first window of one second, at or after
+// from and inside [from, limit), in which every call that started succeeded
+// (and at least one call started). ok is false when there is none.
+func recoveryPoint(calls []call, from, limit time.Duration) (time.Duration, bool) {
+	var in []*call
+	for i := range calls {
+		if c := &calls[i]; c.start >= from && c.start < limit {
+			in = append(in, c)
+		}
+	}
+	sort.Slice(in, func(a, b int) bool { return in[a].start < in[b].start })
+	v := from
+	for v+time.Second <= limit {
+		n, bad := 0, time.Duration(-1)
+		for _, c := range in {
+			if c.start < v {
+				continue
+			}
+			if c.start >= v+time.Second {
+				break
+			}
+			n++
+			if c.code != codes.OK {
+				bad = c.start
+			}
+		}
+		if bad < 0 && n > 0 {
+			return v, true
+		}
+		if bad < 0 { // no calls at all in the window: look one window later
+			v += time.Second
+		} else {
+			v = bad + time.Nanosecond
+		}
+	}
+	return 0, false
+}
+
+// tabulate computes every row.
+func tabulate(calls []call, phases []*phase, f *findings) []row {
+	rows := make([]row, len(phases))
+	for i := range rows {
+		rows[i].codes = map[codes.Code]int{}
+		rows[i].inChannel, rows[i].ch0Then, rows[i].missing = f.inChannel[i], f.ch0Then[i], f.missing[i]
+	}
+	for i, ph := range phases {
+		r := &rows[i]
+		if ph.fault && ph.ran {
+			if v, ok := recoveryPoint(calls, ph.restart, ph.end); ok {
+				r.recovered, r.recovery = true, v-ph.restart
+			}
+		}
+	}
+	for ci := range calls {
+		c := &calls[ci]
+		p := phaseOf(phases, c.start)
+		if p < 0 {
+			continue
+		}
+		ph, r := phases[p], &rows[p]
+		r.calls++
+		if c.code != codes.OK {
+			r.errors++
+			r.codes[c.code]++
+		} else if c.refresh {
+			r.refreshes++
+			if len(c.ids) == 0 {
+				r.empty++
+			}
+		}
+		if !ph.fault {
+			r.outageCalls++
+			if c.code != codes.OK {
+				r.outageErrors++
+			}
+			continue
+		}
+		outageEnd := ph.end
+		if r.recovered {
+			outageEnd = min(ph.end, ph.restart+r.recovery+time.Second)
+		}
+		if c.start < ph.kill || c.start >= outageEnd {
+			continue
+		}
+		if ph.killedAddr != "" && c.code != codes.OK && c.peer == ph.killedAddr && c.start <= ph.kill+time.Millisecond {
+			r.inFlightLost++
+			continue
+		}
+		r.outageCalls++
+		if c.code != codes.OK {
+			r.outageErrors++
+		}
+	}
+	return rows
+}
+
+// verdicts lists every target a row misses.
+func verdicts(ph *phase, r row) []string {
+	var bad []string
+	if ph.failure != "" {
+		bad = append(bad, ph.failure)
+	}
+	if ph.skipped != "" {
+		return bad
+	}
+	if !ph.ran {
+		if len(bad) == 0 {
+			bad = append(bad, "the fault was not injected")
+		}
+		return bad
+	}
+	if r.outageCalls == 0 {
+		bad = append(bad, "no calls were made during the outage")
+	} else if rate := float64(r.outageErrors) / float64(r.outageCalls); rate > maxErrRate {
+		bad = append(bad, fmt.Sprintf("%d errors in %d calls during the outage (%.2f%% > %.1f%%): %s",
+			r.outageErrors, r.outageCalls, 100*rate, 100*maxErrRate, codeSummary(r.codes)))
+	}
+	if r.inChannel > 0 {
+		bad = append(bad, fmt.Sprintf("%d in-channel repeats", r.inChannel))
+	}
+	if r.ch0Then > 0 {
+		bad = append(bad, fmt.Sprintf("%d channel-0-then-channel repeats", r.ch0Then))
+	}
+	if r.missing > 0 {
+		bad = append(bad, fmt.Sprintf("%d served ids missing from history_recommend", r.missing))
+	}
+	if ph.fault {
+		if !r.recovered {
+			bad = append(bad, fmt.Sprintf("no error-free second within %v of the restart", (ph.end-ph.restart).Round(100*time.Millisecond)))
+		} else if r.recovery > maxRecovery {
+			bad = append(bad, fmt.Sprintf("recovery %v > %v", r.recovery.Round(10*time.Millisecond), maxRecovery))
+		}
+	}
+	return bad
+}
+
+func codeSummary(m map[codes.Code]int) string {
+	var parts []string
+	for c, n := range m {
+		parts = append(parts, fmt.Sprintf("%v×%d", c, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// table renders the rows, one string a line.
+func table(phases []*phase, rows []row) []string {
+	lines := []string{
+		fmt.Sprintf("%-22s|%7s |%7s | %-15s| %-14s| %-20s| %-22s| %-9s| %s",
+			"fault", "calls", "errors", "err% in outage", "in-ch repeats", "ch0-then-ch repeats", "served-not-in-history", "recovery", "notes"),
+	}
+	for i, ph := range phases {
+		r := rows[i]
+		if ph.skipped != "" {
+			lines = append(lines, fmt.Sprintf("%-22s| skipped: %s", ph.name, ph.skipped))
+			continue
+		}
+		if !ph.ran {
+			lines = append(lines, fmt.Sprintf("%-22s| did not run: %s", ph.name, ph.failure))
+			continue
+		}
+		outage, recovery := "-", "-"
+		if r.outageCalls > 0 {
+			outage = fmt.Sprintf("%.2f%% (%d/%d)", 100*float64(r.outageErrors)/float64(r.outageCalls), r.outageErrors, r.outageCalls)
+		}
+		if ph.fault {
+			if r.recovered {
+				recovery = fmt.Sprintf("%.2fs", r.recovery.Seconds())
+			} else {
+				recovery = fmt.Sprintf(">%.0fs", (ph.end - ph.restart).Seconds())
+			}
+		}
+		var notes []string
+		if len(r.codes) > 0 {
+			notes = append(notes, codeSummary(r.codes))
+		}
+		if r.empty > 0 {
+			notes = append(notes, fmt.Sprintf("%d/%d refreshes empty", r.empty, r.refreshes))
+		}
+		if r.inFlightLost > 0 {
+			notes = append(notes, fmt.Sprintf("%d in flight on the killed routing (excluded)", r.inFlightLost))
+		}
+		if ph.fault && ph.up > 0 {
+			notes = append(notes, fmt.Sprintf("down %.1fs, up %.1fs after restart", (ph.restart-ph.kill).Seconds(), (ph.up-ph.restart).Seconds()))
+		} else if ph.fault {
+			notes = append(notes, "never answered its readiness probe")
+		}
+		if ph.failure != "" {
+			notes = append(notes, ph.failure)
+		}
+		lines = append(lines, fmt.Sprintf("%-22s|%7d |%7d | %-15s| %-14d| %-20d| %-22d| %-9s| %s",
+			ph.name, r.calls, r.errors, outage, r.inChannel, r.ch0Then, r.missing, recovery, strings.Join(notes, "; ")))
+	}
+	return lines
+}

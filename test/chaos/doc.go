@@ -1,0 +1,15 @@
+// Package chaos holds a Jepsen-style test of the feed's promises under faults
+// (TestChaos): it starts its own redis-server, standalone HBase + Thrift2
+// gateway and (when the run has Kafka) Kafka broker on free loopback ports, runs
+// the five services as separate `reco serve` processes (routing twice, behind a
+// client-side round robin), drives them with concurrent clients of the original
+// protobuf, SIGKILLs and restarts each dependency and each process in turn, and
+// checks from the outside what readers got: repeats within a channel, repeats
+// of channel 0 in another channel, served ids missing from history_recommend,
+// errors during each outage and the time to recover after each restart.
+//
+// It runs under `make test` (RECOTEST_REQUIRE_INTEGRATION=1) in about five
+// minutes, and for longer with RECOTEST_CHAOS=long (`make chaos`). Elsewhere it
+// is skipped: it needs redis-server, a JDK and the HBase jars that
+// scripts/hbase.sh resolves.
+package chaos
