@@ -2,9 +2,12 @@ package eventlog_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog"
@@ -23,6 +26,11 @@ func kafkaConfig(brokers ...string) eventlog.Config {
 
 func TestKafkaContract(t *testing.T) {
 	addr := logtest.Server(t, logtest.EnvKafka)
+	// Every run makes topics and groups of its own (logtest.Name); they are
+	// deleted afterwards, and a crashed run's at the start of the next, so the
+	// test broker's start-up does not slow down with each run.
+	dropTestTopics(t, addr, "-"+t.Name()+"-")
+	t.Cleanup(func() { dropTestTopics(t, addr, "-"+t.Name()+"-") })
 	logtest.Run(t, func(t *testing.T) eventlog.Log {
 		l, closeLog, err := eventlog.Open(kafkaConfig(addr), zaptest.NewLogger(t))
 		if err != nil {
@@ -75,5 +83,48 @@ func TestKafkaUnreachable(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Consume returned %s after its context, want promptly", d)
+	}
+}
+
+// dropTestTopics deletes the topics and consumer groups whose names contain
+// marker.
+func dropTestTopics(t *testing.T, addr, marker string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var drop []string
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Logf("list groups: %v", err)
+	}
+	for _, g := range groups.Groups() {
+		if strings.Contains(g, marker) {
+			drop = append(drop, g)
+		}
+	}
+	if len(drop) > 0 {
+		if _, err := adm.DeleteGroups(ctx, drop...); err != nil {
+			t.Logf("delete groups: %v", err)
+		}
+	}
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Logf("list topics: %v", err)
+	}
+	drop = drop[:0]
+	for _, name := range topics.Names() {
+		if strings.Contains(name, marker) {
+			drop = append(drop, name)
+		}
+	}
+	if len(drop) > 0 {
+		if _, err := adm.DeleteTopics(ctx, drop...); err != nil {
+			t.Logf("delete topics: %v", err)
+		}
 	}
 }

@@ -237,6 +237,7 @@ func Dial(target string, callTimeout time.Duration, metrics *ClientMetrics, dial
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: clientPingEvery, Timeout: clientPingTimeout, PermitWithoutStream: true}),
 		grpc.WithChainUnaryInterceptor(
 			metrics.UnaryClientInterceptor(),
+			peerBreaker(target),
 			timeout.UnaryClientInterceptor(callTimeout),
 		),
 	}

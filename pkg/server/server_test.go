@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
@@ -123,5 +124,34 @@ func TestEveryCallCarriesTheHopDeadline(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("reco_grpc_server_handled_total has no series after the call")
+	}
+}
+
+func TestDialSkipsAPeerThatKeepsFailing(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there
+	metrics, err := NewClientMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := Dial(addr, time.Second, metrics, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	for i := range 10 {
+		start := time.Now()
+		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("call %d to a dead peer: %v, want Unavailable", i, err)
+		}
+		if i >= 5 && (!strings.Contains(err.Error(), "circuit breaker open") || time.Since(start) > 50*time.Millisecond) {
+			t.Errorf("call %d after 5 failures: %v in %v, want the breaker to refuse it at once", i, err, time.Since(start))
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/breaker"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
@@ -92,6 +93,7 @@ func Open(cfg Config, bad *layout.BadCells) (storage.Sets, func() error, error) 
 		PoolSize:              cfg.PoolSize,
 		ContextTimeoutEnabled: true,
 	})
+	client.AddHook(breakerHook{breaker.New("redis", nil)})
 	return New(client, bad), client.Close, nil
 }
 
