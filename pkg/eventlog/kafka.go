@@ -290,12 +290,23 @@ func (k *kafkaLog) Consume(ctx context.Context, topic, group string, handle func
 		if fetches.IsClientClosed() {
 			return ErrClosed
 		}
+		failed := false
 		fetches.EachError(func(t string, p int32, err error) {
+			failed = true
 			k.log.Warn("eventlog: kafka fetch failed", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
 		})
 		recs := fetches.Records()
 		if len(recs) == 0 {
 			cl.AllowRebalance()
+			if failed {
+				// A poll that only brings errors comes back at once: pause, or
+				// a lasting failure becomes a hot loop of log lines.
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(minBackoff):
+				}
+			}
 			continue
 		}
 		// Records come partition by partition in offset order, so a key's
