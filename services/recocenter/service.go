@@ -37,9 +37,11 @@ type Config struct {
 	// serve-time claim checks) live after their last claim; then the next
 	// refresh seeds them from history again.
 	SeenTTL time.Duration `yaml:"seen_ttl"`
-	// HistoryTimeout bounds the history write of a refresh. The served-ids log
-	// entry is what makes the ids durable; the direct write only spares a
-	// history page right after the refresh the applier's lag.
+	// HistoryTimeout bounds each history read and write of a refresh (DESIGN
+	// §6: a hung history costs a bounded, small part of the request, then the
+	// refresh degrades). The served-ids log entry is what makes the ids
+	// durable; the direct write only spares a history page right after the
+	// refresh the applier's lag.
 	HistoryTimeout time.Duration `yaml:"history_timeout"`
 }
 
@@ -163,7 +165,9 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 		}
 		return feed.Page{IDs: ids}, nil
 	}
-	last, err := c.ports.History.Newest(ctx, r.User, r.Channel)
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+	last, err := c.ports.History.Newest(hctx, r.User, r.Channel)
+	cancel()
 	if err != nil {
 		// Without history the request cannot be told from a history page; most
 		// calls are refreshes, so serve one rather than nothing.
@@ -227,7 +231,7 @@ func (c *Center) exclude(ctx context.Context, r feed.Request, historyUp bool, se
 	seen := map[int64]bool{}
 	if historyUp {
 		var err error
-		if seen, err = c.ports.History.Seen(ctx, r.User, seenChannels(r.Channel)); err != nil {
+		if seen, err = c.seenIn(ctx, r.User, seenChannels(r.Channel)); err != nil {
 			c.degraded(r, "history", err)
 			seen = map[int64]bool{}
 		}
@@ -236,6 +240,14 @@ func (c *Center) exclude(ctx context.Context, r feed.Request, historyUp bool, se
 		seen[id] = true
 	}
 	return seen
+}
+
+// seenIn reads what history says the reader has seen in channels, bounded by
+// HistoryTimeout: a hung history costs a refresh that much, then it degrades.
+func (c *Center) seenIn(ctx context.Context, user string, channels []int32) (map[int64]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+	defer cancel()
+	return c.ports.History.Seen(ctx, user, channels)
 }
 
 // seenChannels are the channels whose history a refresh of channel must not
@@ -339,7 +351,7 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 		return claimed
 	}
 	c.degraded(r, "claims", err)
-	seen, herr := c.ports.History.Seen(ctx, r.User, seenChannels(r.Channel))
+	seen, herr := c.seenIn(ctx, r.User, seenChannels(r.Channel))
 	if herr != nil {
 		c.degraded(r, "history", herr)
 		return ids
@@ -358,7 +370,7 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 // seen sets.
 func (c *Center) seed(ctx context.Context, r feed.Request) error {
 	for _, ch := range seenChannels(r.Channel) {
-		seen, err := c.ports.History.Seen(ctx, r.User, []int32{ch})
+		seen, err := c.seenIn(ctx, r.User, []int32{ch})
 		if err != nil {
 			return fmt.Errorf("read history to seed seen set: %w", err)
 		}
