@@ -23,6 +23,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog/logtest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -55,8 +56,12 @@ func freeAddr(t *testing.T) string {
 // started them, and at an embedded file otherwise.
 func storageEnv(t *testing.T, dbPath string) []string {
 	if thrift, redis := os.Getenv(storagetest.EnvHBase), os.Getenv(storagetest.EnvRedis); thrift != "" && redis != "" {
-		return []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis,
+		env := []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis,
 			"RECO_STORAGE_LOG_EMBEDDED_DIR=" + dbPath + ".log"}
+		if kafka := os.Getenv(logtest.EnvKafka); kafka != "" {
+			env = append(env, "RECO_STORAGE_LOG_BACKEND=kafka", "RECO_STORAGE_LOG_KAFKA_BROKERS="+kafka)
+		}
+		return env
 	}
 	return []string{"RECO_STORAGE_EMBEDDED_PATH=" + dbPath, "RECO_STORAGE_EMBEDDED_NO_SYNC=true", "RECO_STORAGE_LOG_EMBEDDED_DIR=" + dbPath + ".log"}
 }

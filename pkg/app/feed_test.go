@@ -26,6 +26,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/abtest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog/logtest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
@@ -37,9 +38,9 @@ const fixtureChannel = fixture.Channel
 // and Redis that `make test` starts. Each test gets its own: the servers outlive
 // a test, so there every test gets fresh readers.
 type feedEnv struct {
-	// thrift and redis are the real servers' addresses; empty on the embedded
-	// default.
-	thrift, redis string
+	// thrift, redis and kafka are the real servers' addresses; empty on the
+	// embedded default.
+	thrift, redis, kafka string
 	// user is the fixture's reader, in Algo-1; algo2 is one in Algo-2.
 	user, algo2 string
 }
@@ -77,13 +78,14 @@ var feedTests = []struct {
 	{"MetricsAndRequestLogsAfterTraffic", testMetricsAndRequestLogsAfterTraffic},
 }
 
-// TestFeedOnHBaseAndRedis runs the feed tests again on real HBase and Redis,
-// which `make test` starts.
+// TestFeedOnHBaseAndRedis runs the feed tests again on real HBase, Redis and
+// Kafka (the served-ids log), which `make test` starts.
 func TestFeedOnHBaseAndRedis(t *testing.T) {
 	thrift, redis := storagetest.Server(t, storagetest.EnvHBase), storagetest.Server(t, storagetest.EnvRedis)
+	kafka := logtest.Server(t, logtest.EnvKafka)
 	for _, tc := range feedTests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.test(t, feedEnv{thrift: thrift, redis: redis, user: freshUser(false), algo2: freshUser(true)})
+			tc.test(t, feedEnv{thrift: thrift, redis: redis, kafka: kafka, user: freshUser(false), algo2: freshUser(true)})
 		})
 	}
 }
@@ -122,6 +124,7 @@ func (e feedEnv) config(t *testing.T) config.Config {
 	if e.thrift != "" {
 		cfg.Storage.Tables, cfg.Storage.HBase.ThriftAddr = "hbase", e.thrift
 		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{e.redis}
+		cfg.Storage.Log.Backend, cfg.Storage.Log.Kafka.Brokers = "kafka", []string{e.kafka}
 	}
 	cfg.Sort.ModelDir = filepath.Join(t.TempDir(), "models")
 	// Recall keeps the test's ALS order deterministic by taking all of it.

@@ -56,7 +56,7 @@ func profileFor(mode string) profile {
 		},
 		warmup: 10 * time.Second, steady: 10 * time.Second,
 		outage: 8 * time.Second, tail: 2 * time.Second, settle: 5 * time.Second,
-		capReco: 20 * time.Second, capJVM: 60 * time.Second,
+		capReco: 12 * time.Second, capJVM: 40 * time.Second,
 		hbaseHeap: "768m",
 	}
 	if mode == "long" {
@@ -161,6 +161,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	ld.start()
+	t.Logf("load started at %s (t=0)", rec.epoch.Format("15:04:05.000"))
 	loadStopped := false
 	stopLoad := func() {
 		if !loadStopped {
@@ -285,6 +286,13 @@ func TestChaos(t *testing.T) {
 			t.Errorf("row %q: %s", ph.name, v)
 		}
 	}
+	// A process that died without being killed is a failure of its own,
+	// whatever the rows say.
+	for _, p := range e.reg.procs {
+		for _, c := range p.unexpectedExits() {
+			t.Errorf("%s", c)
+		}
+	}
 	t.Logf("total %v", time.Since(began).Round(time.Second))
 }
 
@@ -324,7 +332,20 @@ func (e *env) newProc(name string, deathSig bool) *proc {
 	return p
 }
 
+// build compiles this tree's reco, unless RECOTEST_CHAOS_RECO_BIN names a
+// binary to test instead.
 func (e *env) build() error {
+	if bin := os.Getenv("RECOTEST_CHAOS_RECO_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("RECOTEST_CHAOS_RECO_BIN: %w", err)
+		}
+		e.recoBin = abs
+		return nil
+	}
 	e.recoBin = filepath.Join(e.dir, "bin", "reco")
 	cmd := exec.Command("go", "build", "-o", e.recoBin, "./cmd/reco")
 	cmd.Dir = e.root

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,11 +99,20 @@ type proc struct {
 	// deathSig: a process started here dies with the test process.
 	deathSig bool
 
-	mu   sync.Mutex
-	pid  int
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been waited for
-	reg  *registry
+	mu      sync.Mutex
+	pid     int
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has been waited for
+	killing bool          // the test is killing it: an exit now is expected
+	crashes []string      // exits the test did not cause
+	reg     *registry
+}
+
+// unexpectedExits lists the exits of the process the test did not cause.
+func (p *proc) unexpectedExits() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.crashes)
 }
 
 // registry remembers every process of the test, for the cleanup and for a
@@ -228,12 +238,19 @@ func (p *proc) start() error {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	done := make(chan struct{})
+	started := time.Now()
 	go func() {
-		_ = cmd.Wait()
+		err := cmd.Wait()
 		f.Close()
+		p.mu.Lock()
+		if !p.killing {
+			p.crashes = append(p.crashes, fmt.Sprintf("%s (pid %d) exited on its own at %s, %v after it started: %v",
+				p.name, cmd.Process.Pid, time.Now().Format("15:04:05.000"), time.Since(started).Round(time.Millisecond), err))
+		}
+		p.mu.Unlock()
 		close(done)
 	}()
-	p.cmd, p.done, p.pid = cmd, done, cmd.Process.Pid
+	p.cmd, p.done, p.pid, p.killing = cmd, done, cmd.Process.Pid, false
 	go p.reg.sync()
 	return nil
 }
@@ -242,6 +259,7 @@ func (p *proc) start() error {
 func (p *proc) kill9() error {
 	p.mu.Lock()
 	pid, done := p.pid, p.done
+	p.killing = true
 	p.mu.Unlock()
 	if pid <= 0 || gone(pid) {
 		return fmt.Errorf("%s is not running", p.name)
