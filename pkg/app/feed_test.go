@@ -134,7 +134,7 @@ func (e feedEnv) config(t *testing.T) config.Config {
 	for _, c := range []*config.Client{&cfg.Clients.RecoCenter, &cfg.Clients.Recall, &cfg.Clients.Sort, &cfg.Clients.Cache} {
 		c.Timeout = 10 * time.Second
 	}
-	cfg.RecoCenter.FillTimeout = 10 * time.Second
+	cfg.RecoCenter.FillTimeout, cfg.RecoCenter.HistoryTimeout = 10*time.Second, 10*time.Second
 	return cfg
 }
 

@@ -19,9 +19,16 @@ import (
 // dead dependency is noticed and a recovered one retried, and both want to be
 // short.
 const (
-	// tripAfter consecutive failures open the breaker: a few, so a single
-	// slow call never does.
+	// tripAfter failures in a row open the breaker whatever the traffic: a
+	// dependency that answers nothing is dead.
 	tripAfter = 5
+	// Under load a healthy dependency fails some calls (deadlines) and
+	// succeeds with the rest: the breaker must not turn that into refusing
+	// everything. Within a window, it also opens once at least minCalls calls
+	// were made and at least failRatio of them failed.
+	window    = time.Second
+	minCalls  = 20
+	failRatio = 0.9
 	// openFor is how long an open breaker fails calls at once before one probe
 	// call may try: recovery is noticed within about this long.
 	openFor = time.Second
@@ -43,7 +50,8 @@ func New(name string, onChange func(name string, open bool)) *Breaker {
 		Name:        name,
 		MaxRequests: 1,
 		Timeout:     openFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= tripAfter },
+		Interval:    window,
+		ReadyToTrip: tripped,
 	}
 	if onChange != nil {
 		st.OnStateChange = func(name string, _, to gobreaker.State) {
@@ -56,6 +64,15 @@ func New(name string, onChange func(name string, open bool)) *Breaker {
 		}
 	}
 	return &Breaker{name: name, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](st)}
+}
+
+// tripped says whether the counts of the current window show a dependency
+// failing: every one of a few calls, or nearly every one of many.
+func tripped(c gobreaker.Counts) bool {
+	if c.Requests < minCalls {
+		return c.ConsecutiveFailures >= tripAfter
+	}
+	return float64(c.TotalFailures) >= failRatio*float64(c.Requests)
 }
 
 // Do runs fn unless the breaker is open; failed says which of fn's errors

@@ -54,3 +54,19 @@ func TestIgnoredErrorsAndCancellationDoNotTrip(t *testing.T) {
 		t.Errorf("after only ignored errors and cancellations: %v, want the call to run", err)
 	}
 }
+
+func TestAnOverloadedDependencyIsNotCutOff(t *testing.T) {
+	b := New("peer", nil)
+	slow := context.DeadlineExceeded
+	for i := range 200 {
+		err := b.Do(context.Background(), func(error) bool { return true }, func(context.Context) error {
+			if i >= 30 && (i/6)%2 == 1 {
+				return slow // runs of calls miss their deadline under load
+			}
+			return nil
+		})
+		if errors.Is(err, ErrOpen) {
+			t.Fatalf("call %d refused: a busy dependency answering half its calls must not be cut off", i)
+		}
+	}
+}

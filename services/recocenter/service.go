@@ -336,7 +336,8 @@ func (p *page) fromPopular(ctx context.Context, exclude map[int64]bool) {
 // repeats"): it returns the ids of ids the reader has not been served in the
 // channel nor in channel 0, and records them as served. Seen sets lost with
 // Redis or expired are seeded from history first. When the claims are down,
-// history filters instead: the page is served, degraded.
+// history filters instead; when history is unreadable too, nothing is served:
+// a short page is better than a repeat.
 func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64 {
 	if len(ids) == 0 {
 		return nil
@@ -353,8 +354,10 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 	c.degraded(r, "claims", err)
 	seen, herr := c.seenIn(ctx, r.User, seenChannels(r.Channel))
 	if herr != nil {
+		// Nothing can tell what the reader has seen: serve nothing rather
+		// than risk a repeat.
 		c.degraded(r, "history", herr)
-		return ids
+		return nil
 	}
 	var unseen []int64
 	for _, id := range ids {

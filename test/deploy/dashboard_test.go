@@ -192,7 +192,7 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	for _, c := range []*config.Client{&cfg.Clients.RecoCenter, &cfg.Clients.Recall, &cfg.Clients.Sort, &cfg.Clients.Cache} {
 		c.Timeout = 10 * time.Second
 	}
-	cfg.RecoCenter.FillTimeout = 10 * time.Second
+	cfg.RecoCenter.FillTimeout, cfg.RecoCenter.HistoryTimeout = 10*time.Second, 10*time.Second
 	// Algo-2 ranks with model 201, which the fixture does not write.
 	plan := strings.Replace(abtest.Original, "Algo-2: {recall: [100, 101, 102, 103, 104], sort: 200", "Algo-2: {recall: [100, 101, 102, 103, 104], sort: 201", 1)
 	if plan == abtest.Original {
