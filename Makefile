@@ -31,6 +31,10 @@ run: build ## serve all five services on 127.0.0.1:9999, embedded storage, in th
 test: ## run every test; starts real Redis, HBase and Kafka (installing them if missing)
 	scripts/integration.sh scripts/gotest.sh
 
+.PHONY: chaos
+chaos: ## the chaos test, long: minutes of outage per fault and a soak (RECOTEST_CHAOS=long), its own servers
+	scripts/integration.sh env RECOTEST_CHAOS=long go test -count=1 -v -timeout 90m -run '^TestChaos$$' ./test/chaos/
+
 .PHONY: bench
 bench: ## run the benchmarks against real Redis and HBase and print their numbers
 	scripts/integration.sh scripts/bench.sh

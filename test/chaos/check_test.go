@@ -15,10 +15,16 @@ type phase struct {
 	fault   bool
 	skipped string // why the row did not run on purpose
 	ran     bool   // the fault was injected (or, for a row without one, the load ran)
+	order   int    // the row's place in the table (faults run in another order)
+	warmup  bool   // cold caches: errors are shown, not judged
+	// dirty: the previous fault had not recovered when this one was injected,
+	// so this row also carries its effects.
+	dirty   bool
 	failure string // why the row could not run as asked (fails the test)
 
 	start, end time.Duration
-	kill       time.Duration // SIGKILL sent
+	kill       time.Duration // about to send SIGKILL
+	killed     time.Duration // the process is gone
 	restart    time.Duration // process started again
 	up         time.Duration // it answered its own readiness probe (0: never)
 	// killedAddr is the routing process killed: calls that were in flight on
@@ -150,7 +156,10 @@ func checkHistory(calls []call, phases []*phase, history map[rc]map[int64]bool, 
 		if c.code != codes.OK || !c.refresh {
 			continue
 		}
-		h := history[rc{c.reader, c.channel}]
+		h, read := history[rc{c.reader, c.channel}]
+		if !read {
+			continue // counted as unverified, not as missing
+		}
 		for _, id := range c.ids {
 			if !h[id] {
 				if p := phaseOf(phases, c.start); p >= 0 {
@@ -163,39 +172,26 @@ func checkHistory(calls []call, phases []*phase, history map[rc]map[int64]bool, 
 	}
 }
 
-// recoveryPoint is the start of the first window of one second, at or after
-// from and inside [from, limit), in which every call that started succeeded
-// (and at least one call started). ok is false when there is none.
+// recoveryPoint is when the errors stopped for good after a restart: the
+// start of the error-free stretch that runs from there to the end of the row
+// (limit), at least one second long and holding at least one call. It is the
+// first error-free second after the restart unless errors came back later in
+// the row (a gateway that serves degraded pages while down and fails calls
+// once it is back), in which case it is after the last of them. ok is false
+// when the row ends before such a second.
 func recoveryPoint(calls []call, from, limit time.Duration) (time.Duration, bool) {
-	var in []*call
+	v := from
 	for i := range calls {
-		if c := &calls[i]; c.start >= from && c.start < limit {
-			in = append(in, c)
+		if c := &calls[i]; c.code != codes.OK && c.start >= from && c.start < limit && c.start+time.Nanosecond > v {
+			v = c.start + time.Nanosecond
 		}
 	}
-	sort.Slice(in, func(a, b int) bool { return in[a].start < in[b].start })
-	v := from
-	for v+time.Second <= limit {
-		n, bad := 0, time.Duration(-1)
-		for _, c := range in {
-			if c.start < v {
-				continue
-			}
-			if c.start >= v+time.Second {
-				break
-			}
-			n++
-			if c.code != codes.OK {
-				bad = c.start
-			}
-		}
-		if bad < 0 && n > 0 {
+	if v+time.Second > limit {
+		return 0, false
+	}
+	for i := range calls {
+		if c := &calls[i]; c.start >= v && c.start < v+time.Second {
 			return v, true
-		}
-		if bad < 0 { // no calls at all in the window: look one window later
-			v += time.Second
-		} else {
-			v = bad + time.Nanosecond
 		}
 	}
 	return 0, false
@@ -247,7 +243,10 @@ func tabulate(calls []call, phases []*phase, f *findings) []row {
 		if c.start < ph.kill || c.start >= outageEnd {
 			continue
 		}
-		if ph.killedAddr != "" && c.code != codes.OK && c.peer == ph.killedAddr && c.start <= ph.kill+time.Millisecond {
+		// In flight on the killed routing process: it had the call when it
+		// died (grpc may not report the peer of a call whose connection broke).
+		if ph.killedAddr != "" && c.code == codes.Unavailable && c.start <= ph.killed && c.end >= ph.kill &&
+			(c.peer == ph.killedAddr || c.peer == "") {
 			r.inFlightLost++
 			continue
 		}
@@ -274,7 +273,9 @@ func verdicts(ph *phase, r row) []string {
 		}
 		return bad
 	}
-	if r.outageCalls == 0 {
+	if ph.warmup {
+		// only the promises below
+	} else if r.outageCalls == 0 {
 		bad = append(bad, "no calls were made during the outage")
 	} else if rate := float64(r.outageErrors) / float64(r.outageCalls); rate > maxErrRate {
 		bad = append(bad, fmt.Sprintf("%d errors in %d calls during the outage (%.2f%% > %.1f%%): %s",
@@ -288,6 +289,9 @@ func verdicts(ph *phase, r row) []string {
 	}
 	if r.missing > 0 {
 		bad = append(bad, fmt.Sprintf("%d served ids missing from history_recommend", r.missing))
+	}
+	if ph.fault && ph.up == 0 {
+		bad = append(bad, "the restarted server never answered its readiness probe within the row")
 	}
 	if ph.fault {
 		if !r.recovered {
@@ -308,14 +312,59 @@ func codeSummary(m map[codes.Code]int) string {
 	return strings.Join(parts, " ")
 }
 
-// table renders the rows, one string a line.
+// topErrors lists the most frequent error messages of a phase, digits
+// folded, for the log.
+func topErrors(calls []call, phases []*phase, p, n int) []string {
+	count := map[string]int{}
+	for i := range calls {
+		c := &calls[i]
+		if c.code == codes.OK || phaseOf(phases, c.start) != p {
+			continue
+		}
+		msg := []byte(c.msg)
+		out := make([]byte, 0, len(msg))
+		for j, b := range msg {
+			if b >= '0' && b <= '9' {
+				if j > 0 && msg[j-1] >= '0' && msg[j-1] <= '9' {
+					continue
+				}
+				b = '#'
+			}
+			out = append(out, b)
+		}
+		m := string(out)
+		if len(m) > 160 {
+			m = m[:160] + "…"
+		}
+		count[c.code.String()+": "+m]++
+	}
+	keys := make([]string, 0, len(count))
+	for k := range count {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		return count[keys[a]] > count[keys[b]] || count[keys[a]] == count[keys[b]] && keys[a] < keys[b]
+	})
+	var out []string
+	for _, k := range keys[:min(n, len(keys))] {
+		out = append(out, fmt.Sprintf("%d× %s", count[k], k))
+	}
+	return out
+}
+
+// table renders the rows in table order, one string a line.
 func table(phases []*phase, rows []row) []string {
 	lines := []string{
 		fmt.Sprintf("%-22s|%7s |%7s | %-15s| %-14s| %-20s| %-22s| %-9s| %s",
 			"fault", "calls", "errors", "err% in outage", "in-ch repeats", "ch0-then-ch repeats", "served-not-in-history", "recovery", "notes"),
 	}
-	for i, ph := range phases {
-		r := rows[i]
+	idx := make([]int, len(phases))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return phases[idx[a]].order < phases[idx[b]].order })
+	for _, i := range idx {
+		ph, r := phases[i], rows[i]
 		if ph.skipped != "" {
 			lines = append(lines, fmt.Sprintf("%-22s| skipped: %s", ph.name, ph.skipped))
 			continue
@@ -352,6 +401,12 @@ func table(phases []*phase, rows []row) []string {
 		}
 		if ph.failure != "" {
 			notes = append(notes, ph.failure)
+		}
+		if ph.warmup {
+			notes = append(notes, "cold caches: errors not judged")
+		}
+		if ph.dirty {
+			notes = append(notes, "injected before the previous fault had recovered")
 		}
 		lines = append(lines, fmt.Sprintf("%-22s|%7d |%7d | %-15s| %-14d| %-20d| %-22d| %-9s| %s",
 			ph.name, r.calls, r.errors, outage, r.inChannel, r.ch0Then, r.missing, recovery, strings.Join(notes, "; ")))
