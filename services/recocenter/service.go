@@ -37,11 +37,11 @@ type Config struct {
 	// serve-time claim checks) live after their last claim; then the next
 	// refresh seeds them from history again.
 	SeenTTL time.Duration `yaml:"seen_ttl"`
-	// HistoryTimeout bounds each history read and write of a refresh (DESIGN
-	// §6: a hung history costs a bounded, small part of the request, then the
-	// refresh degrades). The served-ids log entry is what makes the ids
-	// durable; the direct write only spares a history page right after the
-	// refresh the applier's lag.
+	// HistoryTimeout bounds each history read and write of a refresh, and its
+	// served-ids log append (DESIGN §6: a hung store costs a bounded, small
+	// part of the request, then the refresh degrades). The log entry is what
+	// makes the ids durable; the direct history write spares a history page
+	// right after the refresh the applier's lag.
 	HistoryTimeout time.Duration `yaml:"history_timeout"`
 }
 
@@ -574,11 +574,13 @@ func (c *Center) record(ctx context.Context, r feed.Request, ids []int64) error 
 	if len(ids) == 0 {
 		return nil
 	}
+	// Both writes share one bound: a dead log or history costs the refresh
+	// HistoryTimeout, and the other one still records it.
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+	defer cancel()
 	logged := make(chan error, 1)
-	go func() { logged <- c.ports.Served.Append(ctx, r.User, r.Channel, r.Timestamp, ids) }()
-	hctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
-	herr := c.ports.History.Record(hctx, r.User, r.Channel, r.Timestamp, ids)
-	cancel()
+	go func() { logged <- c.ports.Served.Append(wctx, r.User, r.Channel, r.Timestamp, ids) }()
+	herr := c.ports.History.Record(wctx, r.User, r.Channel, r.Timestamp, ids)
 	lerr := <-logged
 	switch {
 	case lerr == nil && herr == nil:

@@ -494,6 +494,15 @@ func TestFeedDegradations(t *testing.T) {
 			wantRecordCalls: 1,
 		},
 		{
+			name:            "served log hangs (Kafka down): bounded by history_timeout, history holds the ids",
+			faults:          func(e *env) { e.served.failOn("Append", fault{hang: true}) },
+			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses:      map[string]float64{"log": 1},
+			wantRecorded:    []int64{4, 3},
+			wantRecordCalls: 1,
+			maxElapsed:      time.Second,
+		},
+		{
 			name:       "claims fail: history filters instead",
 			faults:     func(e *env) { e.claims.failOn("Claim", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},

@@ -244,8 +244,9 @@ func tabulate(calls []call, phases []*phase, f *findings) []row {
 			continue
 		}
 		// In flight on the killed routing process: it had the call when it
-		// died (grpc may not report the peer of a call whose connection broke).
-		if ph.killedAddr != "" && c.code == codes.Unavailable && c.start <= ph.killed && c.end >= ph.kill &&
+		// died, or got it before the client saw the connection break (grpc
+		// may not report the peer of a call whose connection broke).
+		if ph.killedAddr != "" && c.code == codes.Unavailable && c.start <= ph.killed+250*time.Millisecond && c.end >= ph.kill &&
 			(c.peer == ph.killedAddr || c.peer == "") {
 			r.inFlightLost++
 			continue

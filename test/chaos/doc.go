@@ -8,8 +8,9 @@
 // of channel 0 in another channel, served ids missing from history_recommend,
 // errors during each outage and the time to recover after each restart.
 //
-// It runs under `make test` (RECOTEST_REQUIRE_INTEGRATION=1) in about five
-// minutes, and for longer with RECOTEST_CHAOS=long (`make chaos`). Elsewhere it
-// is skipped: it needs redis-server, a JDK and the HBase jars that
+// It runs in about five minutes with RECOTEST_REQUIRE_INTEGRATION=1 or
+// RECOTEST_CHAOS=1, and for longer with RECOTEST_CHAOS=long (`make chaos`);
+// scripts/gotest.sh leaves it out of `make test` for now. Elsewhere it is
+// skipped: it needs redis-server, a JDK and the HBase jars that
 // scripts/hbase.sh resolves.
 package chaos
