@@ -203,7 +203,7 @@ func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, er
 
 // refresh serves up to r.N ids the reader has not seen, in this order: the
 // cache; the recall + sort pass that refills it; the channel's hot and new
-// articles. Every id goes through the serve-time claim (page.claim), so none
+// articles. Every id goes through the serve-time claim (page.add), so none
 // is served twice whatever path it came by. historyUp says whether the
 // reader's history is readable. Each failing dependency degrades the page
 // rather than failing it.
