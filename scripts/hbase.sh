@@ -88,6 +88,8 @@ RUN="$HB/run"
 
 log() { printf 'hbase.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=jvm.sh
+source "$(dirname "${BASH_SOURCE[0]}")/jvm.sh"
 
 # JVM flags HBase's own bin/hbase passes on JDK 11+ (hbase-surefire.jdk11.flags in
 # HBase's root pom): the shaded netty and the WAL/off-heap code reach into
@@ -140,14 +142,6 @@ install() {
       die "cannot compile the readiness probe"
   fi
   log "HBase $HBASE_VERSION installed ($(tr ':' '\n' <"$CP_FILE" | wc -l) jars, classpath in $CP_FILE)"
-}
-
-# cp_jars_present is false when ~/.m2 was wiped after classpath.txt was written.
-cp_jars_present() {
-  local jar
-  while IFS= read -r jar; do
-    [[ -f "$jar" ]] || return 1
-  done < <(tr ':' '\n' <"$CP_FILE")
 }
 
 # ---------------------------------------------------------------------------
@@ -270,24 +264,13 @@ launch() {
   done
 }
 
-# cds_flags NAME prints the class-data-sharing flags for a JVM: the first run
-# records the classes it loaded into an archive when it exits (JDK 13+ dynamic
-# AppCDS), later runs map that archive instead of parsing ~10k classes from 150
-# jars again. The JVM only accepts an archive built with the same JDK and the
-# same jars (it checks their sizes and mtimes), so the archive's name carries a
-# checksum of all three; a change starts a new archive.
+# cds_flags NAME prints the class-data-sharing flags for the JVM NAME (see
+# jvm_cds_flags): mapping the archive instead of parsing ~10k classes from 150
+# jars again. The JVM only accepts an archive built with the same JDK and jars,
+# and the configuration jar is part of the key too.
 cds_flags() {
   [[ "${HBASE_CDS:-1}" == 1 ]] || return 0
-  local dir="$HB/cds" key
-  key="$({ "$JAVA" -version 2>&1; cat "$CP_FILE" "$HB/conf.jar"; } | cksum | cut -d' ' -f1)"
-  mkdir -p "$dir"
-  local jsa="$dir/$1-$key.jsa"
-  if [[ -s "$jsa" ]]; then
-    printf '%s\n' "-XX:SharedArchiveFile=$jsa" -Xshare:auto
-  else
-    rm -f "$dir/$1-"*.jsa
-    printf '%s\n' "-XX:ArchiveClassesAtExit=$jsa"
-  fi
+  jvm_cds_flags "$HB/cds" "$1" "$HB/conf.jar"
 }
 
 ping_thrift() {
@@ -296,11 +279,7 @@ ping_thrift() {
     ThriftPing "$BIND" "$THRIFT_PORT" "$timeout" framed
 }
 
-rss_mb() {
-  local pid
-  pid="$(pid_of "$1")"
-  [[ -n "$pid" ]] && awk '/^VmRSS:/ {printf "%d", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo "?"
-}
+rss_mb() { rss_of "$(pid_of "$1")"; }
 
 fail_start() {
   log "$1"
@@ -366,21 +345,7 @@ start() {
   echo "$BIND:$THRIFT_PORT"
 }
 
-# gone PID is true once PID has exited (a zombie counts as exited).
-gone() {
-  local state
-  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)"
-  [[ -z "$state" || "$state" == Z ]]
-}
 
-# wait_exit PID TIMEOUT waits up to TIMEOUT seconds for PID to exit.
-wait_exit() {
-  local pid="$1" deadline=$((SECONDS + $2))
-  until gone "$pid"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.2
-  done
-}
 
 # stop_one NAME TIMEOUT sends SIGTERM and, after TIMEOUT seconds, SIGKILL.
 stop_one() {

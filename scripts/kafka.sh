@@ -75,6 +75,8 @@ PROBE_HOST="$BIND"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=jvm.sh
+source "$(dirname "${BASH_SOURCE[0]}")/jvm.sh"
 
 # The flags Kafka's own bin/kafka-run-class.sh passes (KAFKA_JVM_PERFORMANCE_OPTS).
 JDK_FLAGS=(
@@ -115,14 +117,6 @@ install() {
       die "cannot compile the readiness probe"
   fi
   log "Kafka $KAFKA_VERSION installed ($(tr ':' '\n' <"$CP_FILE" | wc -l) jars, classpath in $CP_FILE)"
-}
-
-# cp_jars_present is false when ~/.m2 was wiped after classpath.txt was written.
-cp_jars_present() {
-  local jar
-  while IFS= read -r jar; do
-    [[ -f "$jar" ]] || return 1
-  done < <(tr ':' '\n' <"$CP_FILE")
 }
 
 # ---------------------------------------------------------------------------
@@ -185,38 +179,11 @@ alive() {
 
 port_open() { (exec 3<>"/dev/tcp/$PROBE_HOST/$1") 2>/dev/null; }
 
-# gone PID is true once PID has exited (a zombie counts as exited).
-gone() {
-  local state
-  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)"
-  [[ -z "$state" || "$state" == Z ]]
-}
-
-# wait_exit PID TIMEOUT waits up to TIMEOUT seconds for PID to exit.
-wait_exit() {
-  local pid="$1" deadline=$((SECONDS + $2))
-  until gone "$pid"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.2
-  done
-}
-
-# cds_flags prints the class-data-sharing flags, as in hbase.sh: the first run
-# records the classes it loaded into an archive when it exits (JDK 13+ dynamic
-# AppCDS), later runs map that archive. The archive's name carries a checksum of
-# the JDK and the classpath, so a change starts a new one.
+# cds_flags prints the class-data-sharing flags of the broker (see
+# jvm_cds_flags).
 cds_flags() {
   [[ "${KAFKA_CDS:-1}" == 1 ]] || return 0
-  local dir="$KF/cds" key
-  key="$({ "$JAVA" -version 2>&1; cat "$CP_FILE"; } | cksum | cut -d' ' -f1)"
-  mkdir -p "$dir"
-  local jsa="$dir/kafka-$key.jsa"
-  if [[ -s "$jsa" ]]; then
-    printf '%s\n' "-XX:SharedArchiveFile=$jsa" -Xshare:auto
-  else
-    rm -f "$dir/kafka-"*.jsa
-    printf '%s\n' "-XX:ArchiveClassesAtExit=$jsa"
-  fi
+  jvm_cds_flags "$KF/cds" kafka
 }
 
 # format_storage writes meta.properties into log.dirs on the first start: KRaft
@@ -240,11 +207,7 @@ ping_kafka() {
     KafkaPing "$PROBE_HOST:$PORT" "$1"
 }
 
-rss_mb() {
-  local pid
-  pid="$(pid_of)"
-  [[ -n "$pid" ]] && awk '/^VmRSS:/ {printf "%d", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo "?"
-}
+rss_mb() { rss_of "$(pid_of)"; }
 
 fail_start() {
   log "$1"

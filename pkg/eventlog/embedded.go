@@ -116,17 +116,8 @@ func (l *embeddedLog) topic(name string) (*etopic, error) {
 
 // Append implements Log.
 func (l *embeddedLog) Append(ctx context.Context, topic string, entries ...Entry) error {
-	if err := ctx.Err(); err != nil {
+	if ok, err := checkAppend(ctx, topic, entries); !ok {
 		return err
-	}
-	if err := validName("topic", topic); err != nil {
-		return err
-	}
-	if err := checkEntries(entries); err != nil {
-		return err
-	}
-	if len(entries) == 0 {
-		return nil
 	}
 	t, err := l.topic(topic)
 	if err != nil {

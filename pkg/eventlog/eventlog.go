@@ -219,6 +219,22 @@ func validName(what, name string) error {
 	return nil
 }
 
+// checkAppend is what every backend's Append checks first: a live ctx, a valid
+// topic, entries the log can store. It returns false (and no error) when there
+// is nothing to append.
+func checkAppend(ctx context.Context, topic string, entries []Entry) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := validName("topic", topic); err != nil {
+		return false, err
+	}
+	if err := checkEntries(entries); err != nil {
+		return false, err
+	}
+	return len(entries) > 0, nil
+}
+
 // checkEntries rejects entries the log cannot store.
 func checkEntries(entries []Entry) error {
 	for i, e := range entries {

@@ -147,17 +147,8 @@ func (k *kafkaLog) bound(ctx context.Context) (context.Context, context.CancelFu
 // Append implements Log: it returns once every entry was acknowledged by all
 // in-sync replicas, or with the first error, or when ctx ends.
 func (k *kafkaLog) Append(ctx context.Context, topic string, entries ...Entry) error {
-	if err := ctx.Err(); err != nil {
+	if ok, err := checkAppend(ctx, topic, entries); !ok {
 		return err
-	}
-	if err := validName("topic", topic); err != nil {
-		return err
-	}
-	if err := checkEntries(entries); err != nil {
-		return err
-	}
-	if len(entries) == 0 {
-		return nil
 	}
 	ctx, cancel := k.bound(ctx)
 	defer cancel()
