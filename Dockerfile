@@ -34,12 +34,14 @@ COPY --from=build --chown=65532:65532 /out/var/lib/reco /var/lib/reco
 WORKDIR /var/lib/reco
 ENV RECO_SERVER_GRPC_ADDR=0.0.0.0:9999 \
     RECO_SERVER_METRICS_ADDR=0.0.0.0:9100 \
+    RECO_SERVER_HTTP_ADDR=0.0.0.0:9998 \
     RECO_STORAGE_EMBEDDED_PATH=/var/lib/reco/reco.db \
     RECO_SORT_MODEL_DIR=/var/lib/reco/models
 USER 65532:65532
-# routing, recocenter, recall, sort, cache (gRPC) and /metrics; which of them a
-# container uses is its RECO_SERVER_GRPC_ADDR and RECO_SERVER_METRICS_ADDR.
-EXPOSE 9999 10001 10002 10003 10004 9100 9101 9102 9103 9104
+# routing, recocenter, recall, sort, cache (gRPC), /metrics and routing's
+# HTTP/JSON gateway; which of them a container uses is its RECO_SERVER_GRPC_ADDR,
+# RECO_SERVER_METRICS_ADDR and (routing) RECO_SERVER_HTTP_ADDR.
+EXPOSE 9999 10001 10002 10003 10004 9100 9101 9102 9103 9104 9998
 # Checks whatever address RECO_SERVER_GRPC_ADDR says this container serves on.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["/usr/local/bin/reco", "health"]
 # SIGTERM: health turns NOT_SERVING, in-flight calls drain (server.drain_timeout).

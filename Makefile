@@ -12,6 +12,17 @@ BUF_VERSION              := v1.70.0
 PROTOC_GEN_GO_VERSION    := v1.36.11
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 GRPCURL_VERSION          := v1.9.3
+GRPC_GATEWAY_VERSION     := v2.33.0
+
+# What `reco --version` and reco_build_info report; a build without these flags
+# (go build, go install) falls back to the module's build information.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/toutiao-reco/toutiao-reco/pkg/buildinfo.version=$(VERSION) -X github.com/toutiao-reco/toutiao-reco/pkg/buildinfo.commit=$(COMMIT)
+
+# The generated code: buf writes it, check-generated fails when it is stale.
+GENERATED := pkg/pb docs/openapi
+PROTOC_PLUGINS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
 
 .PHONY: help
 help: ## list the targets
@@ -19,7 +30,7 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build bin/reco
-	go build -o bin/reco ./cmd/reco
+	go build -ldflags '$(LDFLAGS)' -o bin/reco ./cmd/reco
 
 .PHONY: run
 run: build ## serve all five services on 127.0.0.1:9999, embedded storage, in the foreground (demo data if empty)
@@ -46,16 +57,16 @@ lint: $(BIN)/buf ## buf lint, gofmt, go vet
 	go vet ./...
 
 .PHONY: generate
-generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## regenerate the Go code of proto/
+generate: $(BIN)/buf $(PROTOC_PLUGINS) ## regenerate the Go code of proto/, the HTTP gateway and its OpenAPI document
 	$(BIN)/buf generate
 
 .PHONY: check-generated
 check-generated: generate ## fail if the committed generated code is stale
-	@git diff --exit-code --stat -- pkg/pb || { echo "generated code is stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- pkg/pb)" || { echo "untracked generated files:"; git status --porcelain -- pkg/pb; exit 1; }
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { echo "untracked generated files:"; git status --porcelain -- $(GENERATED); exit 1; }
 
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## install the pinned tools into .cache/bin
+tools: $(BIN)/buf $(PROTOC_PLUGINS) $(BIN)/grpcurl ## install the pinned tools into .cache/bin
 
 $(BIN)/buf:
 	$(GOBIN_ENV) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -63,6 +74,10 @@ $(BIN)/protoc-gen-go:
 	$(GOBIN_ENV) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(BIN)/protoc-gen-go-grpc:
 	$(GOBIN_ENV) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(BIN)/protoc-gen-grpc-gateway:
+	$(GOBIN_ENV) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+$(BIN)/protoc-gen-openapiv2:
+	$(GOBIN_ENV) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 $(BIN)/grpcurl:
 	$(GOBIN_ENV) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
@@ -71,4 +86,21 @@ clean: ## stop test servers and delete build output and local data (keeps ~/.m2)
 	-scripts/redis.sh stop
 	-scripts/hbase.sh stop
 	-scripts/kafka.sh stop
-	rm -rf bin .cache/reco.db .cache/log .cache/hbase/data .cache/kafka/data .cache/redis
+	rm -rf bin .cache/reco.db .cache/reco.db.pid .cache/log .cache/hbase/data .cache/kafka/data .cache/redis
+
+# kubernetes-validate (PyPI) checks deploy/k8s against the API's OpenAPI schemas,
+# rejecting unknown fields, for the oldest Kubernetes the manifests support
+# (1.30) and the package's newest. It needs the network to install, so it is not
+# part of `make test` (test/deploy decodes the same files strictly into the Go
+# API types). The ServiceMonitors of deploy/k8s/monitoring are a CRD: no schema.
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+K8S_MANIFESTS = $(filter-out %/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+
+.PHONY: validate-k8s
+validate-k8s: .cache/kv/bin/kubernetes-validate ## validate deploy/k8s with kubernetes-validate --strict (installs it from PyPI)
+	.cache/kv/bin/kubernetes-validate --strict --quiet -k 1.30.0 $(K8S_MANIFESTS)
+	.cache/kv/bin/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
+
+.cache/kv/bin/kubernetes-validate:
+	python3 -m venv .cache/kv
+	.cache/kv/bin/pip install --quiet kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)

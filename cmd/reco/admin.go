@@ -38,7 +38,7 @@ func adminGenerate(args []string, stdout io.Writer) error {
 	days := fs.Int("days", 6, "days of impressions; the last one is the build's hold-out")
 	impressions := fs.Int("impressions", 0, "behaviour lines; 0 means 3 per user, as in MIND-small")
 	seed := fs.Uint64("seed", 1, "random seed: the same flags give the same files")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -67,7 +67,7 @@ func adminBuild(args []string, stdout io.Writer) error {
 	fs.IntVar(&opts.FreshDays, "fresh-days", opts.FreshDays, "days before the cutoff whose articles recall and hot lists consider")
 	fs.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of every random choice")
 	stats := fs.Bool("stats", false, "print each step's time and peak memory")
-	cfg, log, err := load(fs, args)
+	cfg, log, err := load(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func adminBuild(args []string, stdout io.Writer) error {
 func adminDemo(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("admin demo", flag.ContinueOnError)
 	models := fs.String("models", "", "directory the sort service reads 200.json and 201.json from (required)")
-	cfg, log, err := load(fs, args)
+	cfg, log, err := load(fs, args, stdout)
 	if err != nil {
 		return err
 	}

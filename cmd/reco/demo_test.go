@@ -31,7 +31,7 @@ func TestDemoFeedNeverRunsDry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Server.GRPCAddr, cfg.Server.MetricsAddr, cfg.Server.LameDuck = "127.0.0.1:0", "127.0.0.1:0", 0
+	cfg.Server.GRPCAddr, cfg.Server.MetricsAddr, cfg.Server.HTTPAddr, cfg.Server.LameDuck = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", 0
 	cfg.Sort.ModelDir = models
 	cfg.Storage.Log.Embedded.Dir = filepath.Join(dir, "log")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
 // healthCheck is `reco health [--addr HOST:PORT] [--service NAME] [--timeout D]`:
@@ -29,23 +32,35 @@ import (
 // strategies file that does not parse, which the running server survives) does
 // not turn a serving container unhealthy. A wildcard host (0.0.0.0, ::, empty) is
 // checked on loopback.
+//
+// When the server serves TLS (server.tls.cert_file is set) the check does too,
+// trusting clients.tls.ca_file and presenting clients.tls.cert_file when set
+// (for require_client_cert); --server-name is the name the server's
+// certificate must carry (default: clients.tls.server_name, else the host
+// dialled). Kubernetes' own gRPC probes cannot speak TLS: the manifests run
+// this instead.
 func healthCheck(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	addr := fs.String("addr", "", "gRPC address to check; default: server.grpc_addr from the environment")
 	service := fs.String("service", "", `service to check, e.g. UserRecommend; "" checks the server as a whole`)
 	timeout := fs.Duration("timeout", 2*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	serverName := fs.String("server-name", "", "with TLS: the name the server's certificate must carry; default clients.tls.server_name, else the host dialled")
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	target := *addr
 	if target == "" {
-		target = grpcAddrFromEnv()
+		target = fromEnv("server.grpc_addr")
 	}
 	target, err := dialable(target)
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := healthCredentials(*serverName)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("health %s: %w", target, err)
 	}
@@ -63,17 +78,40 @@ func healthCheck(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// grpcAddrFromEnv is server.grpc_addr with its environment override applied.
-func grpcAddrFromEnv() string {
+// fromEnv is a key's value with its environment override applied.
+func fromEnv(key string) string {
 	cfg := config.Default()
 	for _, e := range config.EnvTable(&cfg) {
-		if e.Key == "server.grpc_addr" {
+		if e.Key == key {
 			if v, ok := os.LookupEnv(e.Env); ok {
 				return v
 			}
+			return e.Value()
 		}
 	}
-	return cfg.Server.GRPCAddr
+	return ""
+}
+
+// healthCredentials are plaintext, or TLS when the environment says the
+// server serves TLS (see healthCheck).
+func healthCredentials(serverName string) (credentials.TransportCredentials, error) {
+	if fromEnv("server.tls.cert_file") == "" {
+		return insecure.NewCredentials(), nil
+	}
+	if serverName == "" {
+		serverName = fromEnv("clients.tls.server_name")
+	}
+	cli, err := certs.NewClient(certs.Client{
+		Enabled:    true,
+		CAFile:     fromEnv("clients.tls.ca_file"),
+		CertFile:   fromEnv("clients.tls.cert_file"),
+		KeyFile:    fromEnv("clients.tls.key_file"),
+		ServerName: serverName,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return server.PeerTLS(cli), nil
 }
 
 // dialable turns a listen address into one a client on the same host can dial.

@@ -1,12 +1,8 @@
-// Command reco is the one binary of the toutiao-reco suite.
-//
-//	reco serve [--config FILE] [--target all|routing,recocenter,recall,sort,cache]
-//	reco admin bootstrap [--config FILE]
-//	reco admin generate --out DIR [--users N --articles N --days N --seed S]
-//	reco admin build --data DIR --models DIR [--config FILE]
-//	reco admin demo --models DIR [--config FILE]
-//	reco health [--addr HOST:PORT] [--service NAME]
-//	reco config env
+// Command reco is the one binary of the toutiao-reco suite: `reco serve` runs
+// services, `reco admin ...` loads data, `reco health` checks a server,
+// `reco config env` lists the configuration's variables and `reco version` the
+// build. `reco -h` lists the commands (cli.go) and `reco COMMAND -h` the flags
+// of one.
 package main
 
 import (
@@ -27,55 +23,26 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 )
 
-const usage = `usage:
-  reco serve [--config FILE] [--target all|COMMA-LIST]  serve the suite (targets: routing, recocenter, recall, sort, cache)
-  reco admin bootstrap [--config FILE]                  create the HBase tables (idempotent)
-  reco admin generate --out DIR [--users N --articles N --days N --seed S]
-                                                        write a synthetic data set in MIND's layout
-  reco admin build --data DIR --models DIR [--config FILE] [--stats]
-                                                        build recall, similarity, features and models from MIND files
-  reco admin demo --models DIR [--config FILE]          build demo data if the store is empty
-  reco health [--addr HOST:PORT] [--service NAME]       exit 0 if the server answers SERVING (container healthchecks)
-  reco config env                                       list every config key with its environment variable`
-
+// main exits 0 on success (and on -h), 2 on a command line that does not
+// parse, with the usage, and 1 on any other failure.
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	var usageErr *usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &usageErr):
+		fmt.Fprintf(os.Stderr, "reco: %v\n\n%s", usageErr.err, usageErr.usage)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "reco:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
-	switch {
-	case args[0] == "serve":
-		return serve(args[1:])
-	case args[0] == "admin" && len(args) > 1 && args[1] == "bootstrap":
-		return bootstrap(args[2:], stdout)
-	case args[0] == "admin" && len(args) > 1 && args[1] == "generate":
-		return adminGenerate(args[2:], stdout)
-	case args[0] == "admin" && len(args) > 1 && args[1] == "build":
-		return adminBuild(args[2:], stdout)
-	case args[0] == "admin" && len(args) > 1 && args[1] == "demo":
-		return adminDemo(args[2:], stdout)
-	case args[0] == "health":
-		return healthCheck(args[1:], stdout)
-	case args[0] == "config" && len(args) > 1 && args[1] == "env":
-		cfg := config.Default()
-		for _, e := range config.EnvTable(&cfg) {
-			fmt.Fprintf(stdout, "%-36s %s\n", e.Key, e.Env)
-		}
-		return nil
-	}
-	return errors.New(usage)
-}
-
 // load parses the common flags and loads the configuration.
-func load(fs *flag.FlagSet, args []string) (config.Config, *zap.Logger, error) {
+func load(fs *flag.FlagSet, args []string, stdout io.Writer) (config.Config, *zap.Logger, error) {
 	path := fs.String("config", "", "YAML config file; RECO_* environment variables override it")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return config.Config{}, nil, err
 	}
 	cfg, err := config.Load(*path, os.Environ())
@@ -86,10 +53,10 @@ func load(fs *flag.FlagSet, args []string) (config.Config, *zap.Logger, error) {
 	return cfg, log, err
 }
 
-func serve(args []string) error {
+func serve(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	target := fs.String("target", app.All, "services to run: all, or a comma list of routing, recocenter, recall, sort, cache")
-	cfg, log, err := load(fs, args)
+	cfg, log, err := load(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -109,7 +76,7 @@ func serve(args []string) error {
 
 func bootstrap(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("admin bootstrap", flag.ContinueOnError)
-	cfg, log, err := load(fs, args)
+	cfg, log, err := load(fs, args, stdout)
 	if err != nil {
 		return err
 	}

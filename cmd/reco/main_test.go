@@ -150,7 +150,7 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 
 	conns := map[string]*grpc.ClientConn{}
 	for target, addr := range addrs {
-		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_LAME_DUCK=0s", "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storageEnv(t, dbPath(target))...)
+		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_LAME_DUCK=0s", "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SERVER_HTTP_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storageEnv(t, dbPath(target))...)
 		cmd := recoCommand(context.Background(), env, "serve", "--target="+target)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -266,7 +266,7 @@ func TestServeRejectsUnknownVariable(t *testing.T) {
 			// Were the variable ignored, serve would start: somewhere harmless,
 			// and only until the deadline.
 			env := append([]string{
-				"RECO_SERVER_GRPC_ADDR=" + freeAddr(t), "RECO_SERVER_METRICS_ADDR=" + freeAddr(t),
+				"RECO_SERVER_GRPC_ADDR=" + freeAddr(t), "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SERVER_HTTP_ADDR=" + freeAddr(t),
 				"RECO_STORAGE_EMBEDDED_PATH=" + filepath.Join(dir, "reco.db"), "RECO_STORAGE_LOG_EMBEDDED_DIR=" + filepath.Join(dir, "log"), "RECO_SORT_MODEL_DIR=" + filepath.Join(dir, "models"),
 			}, tt.env...)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

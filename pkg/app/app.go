@@ -1,27 +1,30 @@
 // Package app runs the services a process hosts: it opens the stores they need,
 // connects each to its peers (in-process when the peer runs here, over the
-// network otherwise), serves them on one gRPC server and drains on shutdown.
+// network otherwise), serves them on one gRPC server (and the HTTP/JSON routes
+// of those that have any on server.http_addr, through that server) and drains
+// on shutdown.
 package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/buildinfo"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	"github.com/toutiao-reco/toutiao-reco/pkg/gateway"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
@@ -72,6 +75,16 @@ type App struct {
 	inproc     *bufconn.Listener
 	lis        net.Listener
 	metricsLis net.Listener
+	// gateway serves the HTTP/JSON routes of the targets on httpLis (nil when
+	// no target has any or server.http_addr is empty). Its calls reach srv
+	// through gatewayLis: in memory, but served as the public listener is, so
+	// an HTTP call is limited, counted and logged as a gRPC call is.
+	gateway    *http.Server
+	httpLis    net.Listener
+	gatewayLis *bufconn.Listener
+	// sec is the TLS, the per-method policy and the profiling listener
+	// (security.go).
+	sec security
 	// stores are the stores this process opened (nil for a role no target
 	// needs).
 	stores Stores
@@ -81,8 +94,10 @@ type App struct {
 }
 
 // New opens what targets need and registers them; Run serves them.
-func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []string) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, targets: targets, reg: prometheus.NewRegistry(), inproc: bufconn.Listen(1 << 20)}
+func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []string) (_ *App, err error) {
+	// a is not the named result: a failed New returns nil, and the deferred
+	// close must still see what was opened.
+	a := &App{cfg: cfg, log: log, targets: targets, reg: prometheus.NewRegistry(), inproc: bufconn.Listen(1 << 20)}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -96,8 +111,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 		return nil, fmt.Errorf("listen on server.metrics_addr: %w", err)
 	}
 	a.closers = append(a.closers, ignoreClosed(a.metricsLis.Close))
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if a.srv, err = server.New(log, a.reg, server.Options{MaxInflight: cfg.Server.MaxInflight}); err != nil {
+	if err := a.openGateway(ctx); err != nil {
+		return nil, err
+	}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoGauge(buildinfo.Get()))
+	if err := a.openSecurity(); err != nil {
+		return nil, err
+	}
+	if a.srv, err = server.New(log, a.reg, server.Options{MaxInflight: cfg.Server.MaxInflight, TLS: a.sec.tls, Authz: a.sec.authz}); err != nil {
 		return nil, err
 	}
 
@@ -145,12 +166,15 @@ func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
 			if err != nil {
 				return nil, err
 			}
-			target, dialer := c.Addr, (func(context.Context, string) (net.Conn, error))(nil)
+			target, dialer, opts := c.Addr, (func(context.Context, string) (net.Conn, error))(nil), a.sec.peerOpts
 			if slices.Contains(a.targets, p) {
+				// In-process: no socket, so no TLS, and the server knows the
+				// call is the process's own.
 				target = "passthrough:///inprocess-" + p
 				dialer = func(ctx context.Context, _ string) (net.Conn, error) { return a.inproc.DialContext(ctx) }
+				opts = nil
 			}
-			conn, err := server.Dial(target, c.Timeout, clientMetrics, dialer)
+			conn, err := server.Dial(target, c.Timeout, clientMetrics, dialer, !modules[p].noFallback, opts...)
 			if err != nil {
 				return nil, fmt.Errorf("connect %s to %s: %w", t, p, err)
 			}
@@ -161,11 +185,52 @@ func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
 	return conns, nil
 }
 
+// openGateway listens on server.http_addr for the HTTP/JSON routes of the
+// targets, when any target has routes and the key is set.
+func (a *App) openGateway(ctx context.Context) error {
+	var routes []gateway.Routes
+	for _, t := range a.targets {
+		if r := modules[t].http; r != nil {
+			routes = append(routes, r)
+		}
+	}
+	if len(routes) == 0 || a.cfg.Server.HTTPAddr == "" {
+		return nil
+	}
+	var err error
+	if a.httpLis, err = net.Listen("tcp", a.cfg.Server.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on server.http_addr: %w", err)
+	}
+	a.closers = append(a.closers, ignoreClosed(a.httpLis.Close))
+	a.gatewayLis = bufconn.Listen(1 << 20)
+	a.closers = append(a.closers, ignoreClosed(a.gatewayLis.Close))
+	conn, err := gateway.Dial(func(ctx context.Context, _ string) (net.Conn, error) { return a.gatewayLis.DialContext(ctx) })
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, conn.Close)
+	h, err := gateway.NewHandler(ctx, conn, routes...)
+	if err != nil {
+		return err
+	}
+	a.gateway = gateway.NewServer(h)
+	return nil
+}
+
 // GRPCAddr is the address the gRPC server listens on.
 func (a *App) GRPCAddr() string { return a.lis.Addr().String() }
 
 // MetricsAddr is the address /metrics is served on.
 func (a *App) MetricsAddr() string { return a.metricsLis.Addr().String() }
+
+// HTTPAddr is the address the HTTP/JSON gateway listens on, "" when this
+// process serves none.
+func (a *App) HTTPAddr() string {
+	if a.httpLis == nil {
+		return ""
+	}
+	return a.httpLis.Addr().String()
+}
 
 // ignoreClosed makes closing an already closed listener (the server closes its
 // listeners on stop) harmless.
@@ -200,16 +265,10 @@ func (a *App) client(peer string) (config.Client, error) {
 // order of opening.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	// Profiles for operators, on the metrics listener (loopback by default).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	metricsSrv, pprofSrv := a.metricsServer(), a.pprofServer()
 
 	a.srv.MarkServing()
-	a.log.Info("serving", zap.Strings("targets", a.targets), zap.String("grpc_addr", a.GRPCAddr()), zap.String("metrics_addr", a.MetricsAddr()))
+	a.log.Info("serving", zap.Strings("targets", a.targets), zap.String("grpc_addr", a.GRPCAddr()), zap.String("metrics_addr", a.MetricsAddr()), zap.String("http_addr", a.HTTPAddr()))
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, work := range a.work {
@@ -220,12 +279,14 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.srv.Serve(a.lis) })
 	g.Go(func() error { return a.srv.ServeInProcess(a.inproc) })
-	g.Go(func() error {
-		if err := httpSrv.Serve(a.metricsLis); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	g.Go(func() error { return serveHTTP(metricsSrv, a.metricsLis, a.sec.tls) })
+	if a.sec.pprofLis != nil {
+		g.Go(func() error { return serveHTTP(pprofSrv, a.sec.pprofLis, nil) })
+	}
+	if a.gateway != nil {
+		g.Go(func() error { return a.srv.Serve(a.gatewayLis) })
+		g.Go(func() error { return serveHTTP(a.gateway, a.httpLis, a.sec.tls) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		// The lame duck is for a stop that was asked for; when something here
@@ -235,10 +296,21 @@ func (a *App) Run(ctx context.Context) error {
 			lameDuck = 0
 		}
 		a.log.Info("draining", zap.Duration("lame_duck", lameDuck), zap.Duration("timeout", a.cfg.Server.DrainTimeout))
-		a.srv.Drain(lameDuck, a.cfg.Server.DrainTimeout)
+		if a.gateway != nil {
+			// HTTP clients are asked to reconnect (Connection: close) through
+			// the lame duck, so that they move away as gRPC clients do.
+			a.gateway.SetKeepAlivesEnabled(false)
+		}
+		a.srv.LameDuck(lameDuck)
+		// One drain timeout for both: the gateway's calls go through the gRPC
+		// server, so they finish before it stops.
+		deadline := time.Now().Add(a.cfg.Server.DrainTimeout)
+		a.drainGateway(deadline)
+		a.srv.Drain(0, time.Until(deadline))
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return httpSrv.Shutdown(sctx)
+		_ = pprofSrv.Close() // a profile in progress is not worth waiting for
+		return metricsSrv.Shutdown(sctx)
 	})
 	err := g.Wait()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, grpc.ErrServerStopped)) {
@@ -246,6 +318,42 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// buildInfoGauge is reco_build_info{version,commit,goversion} = 1: which build
+// each process runs, for dashboards and alerts on a mixed rollout.
+func buildInfoGauge(info buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace:   server.Namespace,
+		Name:        "build_info",
+		Help:        "Always 1; its labels say which build of reco the process runs.",
+		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.GoVersion},
+	})
+	g.Set(1)
+	return g
+}
+
+// serveHTTP serves srv on lis until it is shut down, over TLS with cfg when
+// it is not nil (the process's server.tls).
+func serveHTTP(srv *http.Server, lis net.Listener, cfg *tls.Config) error {
+	if err := server.ServeHTTP(srv, lis, cfg); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// drainGateway stops the HTTP gateway accepting and lets its calls in flight
+// finish until deadline, then cuts what is left.
+func (a *App) drainGateway(deadline time.Time) {
+	if a.gateway == nil {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := a.gateway.Shutdown(ctx); err != nil {
+		a.log.Warn("http gateway calls cut at the drain timeout", zap.Error(err))
+		_ = a.gateway.Close()
+	}
 }
 
 func (a *App) close() {

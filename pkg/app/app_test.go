@@ -27,6 +27,7 @@ func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
+	cfg.Server.HTTPAddr = "127.0.0.1:0"
 	cfg.Storage.Embedded.Path = filepath.Join(t.TempDir(), "reco.db")
 	cfg.Storage.Log.Embedded.Dir = filepath.Join(t.TempDir(), "log")
 	cfg.Storage.Embedded.NoSync = true
@@ -81,13 +82,19 @@ func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.Clien
 
 func seedSimilar(t *testing.T, cfg config.Config, article int64, neighbours []storage.Scored) {
 	t.Helper()
+	seedRecords(t, cfg, storage.Neighbours{Article: article, Similar: neighbours})
+}
+
+// seedRecords loads records into cfg's tables, as a build would.
+func seedRecords(t *testing.T, cfg config.Config, records ...storage.Record) {
+	t.Helper()
 	ctx := context.Background()
 	stores, cleanup, err := OpenStores(ctx, cfg.Storage, TablesRole, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	if err := stores.Tables.Load(ctx, []storage.Record{storage.Neighbours{Article: article, Similar: neighbours}}); err != nil {
+	if err := stores.Tables.Load(ctx, records); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -107,6 +114,9 @@ func TestAllInOneServesEveryServiceWithHealth(t *testing.T) {
 func TestArticleRecommendAcrossServices(t *testing.T) {
 	cfg := testConfig(t)
 	seedSimilar(t, cfg, 42, []storage.Scored{{ID: 7, Score: 0.3}, {ID: 8, Score: 0.9}, {ID: 9, Score: 0.6}})
+	// 43 is known (a build wrote its features) but has no neighbours; 44 is
+	// unknown.
+	seedRecords(t, cfg, storage.ArticleVector{Article: 43, Vector: []float64{1, 0.5}})
 	_, conn, _ := start(t, cfg, order)
 	client := userreco.NewUserRecommendClient(conn)
 
@@ -117,6 +127,10 @@ func TestArticleRecommendAcrossServices(t *testing.T) {
 	got, err = client.ArticleRecommend(context.Background(), &userreco.Article{ArticleId: 43, ArticleNum: 2})
 	if err != nil || len(got.GetArticleId()) != 0 {
 		t.Errorf("article_recommend of an article without neighbours = %v, %v; want empty", got.GetArticleId(), err)
+	}
+	got, err = client.ArticleRecommend(context.Background(), &userreco.Article{ArticleId: 44, ArticleNum: 2})
+	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "article_id 44 is unknown") {
+		t.Errorf("article_recommend of an unknown article = %v, %v; want NotFound naming it", got.GetArticleId(), err)
 	}
 
 	for _, bad := range []*userreco.Article{{ArticleId: 42, ArticleNum: 0}, {ArticleId: 42, ArticleNum: -1}, {ArticleId: 42, ArticleNum: 101}, {ArticleId: 0, ArticleNum: 3}} {

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/gateway"
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
 	recocenterv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recocenter/v1"
@@ -31,8 +32,8 @@ const (
 	Cache      = "cache"
 )
 
-// module is one service: the peers it calls, the storage roles it needs and how
-// it registers on a gRPC server. This table is the only place where the services
+// module is one service: the peers it calls, the storage roles it needs, how
+// it registers on a gRPC server and, for a public one, its HTTP/JSON routes. This table is the only place where the services
 // are wired; all-in-one is a matter of which peers are local, not of branches in
 // the services. A module reaches only the peers it declares (deps.peer), so the
 // declaration cannot drift from the calls.
@@ -40,6 +41,12 @@ type module struct {
 	peers    []string
 	roles    Role
 	register func(s *grpc.Server, d *deps) error
+	// http, when set, registers the service's HTTP/JSON bindings: a process
+	// running it serves them on server.http_addr (pkg/gateway).
+	http gateway.Routes
+	// noFallback says its callers have nothing to serve without it, so they
+	// call it without a circuit breaker (server.Dial).
+	noFallback bool
 }
 
 var modules = map[string]module{
@@ -57,10 +64,12 @@ var modules = map[string]module{
 			userreco.RegisterUserRecommendServer(s, srv)
 			return nil
 		},
+		http: userreco.RegisterUserRecommendHandler,
 	},
 	RecoCenter: {
-		peers: []string{Cache, Recall, Sort},
-		roles: TablesRole | SetsRole | LogRole,
+		peers:      []string{Cache, Recall, Sort},
+		noFallback: true,
+		roles:      TablesRole | SetsRole | LogRole,
 		register: func(s *grpc.Server, d *deps) error {
 			served := recocenter.NewServed(d.stores.Log, d.stores.Tables, d.logger(RecoCenter))
 			d.background(served.Apply)

@@ -32,6 +32,11 @@ const (
 	// openFor is how long an open breaker fails calls at once before one probe
 	// call may try: recovery is noticed within about this long.
 	openFor = time.Second
+	// minBlame is how long a call must have had before its caller's deadline
+	// counts against the dependency: a call that started with a few
+	// milliseconds of its request left (the rest spent elsewhere, say on a
+	// slow HBase) says nothing about Redis, and must not trip its breaker.
+	minBlame = 50 * time.Millisecond
 )
 
 // ErrOpen is wrapped by the error of a call the breaker refused.
@@ -83,12 +88,16 @@ func (b *Breaker) Do(ctx context.Context, failed func(error) bool, fn func(ctx c
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.name, ErrOpen)
 	}
+	start := time.Now()
 	err = fn(ctx)
 	switch {
 	case err == nil:
 		done(nil)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The caller left: says nothing about the dependency.
+		done(nil)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && time.Since(start) < minBlame:
+		// The caller's time ran out before the dependency had a fair chance.
 		done(nil)
 	case failed == nil || failed(err):
 		done(err)

@@ -70,3 +70,26 @@ func TestAnOverloadedDependencyIsNotCutOff(t *testing.T) {
 		}
 	}
 }
+
+// A call that starts with its caller's deadline about to pass fails on that
+// deadline, not on the dependency: such calls must not trip the breaker, while
+// calls that had their time and got no answer must.
+func TestACallerOutOfTimeDoesNotBlameTheDependency(t *testing.T) {
+	b := New("redis", nil)
+	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	for range 2 * tripAfter {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if err := b.Do(ctx, nil, hang); errors.Is(err, ErrOpen) {
+			t.Fatal("the breaker opened on calls whose caller had 1ms left")
+		}
+		cancel()
+	}
+	for range tripAfter {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*minBlame)
+		_ = b.Do(ctx, nil, hang)
+		cancel()
+	}
+	if err := b.Do(context.Background(), nil, func(context.Context) error { return nil }); !errors.Is(err, ErrOpen) {
+		t.Errorf("after %d calls that got %v and no answer: %v, want the breaker open", tripAfter, 2*minBlame, err)
+	}
+}

@@ -10,10 +10,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
@@ -45,6 +47,9 @@ type Server struct {
 	GRPCAddr string `yaml:"grpc_addr"`
 	// MetricsAddr serves Prometheus metrics at /metrics over HTTP.
 	MetricsAddr string `yaml:"metrics_addr"`
+	// HTTPAddr serves the public API as HTTP/JSON (pkg/gateway) in a process
+	// that runs routing; other processes ignore it. Empty turns it off.
+	HTTPAddr string `yaml:"http_addr"`
 	// LameDuck is how long a process keeps serving after SIGTERM while its
 	// health reports NOT_SERVING, so load balancers and clients move away
 	// before it refuses anything; then the drain begins. 0 skips it.
@@ -57,6 +62,27 @@ type Server struct {
 	// RESOURCE_EXHAUSTED at once instead of queueing into deadline errors. 0 is
 	// unlimited.
 	MaxInflight int `yaml:"max_inflight"`
+	// PprofAddr serves Go's profiles (/debug/pprof/) for operators; empty (the
+	// default) serves none. It must be a loopback address: profiles reveal
+	// the process's memory and cost CPU to take, so they are reached through
+	// a port-forward or a shell on the host, never from the network.
+	PprofAddr string `yaml:"pprof_addr"`
+	// TLS is the certificate of every listener of the process (gRPC, metrics,
+	// the HTTP gateway) and, with client_ca_file, mutual TLS. Off by default.
+	TLS certs.Server `yaml:"tls"`
+	// Authz enforces who may call what (DESIGN.md §10). Off by default.
+	Authz Authz `yaml:"authz"`
+}
+
+// Authz turns on the per-method policy of pkg/app (policy.go): each internal
+// method accepts only the callers that need it, known by their mTLS certificate
+// (server.tls.client_ca_file) or their bearer token (TokensDir).
+type Authz struct {
+	Enabled bool `yaml:"enabled"`
+	// TokensDir holds one file per caller, named after it (routing,
+	// recocenter, operator), whose content is the token that caller sends; a
+	// Kubernetes Secret mounted as a directory. Re-read every few seconds.
+	TokensDir string `yaml:"tokens_dir"`
 }
 
 // Log configures zap.
@@ -72,6 +98,13 @@ type Clients struct {
 	Recall     Client `yaml:"recall"`
 	Sort       Client `yaml:"sort"`
 	Cache      Client `yaml:"cache"`
+	// TLS is how every peer is dialled: the CA their certificates must chain
+	// to, and this process's certificate for mutual TLS. Off by default.
+	TLS certs.Client `yaml:"tls"`
+	// TokenFile holds the token this process sends to its peers
+	// (authorization: Bearer …), when they authorize by token. Re-read every
+	// few seconds.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Client is one peer service.
@@ -97,7 +130,7 @@ type Storage struct {
 // the embedded backend.
 func Default() Config {
 	return Config{
-		Server:     Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", LameDuck: 5 * time.Second, DrainTimeout: 5 * time.Second, MaxInflight: 512},
+		Server:     Server{GRPCAddr: "127.0.0.1:9999", MetricsAddr: "127.0.0.1:9100", HTTPAddr: "127.0.0.1:9998", LameDuck: 5 * time.Second, DrainTimeout: 5 * time.Second, MaxInflight: 512},
 		Log:        Log{Level: "info"},
 		Routing:    routing.Config{MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second, MaxFutureSkew: 10 * time.Minute},
 		RecoCenter: recocenter.Config{FillTimeout: 600 * time.Millisecond, PopularNum: 100, PopularScan: 2000, SeenTTL: 24 * time.Hour, HistoryTimeout: 150 * time.Millisecond},
@@ -190,13 +223,44 @@ func (s Server) Validate() error {
 	if err := validAddr("server.metrics_addr", s.MetricsAddr); err != nil {
 		return err
 	}
+	if s.HTTPAddr != "" {
+		if err := validAddr("server.http_addr", s.HTTPAddr); err != nil {
+			return err
+		}
+	}
 	if s.LameDuck < 0 {
 		return fmt.Errorf("server.lame_duck must be 0 or a positive duration such as 5s, got %v", s.LameDuck)
 	}
 	if s.MaxInflight < 0 || s.MaxInflight > maxInflight {
 		return fmt.Errorf("server.max_inflight must be 0 (unlimited) or 1..%d, got %d", maxInflight, s.MaxInflight)
 	}
+	if s.PprofAddr != "" {
+		if err := loopbackAddr("server.pprof_addr", s.PprofAddr); err != nil {
+			return err
+		}
+	}
+	if err := s.TLS.Validate(); err != nil {
+		return fmt.Errorf("server.tls: %w", err)
+	}
+	if s.Authz.Enabled && s.TLS.ClientCAFile == "" && s.Authz.TokensDir == "" {
+		return errors.New("server.authz.enabled needs a way to know callers: server.tls.client_ca_file (mutual TLS) or server.authz.tokens_dir")
+	}
+	if !s.Authz.Enabled && s.Authz.TokensDir != "" {
+		return errors.New("server.authz.tokens_dir takes effect only with server.authz.enabled: true")
+	}
 	return positive("server.drain_timeout", s.DrainTimeout)
+}
+
+// loopbackAddr checks that addr is host:port on a loopback interface.
+func loopbackAddr(key, addr string) error {
+	if err := validAddr(key, addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%s must be a loopback address such as 127.0.0.1:6060, got %q: profiles are never served to the network", key, addr)
+	}
+	return nil
 }
 
 // maxInflight bounds server.max_inflight: far above what one process can
@@ -215,12 +279,15 @@ func (l Log) Validate() error {
 // Validate checks every client.
 func (c Clients) Validate() error {
 	for name, cl := range map[string]Client{"recocenter": c.RecoCenter, "recall": c.Recall, "sort": c.Sort, "cache": c.Cache} {
-		if err := validAddr("clients."+name+".addr", cl.Addr); err != nil {
+		if err := validPeer("clients."+name+".addr", cl.Addr); err != nil {
 			return err
 		}
 		if err := positive("clients."+name+".timeout", cl.Timeout); err != nil {
 			return err
 		}
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("clients.tls: %w", err)
 	}
 	return nil
 }
@@ -259,6 +326,20 @@ func (s Storage) Validate() error {
 func validAddr(key, addr string) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("%s must be host:port, got %q: %v", key, addr, err)
+	}
+	return nil
+}
+
+// validPeer checks a peer's address: host:port, a comma-separated list of
+// them (its replicas), or a gRPC target such as dns:///host:port (server.Dial).
+func validPeer(key, addr string) error {
+	if scheme, target, ok := strings.Cut(addr, ":///"); ok && scheme != "" {
+		return validAddr(key, target)
+	}
+	for _, a := range strings.Split(addr, ",") {
+		if err := validAddr(key, strings.TrimSpace(a)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 	}{
 		{"unknown yaml key", "server:\n  grpc_adr: x\n", nil, "grpc_adr"},
 		{"bad address", "", []string{"RECO_SERVER_GRPC_ADDR=nope"}, "server.grpc_addr"},
+		{"bad http address", "", []string{"RECO_SERVER_HTTP_ADDR=nope"}, "server.http_addr"},
 		{"bad duration", "", []string{"RECO_CLIENTS_CACHE_TIMEOUT=soon"}, "clients.cache.timeout"},
 		{"zero timeout", "clients:\n  recall:\n    timeout: 0s\n", nil, "clients.recall.timeout"},
 		{"bad backend", "", []string{"RECO_STORAGE_TABLES=cassandra"}, "storage.tables"},
@@ -81,6 +82,15 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 	}
 }
 
+// TestHTTPAddrEmptyTurnsTheGatewayOff: an empty server.http_addr is valid
+// (no gateway), unlike an empty gRPC or metrics address.
+func TestHTTPAddrEmptyTurnsTheGatewayOff(t *testing.T) {
+	cfg, err := Load("", []string{"RECO_SERVER_HTTP_ADDR="})
+	if err != nil || cfg.Server.HTTPAddr != "" {
+		t.Errorf("Load with RECO_SERVER_HTTP_ADDR empty = %q, %v; want it off and valid", cfg.Server.HTTPAddr, err)
+	}
+}
+
 func TestEnvTableCoversEveryKey(t *testing.T) {
 	cfg := Default()
 	table := EnvTable(&cfg)
@@ -101,6 +111,24 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 	for _, e := range table {
 		if err := set(e.field, "1s"); err != nil && strings.Contains(err.Error(), "no environment form") {
 			t.Errorf("%s: %v", e.Key, err)
+		}
+	}
+}
+
+func TestPeerAddressesNameReplicas(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:10001":                  true,
+		"10.0.0.1:10001,10.0.0.2:10001":    true,
+		"dns:///recocenter.reco.svc:10001": true,
+		"10.0.0.1:10001,":                  false,
+		"recocenter":                       false,
+		"dns:///recocenter":                false,
+		"10.0.0.1:10001,10.0.0.2":          false,
+	} {
+		cfg := Default()
+		cfg.Clients.RecoCenter.Addr = addr
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("clients.recocenter.addr %q: Validate = %v, want ok=%v", addr, err, ok)
 		}
 	}
 }

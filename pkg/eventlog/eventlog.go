@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 )
 
 // Entry is one record of a topic. Entries with one Key keep their order (Kafka:
@@ -113,6 +115,13 @@ type KafkaConfig struct {
 	// Linger is how long the producer waits for more records before it sends
 	// a batch: concurrent Appends share produce requests.
 	Linger time.Duration `yaml:"linger"`
+	// SpillDir, when set, is a local embedded log an Append falls back to
+	// when Kafka does not acknowledge it in time; spilled entries are moved
+	// to Kafka once it answers again (spill.go). One process per directory,
+	// on a persistent volume.
+	SpillDir string `yaml:"spill_dir"`
+	// TLS of the connections to the brokers (their SSL listeners).
+	TLS certs.Client `yaml:"tls"`
 }
 
 // Validate reports whether c can be used; only the chosen backend's keys are
@@ -171,6 +180,9 @@ func (c KafkaConfig) Validate() error {
 	if c.Linger < 0 || c.Linger >= c.Timeout && c.Timeout > 0 {
 		errs = append(errs, fmt.Errorf("linger must be 0 or more and below timeout, got %s", c.Linger))
 	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("tls: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -192,7 +204,15 @@ func Open(cfg Config, log *zap.Logger) (Log, func() error, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return l, l.close, nil
+		if cfg.Kafka.SpillDir == "" {
+			return l, l.close, nil
+		}
+		s, err := openSpill(l, EmbeddedConfig{Dir: cfg.Kafka.SpillDir, SegmentBytes: cfg.Embedded.SegmentBytes}, log)
+		if err != nil {
+			return nil, nil, errors.Join(err, l.close())
+		}
+		// The drains stop before Kafka's client closes under them.
+		return s, func() error { return errors.Join(s.close(), l.close()) }, nil
 	default:
 		l, err := openEmbedded(cfg.Embedded, log)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -11,12 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 )
 
 // kafkaLog is the log on a Kafka cluster: one producer client for every
 // Append (and the admin calls), one consumer-group client per Consume.
 type kafkaLog struct {
 	cfg  KafkaConfig
+	tls  *certs.ClientTLS // nil: plaintext
 	log  *zap.Logger
 	prod *kgo.Client
 	adm  *kadm.Client
@@ -27,7 +31,11 @@ type kafkaLog struct {
 }
 
 func openKafka(cfg KafkaConfig, log *zap.Logger) (*kafkaLog, error) {
-	opts := append(clientOpts(cfg, log),
+	tlsClient, err := certs.NewClient(cfg.TLS, log)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: kafka tls: %w", err)
+	}
+	opts := append(clientOpts(cfg, log, tlsClient),
 		// Idempotent (franz-go's default, spelled out): a retried produce is not
 		// stored twice, and per-partition order survives retries.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -46,12 +54,14 @@ func openKafka(cfg KafkaConfig, log *zap.Logger) (*kafkaLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: kafka client: %w", err)
 	}
-	return &kafkaLog{cfg: cfg, log: log, prod: prod, adm: kadm.NewClient(prod), topics: map[string]bool{}}, nil
+	return &kafkaLog{cfg: cfg, tls: tlsClient, log: log, prod: prod, adm: kadm.NewClient(prod), topics: map[string]bool{}}, nil
 }
 
-// clientOpts are the options of every client.
-func clientOpts(cfg KafkaConfig, log *zap.Logger) []kgo.Opt {
-	return []kgo.Opt{
+// clientOpts are the options of every client; with tls, each connection to a
+// broker is TLS, its handshake made with the files as they are then (rather
+// than kgo.DialTLSConfig's fixed CA, see pkg/certs).
+func clientOpts(cfg KafkaConfig, log *zap.Logger, tls *certs.ClientTLS) []kgo.Opt {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DialTimeout(cfg.DialTimeout),
 		kgo.WithLogger(kgoLogger{log}),
@@ -60,6 +70,10 @@ func clientOpts(cfg KafkaConfig, log *zap.Logger) []kgo.Opt {
 		// waiting.
 		kgo.MetadataMinAge(time.Second),
 	}
+	if tls != nil {
+		opts = append(opts, kgo.Dialer(tls.Dialer(&net.Dialer{Timeout: cfg.DialTimeout})))
+	}
+	return opts
 }
 
 // close waits (up to Timeout) for what the producer buffered, then closes it.
@@ -246,7 +260,7 @@ func (k *kafkaLog) Consume(ctx context.Context, topic, group string, handle func
 	}
 
 	c := &kconsumer{k: k, topic: topic, group: group, handled: map[int32]*kgo.Record{}}
-	cl, err := kgo.NewClient(append(clientOpts(k.cfg, k.log),
+	cl, err := kgo.NewClient(append(clientOpts(k.cfg, k.log, k.tls),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),

@@ -24,7 +24,12 @@ func kafkaConfig(brokers ...string) eventlog.Config {
 	}
 }
 
-func TestKafkaContract(t *testing.T) {
+func TestKafkaContract(t *testing.T) { kafkaContract(t, false) }
+
+// With a spill, the log is the same log to its users.
+func TestKafkaWithSpillContract(t *testing.T) { kafkaContract(t, true) }
+
+func kafkaContract(t *testing.T, spill bool) {
 	addr := logtest.Server(t, logtest.EnvKafka)
 	// Every run makes topics and groups of its own (logtest.Name); they are
 	// deleted afterwards, and a crashed run's at the start of the next, so the
@@ -32,7 +37,11 @@ func TestKafkaContract(t *testing.T) {
 	dropTestTopics(t, addr, "-"+t.Name()+"-")
 	t.Cleanup(func() { dropTestTopics(t, addr, "-"+t.Name()+"-") })
 	logtest.Run(t, func(t *testing.T) eventlog.Log {
-		l, closeLog, err := eventlog.Open(kafkaConfig(addr), zaptest.NewLogger(t))
+		cfg := kafkaConfig(addr)
+		if spill {
+			cfg.Embedded.SegmentBytes, cfg.Kafka.SpillDir = 1<<20, t.TempDir()
+		}
+		l, closeLog, err := eventlog.Open(cfg, zaptest.NewLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,6 +52,27 @@ func TestKafkaContract(t *testing.T) {
 		})
 		return l
 	})
+}
+
+// No broker listens, and the log has a spill: Append succeeds within its
+// deadline, from the spill.
+func TestKafkaUnreachableSpills(t *testing.T) {
+	cfg := kafkaConfig("127.0.0.1:1")
+	cfg.Embedded.SegmentBytes, cfg.Kafka.SpillDir = 1<<20, t.TempDir()
+	l, closeLog, err := eventlog.Open(cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLog()
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		err := l.Append(ctx, "served", eventlog.Entry{Key: "k", Value: []byte("v")})
+		cancel()
+		if err != nil || time.Since(start) > 2*time.Second {
+			t.Errorf("append %d without a broker: %v after %s, want it spilled within its deadline", i, err, time.Since(start))
+		}
+	}
 }
 
 // No broker listens: Append fails within its deadline, or within Timeout

@@ -45,7 +45,7 @@ func BenchmarkHop(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			conn, err := Dial(target, time.Second, cm, dialer)
+			conn, err := Dial(target, time.Second, cm, dialer, true)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"net"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -43,15 +41,7 @@ func limitInflight(max int) grpc.UnaryServerInterceptor {
 }
 
 func neverShed(ctx context.Context, method string) bool {
-	if strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.") {
-		return true
-	}
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return false
-	}
-	_, inproc := p.Addr.(inProcessAddr)
-	return inproc
+	return openMethod(method) || inProcess(ctx)
 }
 
 // inProcessAddr is the peer address of a call that arrived through

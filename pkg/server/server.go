@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -53,6 +54,13 @@ type Options struct {
 	// MaxInflight bounds the calls handled at once; a call beyond it is answered
 	// RESOURCE_EXHAUSTED at once. 0 is unlimited.
 	MaxInflight int
+	// TLS, when not nil, is the transport security of the network listeners
+	// (certs.ServerConfig); nil serves plaintext. In-memory listeners never
+	// handshake (see serverCredentials).
+	TLS *tls.Config
+	// Authz, when not nil, decides per method who may call (see authz.go); nil
+	// lets every caller call every method.
+	Authz *Authorizer
 }
 
 // Keepalive of the server and of the clients of Dial. The two go together: a
@@ -119,7 +127,16 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 	}
 	streams, endStreams := context.WithCancel(context.Background())
 	srv := &Server{metrics: metrics, streams: streams, endStreams: endStreams}
+	authzUnary, authzStream := grpc.UnaryServerInterceptor(passUnary), grpc.StreamServerInterceptor(passStream)
+	if opts.Authz != nil {
+		authzUnary, authzStream = opts.Authz.unary, opts.Authz.stream
+	}
+	creds := insecure.NewCredentials()
+	if opts.TLS != nil {
+		creds = newServerCredentials(opts.TLS)
+	}
 	srv.Server = grpc.NewServer(
+		grpc.Creds(creds),
 		// A body that does not parse is INVALID_ARGUMENT, not Internal (see
 		// codec.go; ForceServerCodecV2 is marked experimental in grpc-go, and
 		// the test of malformed requests catches it changing).
@@ -138,6 +155,9 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 			limitInflight(opts.MaxInflight),
 			withLogFields,
 			logging.UnaryServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(fieldsFromContext)),
+			// Who may call what, before the request is looked at: a refused
+			// caller learns nothing of the method but that it may not call it.
+			authzUnary,
 			refuseMalformed,
 			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
 		),
@@ -145,6 +165,7 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 			metrics.StreamServerInterceptor(),
 			srv.checkStream,
 			logging.StreamServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall)),
+			authzStream,
 			recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
 		),
 	)
@@ -188,10 +209,7 @@ func (s *Server) MarkServing() {
 // graceful stop: no new calls, streams (health Watch) are ended, and the calls
 // in flight get timeout before the server stops hard.
 func (s *Server) Drain(lameDuck, timeout time.Duration) {
-	s.Health.Shutdown()
-	if lameDuck > 0 {
-		time.Sleep(lameDuck)
-	}
+	s.LameDuck(lameDuck)
 	done := make(chan struct{})
 	go func() {
 		s.GracefulStop()
@@ -202,6 +220,17 @@ func (s *Server) Drain(lameDuck, timeout time.Duration) {
 	case <-done:
 	case <-time.After(timeout):
 		s.Stop()
+	}
+}
+
+// LameDuck is the first step of Drain on its own, for a process that has more
+// to stop between it and the graceful stop (the HTTP gateway, whose calls go
+// through this server): health reports NOT_SERVING, for good, while calls are
+// still served for d. Drain after it repeats nothing but the wait it is given.
+func (s *Server) LameDuck(d time.Duration) {
+	s.Health.Shutdown()
+	if d > 0 {
+		time.Sleep(d)
 	}
 }
 
@@ -224,29 +253,36 @@ func NewClientMetrics(reg prometheus.Registerer) (*ClientMetrics, error) {
 	return m, nil
 }
 
-// Dial returns a connection to a peer at target. Every call on it carries a
-// deadline of at most callTimeout, so no hop waits forever on a stuck peer. dialer,
-// when not nil, replaces the network (the in-process connections of all-in-one
-// mode).
-func Dial(target string, callTimeout time.Duration, metrics *ClientMetrics, dialer func(context.Context, string) (net.Conn, error)) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{
+// Dial returns a connection to a peer's replicas at addr (see balance.go).
+// Every call on it carries a deadline of at most callTimeout, so no hop waits
+// forever on a stuck peer. dialer, when not nil, replaces the network (the
+// in-process connections of all-in-one mode). extra comes last and so wins:
+// the peers' TLS (PeerTLS) and token (TokenCredentials). breaker puts a circuit breaker in
+// front of the peer: for callers with a fallback, to whom a dead peer should
+// cost nothing; a caller without one is better served by the replicas that
+// still answer than by a breaker that fails every call.
+func Dial(addr string, callTimeout time.Duration, metrics *ClientMetrics, dialer func(context.Context, string) (net.Conn, error), breaker bool, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	target, opts := peerTarget(addr)
+	interceptors := []grpc.UnaryClientInterceptor{metrics.UnaryClientInterceptor(), withUser}
+	if breaker {
+		interceptors = append(interceptors, peerBreaker(addr))
+	}
+	opts = append(opts,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Pings on idle connections find a peer that vanished without closing
 		// its connection; within the server's enforcement policy (see the
 		// constants above), or the server would cut the connection off.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: clientPingEvery, Timeout: clientPingTimeout, PermitWithoutStream: true}),
-		grpc.WithChainUnaryInterceptor(
-			metrics.UnaryClientInterceptor(),
-			peerBreaker(target),
-			timeout.UnaryClientInterceptor(callTimeout),
-		),
-	}
+		grpc.WithChainUnaryInterceptor(append(interceptors, timeout.UnaryClientInterceptor(callTimeout))...),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+	)
 	if dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(dialer))
 	}
+	opts = append(opts, extra...)
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", target, err)
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return conn, nil
 }

@@ -60,7 +60,7 @@ func serveWith(t *testing.T, reg *prometheus.Registry, opts Options, do func(ctx
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := Dial(lis.Addr().String(), callTimeout, cm, nil)
+	conn, err := Dial(lis.Addr().String(), callTimeout, cm, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestDialSkipsAPeerThatKeepsFailing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := Dial(addr, time.Second, metrics, nil)
+	conn, err := Dial(addr, time.Second, metrics, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,9 +85,16 @@ type Recalled interface {
 
 // Similarity holds each article's similar articles with their scores.
 type Similarity interface {
-	// Similar returns the n highest-scored neighbours of article, highest first.
+	// Similar returns the n highest-scored neighbours of article, highest
+	// first. A known article without neighbours (alone in its channel) has
+	// none; an article the store holds nothing of (no build wrote its
+	// features or neighbours: a typo, or an article newer than the build) is
+	// ErrUnknownArticle, so that a caller can tell the two apart.
 	Similar(ctx context.Context, article int64, n int) ([]Scored, error)
 }
+
+// ErrUnknownArticle is returned for an article the store holds nothing of.
+var ErrUnknownArticle = errors.New("unknown article")
 
 // Features holds the CTR features of readers and articles.
 type Features interface {

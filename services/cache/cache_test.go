@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 )
 
@@ -93,5 +95,31 @@ func TestTTLJitter(t *testing.T) {
 	}
 	if len(seen) < 50 {
 		t.Errorf("only %d distinct ttls in 100: not jittered", len(seen))
+	}
+}
+
+// downQueue is a wait queue that cannot be reached.
+type downQueue struct{ storage.WaitQueue }
+
+func (downQueue) Take(context.Context, string, int32, int) ([]int64, error) {
+	return nil, errors.New("hbase: connection refused")
+}
+
+// Tier 2 down: what tier 1 held is served, and a tier 1 that ran dry answers
+// empty rather than failing (an error would lose the ids already popped).
+func TestPopWithTier2DownAnswersFromTier1(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	if err := c.Store(ctx, "u", 2, span(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	c.stores.Tier2 = downQueue{c.stores.Tier2}
+	got, err := c.Pop(ctx, "u", 2, 10)
+	if err != nil || !slices.Equal(got, span(1, 4)) {
+		t.Errorf("Pop with tier 2 down = %v, %v; want [1 2 3], no error", got, err)
+	}
+	got, err = c.Pop(ctx, "u", 2, 10)
+	if err != nil || len(got) != 0 {
+		t.Errorf("Pop of an empty tier 1 with tier 2 down = %v, %v; want nothing, no error", got, err)
 	}
 }

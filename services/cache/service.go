@@ -58,7 +58,7 @@ func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) 
 	pops := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: server.Namespace,
 		Name:      "cache_pops_total",
-		Help:      "Cache pops by outcome: hit (all from tier 1), refill (tier 2 moved up), partial (fewer than asked), empty.",
+		Help:      "Cache pops by outcome: hit (all from tier 1), refill (tier 2 moved up), partial (fewer than asked), empty, refill_failed (tier 2 unreachable: tier 1 alone answered).",
 	}, []string{"outcome"})
 	if err := reg.Register(pops); err != nil {
 		return nil, fmt.Errorf("register cache metrics: %w", err)
@@ -70,10 +70,10 @@ func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) 
 // empty the head of tier 2 moves up. Two refreshes that both stored one ranking
 // pop overlapping ids: reco-center's serve-time claim gives each to one of them.
 func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out []int64, err error) {
-	refilled := false
+	refilled, refillFailed := false, false
 	defer func() {
 		if n > 0 {
-			c.pops.WithLabelValues(popOutcome(len(out), n, refilled)).Inc()
+			c.pops.WithLabelValues(popOutcome(len(out), n, refilled, refillFailed)).Inc()
 		}
 	}()
 	for len(out) < n {
@@ -83,8 +83,18 @@ func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out
 		}
 		if len(ids) == 0 {
 			moved, err := c.refill(ctx, user, channel)
-			if err != nil || !moved {
-				return out, err
+			if err != nil {
+				// Tier 2 down is the cache running short, not failing: the
+				// ids popped are served (an error would lose them) and an
+				// empty answer sends the refresh to a fresh ranking. An
+				// error here would also trip the callers' breaker on the
+				// cache, and so skip the readers tier 1 can still serve.
+				refillFailed = true
+				c.log.Warn("tier 2 refill failed: answering from tier 1 alone", zap.String("user", user), zap.Int32("channel", channel), zap.Error(err))
+				return out, nil
+			}
+			if !moved {
+				return out, nil
 			}
 			refilled = true
 			continue
@@ -111,8 +121,10 @@ func (c *Cache) refill(ctx context.Context, user string, channel int32) (moved b
 	return true, nil
 }
 
-func popOutcome(got, asked int, refilled bool) string {
+func popOutcome(got, asked int, refilled, refillFailed bool) string {
 	switch {
+	case refillFailed:
+		return "refill_failed"
 	case got == 0:
 		return "empty"
 	case refilled:

@@ -10,8 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
+	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/embedded"
 )
@@ -162,4 +165,34 @@ func newRecall(t *testing.T, cfg Config, stores Stores) *Recall {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestSimilarTellsUnknownArticlesFromLonelyOnes: an article no build wrote is
+// NOT_FOUND; one a build wrote without neighbours (its features say it is
+// known) is an empty list.
+func TestSimilarTellsUnknownArticlesFromLonelyOnes(t *testing.T) {
+	t.Parallel()
+	tables, sets := open(t)
+	ctx := context.Background()
+	if err := tables.Load(ctx, []storage.Record{
+		storage.Neighbours{Article: 1, Similar: []storage.Scored{{ID: 2, Score: 0.5}, {ID: 3, Score: 0.9}}},
+		storage.ArticleVector{Article: 4, Vector: []float64{1, 0}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(newRecall(t, Config{HotNum: 1, NewNum: 1, SourceLimit: 10}, stores(tables, sets)))
+	for _, tt := range []struct {
+		article int64
+		want    []int64
+		code    codes.Code
+	}{
+		{article: 1, want: []int64{3, 2}, code: codes.OK},
+		{article: 4, code: codes.OK},
+		{article: 5, code: codes.NotFound},
+	} {
+		resp, err := srv.Similar(ctx, &recallv1.SimilarRequest{ArticleId: tt.article, N: 5})
+		if status.Code(err) != tt.code || !slices.Equal(resp.GetArticleIds(), tt.want) {
+			t.Errorf("Similar(%d) = %v, %v; want %v, %v", tt.article, resp.GetArticleIds(), err, tt.want, tt.code)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // maxSimilar bounds one Similar call.
@@ -113,7 +114,10 @@ func (s *Server) Similar(ctx context.Context, req *recallv1.SimilarRequest) (*re
 		return nil, status.Errorf(codes.InvalidArgument, "n must be 1..%d, got %d", maxSimilar, n)
 	}
 	ids, err := s.recall.Similar(ctx, req.GetArticleId(), int(req.GetN()))
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrUnknownArticle):
+		return nil, status.Errorf(codes.NotFound, "article_id %d is unknown: no build wrote its features or neighbours", req.GetArticleId())
+	case err != nil:
 		return nil, server.Error(err, codes.Unavailable, "similar articles")
 	}
 	return &recallv1.SimilarResponse{ArticleIds: ids}, nil

@@ -237,7 +237,8 @@ func (p *Popular) Popular(ctx context.Context, channel int32, n int) ([]int64, e
 	return out, nil
 }
 
-// Similar returns the n highest-scored neighbours of article.
+// Similar returns the n highest-scored neighbours of article; an article the
+// store holds nothing of is storage.ErrUnknownArticle.
 func (r *Recall) Similar(ctx context.Context, article int64, n int) ([]int64, error) {
 	similar, err := r.stores.Similarity.Similar(ctx, article, n)
 	if err != nil {

@@ -112,3 +112,89 @@ func TestRecallRunsAreConsumedOnlyOnceQueued(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimsDownTheFallbackKnowsWhatHistoryLacks: with the seen sets
+// unreachable the claim falls back to history, which lacks a refresh whose
+// history write failed (its served-log entry not yet applied); what this
+// process served lately keeps the next refresh from serving it again, in the
+// channel and from channel 0.
+func TestClaimsDownTheFallbackKnowsWhatHistoryLacks(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	// Redis down: no cache and no seen sets; recall down too, so every
+	// refresh is offered the same popular list; history takes no writes.
+	e.claims.failOn("Claim", fault{err: errBoom})
+	e.cache.failOn("Pop", fault{err: errBoom})
+	e.cache.failOn("Store", fault{err: errBoom})
+	e.recall.failOn("Recall", fault{err: errBoom})
+	e.history.failOn("Record", fault{err: errBoom})
+	for _, ch := range []int32{0, 3} {
+		e.popular.ids[ch] = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	}
+	c := e.center(t)
+	var served []int64
+	for i, ch := range []int32{0, 3, 3} {
+		p, err := c.Feed(testCtx(t), refreshOf(ch, 3, int64(200+i)))
+		if err != nil || len(p.IDs) != 3 {
+			t.Fatalf("refresh %d of channel %d = %v, %v; want 3 ids", i, ch, p.IDs, err)
+		}
+		for _, id := range p.IDs {
+			if slices.Contains(served, id) {
+				t.Errorf("refresh %d of channel %d served %d again (%v)", i, ch, id, p.IDs)
+			}
+		}
+		served = append(served, p.IDs...)
+	}
+}
+
+// TestSeenSetsSeededAfterALossIncludeWhatHistoryLacks: Redis restarted empty
+// while the history write of the last refresh had failed (its served-log entry
+// not yet applied); the seed adds what this process served lately, so the
+// next refresh does not serve it again.
+func TestSeenSetsSeededAfterALossIncludeWhatHistoryLacks(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.history.failOn("Record", fault{err: errBoom})
+	e.cache.put("u1", 3, 1, 2)
+	c := e.center(t)
+	first, err := c.Feed(testCtx(t), refreshOf(3, 2, 200))
+	if err != nil || !slices.Equal(first.IDs, []int64{1, 2}) {
+		t.Fatalf("first refresh = %v, %v; want [1 2]", first.IDs, err)
+	}
+	e.claims.lose()
+	e.cache.put("u1", 3, 1, 2, 3, 4)
+	second, err := c.Feed(testCtx(t), refreshOf(3, 2, 300))
+	if err != nil || !slices.Equal(second.IDs, []int64{3, 4}) {
+		t.Errorf("refresh after the seen sets were lost = %v, %v; want [3 4]", second.IDs, err)
+	}
+}
+
+// TestASeenSetThatOutlivedAClaimsOutageLearnsWhatTheFallbackServed: the seen
+// sets were unreachable for a moment (not lost); what the fallback served
+// then is added to them before the next claim, so it does not come back once
+// the process has forgotten it too.
+func TestASeenSetThatOutlivedAClaimsOutageLearnsWhatTheFallbackServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.cache.put("u1", 3, 1, 2)
+	c := e.center(t)
+	if _, err := c.Feed(testCtx(t), refreshOf(3, 1, 100)); err != nil { // seeds the sets
+		t.Fatal(err)
+	}
+	e.claims.failOn("Claim", fault{err: errBoom})
+	e.history.failOn("Record", fault{err: errBoom})
+	p, err := c.Feed(testCtx(t), refreshOf(3, 1, 200))
+	if err != nil || !slices.Equal(p.IDs, []int64{2}) {
+		t.Fatalf("refresh with the claims down = %v, %v; want [2]", p.IDs, err)
+	}
+	e.claims.failOn("Claim", fault{})
+	// Popped again (a refill put it back), and the process's memory of it
+	// gone with time: only the seen set can refuse it now.
+	c.recent = newRecent(recentPeriod, recentReaders)
+	c.recent.putBack("u1", 3, []int64{2})
+	e.cache.put("u1", 3, 2, 3)
+	p, err = c.Feed(testCtx(t), refreshOf(3, 1, 300))
+	if err != nil || !slices.Equal(p.IDs, []int64{3}) {
+		t.Errorf("refresh after the outage = %v, %v; want [3], not 2 again", p.IDs, err)
+	}
+}

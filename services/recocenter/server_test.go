@@ -41,12 +41,12 @@ func protoRequest(ts int64) *recocenterv1.FeedRequest {
 func TestServerFeed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name     string
-		req      func() *recocenterv1.FeedRequest
-		pageErr  error // what history Page fails with
-		popErr   error // what popular fails with
-		want     *recocenterv1.FeedResponse
-		wantCode codes.Code
+		name      string
+		req       func() *recocenterv1.FeedRequest
+		recordErr error // what the served log and history Record both fail with
+		popErr    error // what popular fails with
+		want      *recocenterv1.FeedResponse
+		wantCode  codes.Code
 	}{
 		{
 			name: "refresh maps the strategy and the page",
@@ -70,22 +70,22 @@ func TestServerFeed(t *testing.T) {
 			wantCode: codes.InvalidArgument,
 		},
 		{
-			name:     "a history Page error that is a status DeadlineExceeded stays DeadlineExceeded",
-			req:      func() *recocenterv1.FeedRequest { return protoRequest(300) },
-			pageErr:  fmt.Errorf("hbase: %w", status.Error(codes.DeadlineExceeded, "thrift gateway slow")),
-			wantCode: codes.DeadlineExceeded,
+			name:      "a record error that is a status DeadlineExceeded stays DeadlineExceeded",
+			req:       func() *recocenterv1.FeedRequest { return protoRequest(400) },
+			recordErr: fmt.Errorf("hbase: %w", status.Error(codes.DeadlineExceeded, "thrift gateway slow")),
+			wantCode:  codes.DeadlineExceeded,
 		},
 		{
-			name:     "a history Page error that is a context deadline is DeadlineExceeded",
-			req:      func() *recocenterv1.FeedRequest { return protoRequest(300) },
-			pageErr:  fmt.Errorf("hbase: %w", context.DeadlineExceeded),
-			wantCode: codes.DeadlineExceeded,
+			name:      "a record error that is a context deadline is DeadlineExceeded",
+			req:       func() *recocenterv1.FeedRequest { return protoRequest(400) },
+			recordErr: fmt.Errorf("hbase: %w", context.DeadlineExceeded),
+			wantCode:  codes.DeadlineExceeded,
 		},
 		{
-			name:     "a plain history Page error is Unavailable",
-			req:      func() *recocenterv1.FeedRequest { return protoRequest(300) },
-			pageErr:  errors.New("connection refused"),
-			wantCode: codes.Unavailable,
+			name:      "a plain record error is Unavailable",
+			req:       func() *recocenterv1.FeedRequest { return protoRequest(400) },
+			recordErr: errors.New("connection refused"),
+			wantCode:  codes.Unavailable,
 		},
 		{
 			name: "anonymous reader with popular down is Unavailable",
@@ -105,8 +105,11 @@ func TestServerFeed(t *testing.T) {
 			e.history.add("u1", 3, 100, 1, 2)
 			e.history.add("u1", 3, 300, 3, 4)
 			e.recall.cands[3] = slices.Concat(candidates(feed.SourceALS, 11, 12), candidates(feed.SourceNew, 10))
-			if tt.pageErr != nil {
-				e.history.failOn("Page", fault{err: tt.pageErr})
+			if tt.recordErr != nil {
+				// Both the served log and history refuse the page: nothing
+				// would remember it, so the refresh fails.
+				e.served.failOn("Append", fault{err: tt.recordErr})
+				e.history.failOn("Record", fault{err: tt.recordErr})
 			}
 			if tt.popErr != nil {
 				e.popular.failOn("Popular", fault{err: tt.popErr})
@@ -116,7 +119,7 @@ func TestServerFeed(t *testing.T) {
 				if s, _ := status.FromError(err); s.Code() != tt.wantCode || got != nil {
 					t.Fatalf("Feed = %v, %v; want code %v", got, err, tt.wantCode)
 				}
-				if tt.pageErr != nil && !strings.HasPrefix(status.Convert(err).Message(), "feed: ") {
+				if tt.recordErr != nil && !strings.HasPrefix(status.Convert(err).Message(), "feed: ") {
 					t.Errorf("Feed error message %q, want it prefixed %q", status.Convert(err).Message(), "feed: ")
 				}
 				return

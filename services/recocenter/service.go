@@ -116,6 +116,7 @@ type Center struct {
 	log     *zap.Logger
 	metrics metrics
 	fills   singleflight.Group
+	recent  *recent
 }
 
 type metrics struct {
@@ -148,7 +149,7 @@ func New(cfg Config, ports Ports, log *zap.Logger, reg prometheus.Registerer) (*
 			return nil, fmt.Errorf("register reco-center metrics: %w", err)
 		}
 	}
-	return &Center{cfg: cfg, ports: ports, log: log, metrics: m}, nil
+	return &Center{cfg: cfg, ports: ports, log: log, metrics: m, recent: newRecent(recentPeriod, recentReaders)}, nil
 }
 
 // Feed serves a refresh when the request's time stamp is newer than the
@@ -176,21 +177,36 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 	} else if r.Timestamp <= last {
 		return c.historyPage(ctx, r)
 	}
-	ids := c.refresh(ctx, r, err == nil)
+	// The page is recorded before it is answered: what the refresh may take
+	// leaves the record's bound and the answer's way back (DESIGN §6: a
+	// hop's deadline leaves room).
+	rctx, cancel := withReserve(ctx, c.cfg.HistoryTimeout+answerMargin)
+	ids := c.refresh(rctx, r, err == nil)
+	cancel()
 	if err := c.record(ctx, r, ids); err != nil {
 		return feed.Page{}, err
 	}
 	return feed.Page{IDs: ids, Timestamp: last}, nil
 }
 
+// answerMargin is the part of a refresh's deadline kept for its answer to
+// reach the caller once recorded: scheduling and the hop back.
+const answerMargin = 100 * time.Millisecond
+
 // historyPage returns the newest refresh at or before the request's time stamp
-// and the time stamp of the one before it (0 when there is none).
+// and the time stamp of the one before it (0 when there is none). History
+// unreadable in time answers an empty page, as for a reader with nothing
+// older: the app shows no more to scroll back to, and the degradation is
+// counted, rather than the call failing.
 func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, error) {
-	versions, err := c.ports.History.Page(ctx, r.User, r.Channel, r.Timestamp)
-	if err != nil {
-		return feed.Page{}, fmt.Errorf("read history: %w", err)
-	}
+	hctx, cancel := withReserve(ctx, answerMargin)
+	defer cancel()
 	page := feed.Page{History: true}
+	versions, err := c.ports.History.Page(hctx, r.User, r.Channel, r.Timestamp)
+	if err != nil {
+		c.degraded(r, "history", err)
+		return page, nil
+	}
 	switch len(versions) {
 	case 0:
 	case 1:
@@ -202,17 +218,15 @@ func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, er
 }
 
 // refresh serves up to r.N ids the reader has not seen, in this order: the
-// cache; the recall + sort pass that refills it; the channel's hot and new
-// articles. Every id goes through the serve-time claim (page.add), so none
-// is served twice whatever path it came by. historyUp says whether the
-// reader's history is readable. Each failing dependency degrades the page
-// rather than failing it.
+// cache; the recall + sort pass that refills it (which, with the cache down,
+// hands its ranking out directly); the channel's hot and new articles. Every
+// id goes through the serve-time claim (page.add), so none is served twice
+// whatever path it came by. historyUp says whether the reader's history is
+// readable. Each failing dependency degrades the page rather than failing it.
 func (c *Center) refresh(ctx context.Context, r feed.Request, historyUp bool) []int64 {
 	p := &page{c: c, r: r}
 	if err := p.fromCache(ctx, r.N); err != nil {
 		c.degraded(r, "cache", err)
-		p.fromPopular(ctx, c.exclude(ctx, r, historyUp, p.ids))
-		return p.ids
 	}
 	if p.full() {
 		return p.ids
@@ -304,17 +318,25 @@ func (p *page) fromFill(ctx context.Context, exclude map[int64]bool) {
 		p.c.degraded(p.r, "deadline", err)
 		return
 	}
-	if !f.stored {
-		// Each waiter takes the next ids, so no two get the same ones; the
-		// claim still checks them, as every served id.
+	if f.stored {
+		err := p.fromCache(ctx, p.want())
+		if err == nil {
+			return
+		}
+		p.c.degraded(p.r, "cache", err)
+	}
+	// The cache refused the ranking or cannot give it back: each waiter takes
+	// the next ids, so no two get the same ones; the claim still checks them,
+	// as every served id, also against what the cache hands out later, and
+	// what it refuses the waiter makes up from the next ids.
+	size := int64(len(f.ranked))
+	for i := 0; i < maxPops && !p.full(); i++ {
 		n := int64(p.want())
 		end := f.next.Add(n)
-		size := int64(len(f.ranked))
-		p.add(ctx, f.ranked[min(end-n, size):min(end, size)])
-		return
-	}
-	if err := p.fromCache(ctx, p.want()); err != nil {
-		p.c.degraded(p.r, "cache", err)
+		if end-n >= size {
+			return
+		}
+		p.add(ctx, f.ranked[end-n:min(end, size)])
 	}
 }
 
@@ -342,13 +364,18 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 	if len(ids) == 0 {
 		return nil
 	}
-	claimed, err := c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
+	err := c.syncFallback(ctx, r)
+	var claimed []int64
+	if err == nil {
+		claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
+	}
 	if errors.Is(err, storage.ErrUnseeded) {
 		if err = c.seed(ctx, r); err == nil {
 			claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 		}
 	}
 	if err == nil {
+		c.recent.add(r.User, r.Channel, claimed)
 		return claimed
 	}
 	c.degraded(r, "claims", err)
@@ -359,25 +386,39 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 		c.degraded(r, "history", herr)
 		return nil
 	}
-	var unseen []int64
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			unseen = append(unseen, id)
+	return c.recent.claim(r.User, r.Channel, seen, ids)
+}
+
+// syncFallback adds to the reader's seen sets what the fallback claim served
+// while they were unreachable: a set that outlived the outage would otherwise
+// let those ids through. It claims them (a claim adds what it returns, and
+// only to a seeded set); a set that is gone is seeded from history and recent
+// by the claim that follows.
+func (c *Center) syncFallback(ctx context.Context, r feed.Request) error {
+	for _, ch := range seenChannels(r.Channel) {
+		ids := c.recent.takeUnsynced(r.User, ch)
+		if len(ids) == 0 {
+			continue
+		}
+		_, err := c.ports.Claims.Claim(ctx, r.User, ch, ids, c.cfg.SeenTTL)
+		if err != nil && !errors.Is(err, storage.ErrUnseeded) {
+			c.recent.putBack(r.User, ch, ids)
+			return fmt.Errorf("add what was served while the seen sets were down: %w", err)
 		}
 	}
-	return unseen
+	return nil
 }
 
 // seed copies the reader's history of each channel a claim checks into their
-// seen sets.
+// seen sets, with what this process served them lately: history may lack it
+// for as long as the served log's applier lags.
 func (c *Center) seed(ctx context.Context, r feed.Request) error {
 	for _, ch := range seenChannels(r.Channel) {
 		seen, err := c.seenIn(ctx, r.User, []int32{ch})
 		if err != nil {
 			return fmt.Errorf("read history to seed seen set: %w", err)
 		}
-		ids := make([]int64, 0, len(seen))
+		ids := c.recent.served(r.User, ch)
 		for id := range seen {
 			ids = append(ids, id)
 		}
@@ -424,11 +465,15 @@ func (c *Center) fill(ctx context.Context, r feed.Request, exclude map[int64]boo
 		}
 		return f, nil
 	})
+	// Waiting takes at most rankingShare of what the refresh has left: the
+	// rest is the popular fallback's if the pass is late.
+	wctx, cancel := withShare(ctx, rankingShare)
+	defer cancel()
 	select {
 	case res := <-ch:
 		return res.Val.(*fill), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case <-wctx.Done():
+		return nil, wctx.Err()
 	}
 }
 
@@ -442,8 +487,7 @@ const rankingShare = 0.75
 // fails or runs short (DESIGN §4: never dark). It also returns the recall runs
 // it read.
 func (c *Center) ranking(ctx context.Context, r feed.Request, exclude map[int64]bool) ([]int64, []feed.ReadRuns) {
-	deadline, _ := ctx.Deadline()
-	rctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*rankingShare)))
+	rctx, cancel := withShare(ctx, rankingShare)
 	ranked, read := c.recallAndRank(rctx, r, exclude)
 	cancel()
 	if len(ranked) >= c.cfg.PopularNum {
@@ -602,4 +646,26 @@ func (c *Center) degraded(r feed.Request, cause string, err error) {
 	c.metrics.degradations.WithLabelValues(cause).Inc()
 	c.log.Warn("feed degraded", zap.String("cause", cause), zap.String("user", r.User), zap.Int32("channel", r.Channel),
 		zap.String("strategy", r.Strategy.Name), zap.Error(err))
+}
+
+// withShare bounds ctx to share of the time it has left; a ctx without a
+// deadline is left as it is.
+func withShare(ctx context.Context, share float64) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*share)))
+}
+
+// withReserve ends ctx reserve before its deadline, keeping that much for
+// what comes after, but never more than half the time left: a reserve longer
+// than the caller's deadline must not leave the refresh nothing. A ctx
+// without a deadline is left as it is.
+func withReserve(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, deadline.Add(-min(reserve, time.Until(deadline)/2)))
 }

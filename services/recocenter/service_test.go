@@ -313,17 +313,20 @@ func TestFeedInvalidRequest(t *testing.T) {
 	}
 }
 
-// TestFeedHistoryPageFails: a history page cannot be degraded into anything,
-// so its read error is the call's.
+// TestFeedHistoryPageFails: a history page that cannot be read answers an
+// empty page (nothing older to scroll to), counted as a degradation, not an
+// error.
 func TestFeedHistoryPageFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv()
 	e.history.add("u1", 3, 300, 1)
-	boom := errors.New("hbase down")
-	e.history.failOn("Page", fault{err: boom})
-	_, err := e.center(t).Feed(testCtx(t), refreshOf(3, 2, 100))
-	if !errors.Is(err, boom) || errors.Is(err, ErrInvalidRequest) {
-		t.Errorf("Feed err = %v, want it to wrap %v", err, boom)
+	e.history.failOn("Page", fault{err: errors.New("hbase down")})
+	got, err := e.center(t).Feed(testCtx(t), refreshOf(3, 2, 100))
+	if err != nil || !got.History || len(got.IDs) != 0 || got.Timestamp != 0 {
+		t.Errorf("Feed = %+v, %v; want an empty history page", got, err)
+	}
+	if d := e.degradations(t); d["history"] != 1 {
+		t.Errorf("degradations = %v, want history: 1", d)
 	}
 }
 
@@ -373,24 +376,29 @@ func TestFeedDegradations(t *testing.T) {
 			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
 		},
 		{
-			name:       "cache Pop fails: popular articles minus seen",
-			faults:     func(e *env) { e.cache.failOn("Pop", fault{err: boom}) },
-			want:       feed.Page{IDs: []int64{7, 8}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 1}, wantRecorded: []int64{7, 8}, wantRecordCalls: 1,
-			check: func(t *testing.T, e *env) {
-				if n := e.recall.count("Recall"); n != 0 {
-					t.Errorf("Recall calls = %d, want 0 (popular fallback)", n)
-				}
-			},
-		},
-		{
-			name: "cache Pop and history Seen fail: popular articles, the claims keep out what was seen",
+			name: "cache down: the ranking is served directly, minus seen",
 			faults: func(e *env) {
 				e.cache.failOn("Pop", fault{err: boom})
+				e.cache.failOn("Store", fault{err: boom})
+			},
+			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses: map[string]float64{"cache": 2}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+		},
+		{
+			name:       "cache Pop fails after Store worked: the ranking is served directly",
+			faults:     func(e *env) { e.cache.failOn("Pop", fault{err: boom}) },
+			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses: map[string]float64{"cache": 2}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+		},
+		{
+			name: "cache down and history Seen fails: the ranking, the claims keep out what was seen",
+			faults: func(e *env) {
+				e.cache.failOn("Pop", fault{err: boom})
+				e.cache.failOn("Store", fault{err: boom})
 				e.history.failOn("Seen", fault{err: boom})
 			},
-			want:       feed.Page{IDs: []int64{7, 8}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 1, "history": 1}, wantRecorded: []int64{7, 8}, wantRecordCalls: 1,
+			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			wantCauses: map[string]float64{"cache": 2, "history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
 		},
 		{
 			name:       "cache Store fails: the ranking is served directly",
@@ -457,13 +465,14 @@ func TestFeedDegradations(t *testing.T) {
 			wantCauses: map[string]float64{"recall": 1, "popular": 2},
 		},
 		{
-			name: "cache Pop and popular fail: empty page, no error",
+			name: "cache, recall and popular fail: empty page, no error",
 			faults: func(e *env) {
 				e.cache.failOn("Pop", fault{err: boom})
+				e.recall.failOn("Recall", fault{err: boom})
 				e.popular.failOn("Popular", fault{err: boom})
 			},
 			want:       feed.Page{Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 1, "popular": 1},
+			wantCauses: map[string]float64{"cache": 1, "recall": 1, "popular": 2},
 		},
 		{
 			name:            "history Record fails: the served log holds the ids",

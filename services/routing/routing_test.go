@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,45 @@ func TestValidateMaxFutureSkew(t *testing.T) {
 	cfg.MaxFutureSkew = 0
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "routing.max_future_skew") {
 		t.Errorf("Validate with max_future_skew 0 = %v, want an error naming routing.max_future_skew", err)
+	}
+}
+
+// fakeSimilar answers every similar-articles call with ids and err.
+type fakeSimilar struct {
+	ids []int64
+	err error
+}
+
+func (f fakeSimilar) Similar(context.Context, int64, int) ([]int64, error) { return f.ids, f.err }
+
+// TestArticleRecommendUnknownArticle: recall's NOT_FOUND (no build wrote the
+// article) reaches the caller; any other failure still renders the page with
+// no similar articles.
+func TestArticleRecommendUnknownArticle(t *testing.T) {
+	tests := []struct {
+		name    string
+		similar fakeSimilar
+		want    []int64
+		code    codes.Code
+	}{
+		{"neighbours", fakeSimilar{ids: []int64{7, 8}}, []int64{7, 8}, codes.OK},
+		{"known without neighbours", fakeSimilar{}, nil, codes.OK},
+		{"unknown article", fakeSimilar{err: status.Error(codes.NotFound, "article_id 9 is unknown")}, nil, codes.NotFound},
+		{"recall down", fakeSimilar{err: status.Error(codes.Unavailable, "connection refused")}, nil, codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(testConfig(), Ports{Feed: &fakeFeeder{}, Similar: tt.similar}, zap.NewNop(), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.ArticleRecommend(context.Background(), &userreco.Article{ArticleId: 9, ArticleNum: 5})
+			if status.Code(err) != tt.code || !slices.Equal(got.GetArticleId(), tt.want) {
+				t.Errorf("ArticleRecommend = %v, %v; want %v, %v", got.GetArticleId(), err, tt.want, tt.code)
+			}
+			if tt.code == codes.NotFound && !strings.Contains(status.Convert(err).Message(), "article_id 9 is unknown") {
+				t.Errorf("message %q does not say which article is unknown", status.Convert(err).Message())
+			}
+		})
 	}
 }

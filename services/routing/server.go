@@ -230,8 +230,9 @@ func (s *Server) validTimestamp(ts int64) error {
 }
 
 // ArticleRecommend returns the article_num articles most similar to article_id.
-// When recall fails the page still renders: the answer is an empty list, and the
-// failure is logged.
+// An article no build wrote is NOT_FOUND (recall's code), which a known article
+// without neighbours is not: that one gets an empty list. When recall fails the
+// page still renders: the answer is an empty list, and the failure is logged.
 func (s *Server) ArticleRecommend(ctx context.Context, req *userreco.Article) (*userreco.Similar, error) {
 	if req.GetArticleId() <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "article_id must be positive, got %d", req.GetArticleId())
@@ -241,6 +242,9 @@ func (s *Server) ArticleRecommend(ctx context.Context, req *userreco.Article) (*
 	}
 	ids, err := s.ports.Similar.Similar(ctx, req.GetArticleId(), int(req.GetArticleNum()))
 	if err != nil {
+		if server.Code(err, codes.Unavailable) == codes.NotFound {
+			return nil, server.Error(err, codes.NotFound, "article_recommend")
+		}
 		s.log.Error("similar articles unavailable, serving none", zap.Int64("article_id", req.GetArticleId()), zap.Error(err))
 		return &userreco.Similar{}, nil
 	}

@@ -37,6 +37,14 @@ func (s *Server) Rank(ctx context.Context, req *sortv1.RankRequest) (*sortv1.Ran
 	if n := len(req.GetArticleIds()); n > maxCandidates {
 		return nil, status.Errorf(codes.InvalidArgument, "at most %d article_ids, got %d", maxCandidates, n)
 	}
+	if req.GetModel() <= 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "model must be a positive model id such as 200, got %d", req.GetModel())
+	}
+	for i, id := range req.GetArticleIds() {
+		if id <= 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "article_ids[%d] must be positive, got %d", i, id)
+		}
+	}
 	ids, scores, err := s.ranker.Rank(ctx, req.GetUserId(), req.GetChannelId(), feed.Model(req.GetModel()), req.GetArticleIds())
 	switch {
 	case errors.Is(err, ErrUnknownModel):

@@ -179,10 +179,10 @@ func checkHistory(calls []call, phases []*phase, history map[rc]map[int64]bool, 
 // the row (a gateway that serves degraded pages while down and fails calls
 // once it is back), in which case it is after the last of them. ok is false
 // when the row ends before such a second.
-func recoveryPoint(calls []call, from, limit time.Duration) (time.Duration, bool) {
+func recoveryPoint(calls []call, from, limit time.Duration, next *phase) (time.Duration, bool) {
 	v := from
 	for i := range calls {
-		if c := &calls[i]; c.code != codes.OK && c.start >= from && c.start < limit && c.start+time.Nanosecond > v {
+		if c := &calls[i]; c.code != codes.OK && c.start >= from && c.start < limit && c.start+time.Nanosecond > v && (next == nil || !lostOnKilledRouting(c, next)) {
 			v = c.start + time.Nanosecond
 		}
 	}
@@ -197,6 +197,15 @@ func recoveryPoint(calls []call, from, limit time.Duration) (time.Duration, bool
 	return 0, false
 }
 
+// lostOnKilledRouting says whether c was in flight on the routing process ph
+// killed: it had the call when it died, or got it before the client saw the
+// connection break (grpc may not report the peer of a call whose connection
+// broke). No client of that process could have been served.
+func lostOnKilledRouting(c *call, ph *phase) bool {
+	return ph.killedAddr != "" && ph.ran && c.code == codes.Unavailable && c.start <= ph.killed+250*time.Millisecond && c.end >= ph.kill &&
+		(c.peer == ph.killedAddr || c.peer == "")
+}
+
 // tabulate computes every row.
 func tabulate(calls []call, phases []*phase, f *findings) []row {
 	rows := make([]row, len(phases))
@@ -206,15 +215,27 @@ func tabulate(calls []call, phases []*phase, f *findings) []row {
 	}
 	for i, ph := range phases {
 		r := &rows[i]
-		if ph.fault && ph.ran {
-			if v, ok := recoveryPoint(calls, ph.restart, ph.end); ok {
-				r.recovered, r.recovery = true, v-ph.restart
+		// Recovery counts from the moment the restarted server answers
+		// its own probe: how long a JVM takes to start is the JVM's, what
+		// follows is the suite's.
+		if ph.fault && ph.ran && ph.up > 0 {
+			var next *phase
+			if i+1 < len(phases) {
+				next = phases[i+1]
+			}
+			if v, ok := recoveryPoint(calls, ph.up, ph.end, next); ok {
+				r.recovered, r.recovery = true, v-ph.up
 			}
 		}
 	}
 	for ci := range calls {
 		c := &calls[ci]
 		p := phaseOf(phases, c.start)
+		// A call started just before a routing process was killed, and lost
+		// with it, belongs to that fault's row, not the one before.
+		if q := p + 1; p >= 0 && q < len(phases) && lostOnKilledRouting(c, phases[q]) {
+			p = q
+		}
 		if p < 0 {
 			continue
 		}
@@ -238,17 +259,13 @@ func tabulate(calls []call, phases []*phase, f *findings) []row {
 		}
 		outageEnd := ph.end
 		if r.recovered {
-			outageEnd = min(ph.end, ph.restart+r.recovery+time.Second)
+			outageEnd = min(ph.end, ph.up+r.recovery+time.Second)
 		}
-		if c.start < ph.kill || c.start >= outageEnd {
+		if lostOnKilledRouting(c, ph) {
+			r.inFlightLost++
 			continue
 		}
-		// In flight on the killed routing process: it had the call when it
-		// died, or got it before the client saw the connection break (grpc
-		// may not report the peer of a call whose connection broke).
-		if ph.killedAddr != "" && c.code == codes.Unavailable && c.start <= ph.killed+250*time.Millisecond && c.end >= ph.kill &&
-			(c.peer == ph.killedAddr || c.peer == "") {
-			r.inFlightLost++
+		if c.start < ph.kill || c.start >= outageEnd {
 			continue
 		}
 		r.outageCalls++
@@ -294,9 +311,9 @@ func verdicts(ph *phase, r row) []string {
 	if ph.fault && ph.up == 0 {
 		bad = append(bad, "the restarted server never answered its readiness probe within the row")
 	}
-	if ph.fault {
+	if ph.fault && ph.up > 0 {
 		if !r.recovered {
-			bad = append(bad, fmt.Sprintf("no error-free second within %v of the restart", (ph.end-ph.restart).Round(100*time.Millisecond)))
+			bad = append(bad, fmt.Sprintf("no error-free second within %v of the server answering again", (ph.end-ph.up).Round(100*time.Millisecond)))
 		} else if r.recovery > maxRecovery {
 			bad = append(bad, fmt.Sprintf("recovery %v > %v", r.recovery.Round(10*time.Millisecond), maxRecovery))
 		}
@@ -317,6 +334,7 @@ func codeSummary(m map[codes.Code]int) string {
 // folded, for the log.
 func topErrors(calls []call, phases []*phase, p, n int) []string {
 	count := map[string]int{}
+	first, last := map[string]time.Duration{}, map[string]time.Duration{}
 	for i := range calls {
 		c := &calls[i]
 		if c.code == codes.OK || phaseOf(phases, c.start) != p {
@@ -337,7 +355,16 @@ func topErrors(calls []call, phases []*phase, p, n int) []string {
 		if len(m) > 160 {
 			m = m[:160] + "…"
 		}
-		count[c.code.String()+": "+m]++
+		kind := "refresh"
+		if c.kind == kindHistory {
+			kind = "history page"
+		}
+		k := c.code.String() + " (" + kind + "): " + m
+		count[k]++
+		if _, ok := first[k]; !ok {
+			first[k] = c.start
+		}
+		last[k] = c.start
 	}
 	keys := make([]string, 0, len(count))
 	for k := range count {
@@ -348,7 +375,7 @@ func topErrors(calls []call, phases []*phase, p, n int) []string {
 	})
 	var out []string
 	for _, k := range keys[:min(n, len(keys))] {
-		out = append(out, fmt.Sprintf("%d× %s", count[k], k))
+		out = append(out, fmt.Sprintf("%d× (t=%v..%v) %s", count[k], first[k].Round(time.Millisecond), last[k].Round(time.Millisecond), k))
 	}
 	return out
 }
@@ -382,7 +409,7 @@ func table(phases []*phase, rows []row) []string {
 			if r.recovered {
 				recovery = fmt.Sprintf("%.2fs", r.recovery.Seconds())
 			} else {
-				recovery = fmt.Sprintf(">%.0fs", (ph.end - ph.restart).Seconds())
+				recovery = fmt.Sprintf(">%.0fs", (ph.end - ph.up).Seconds())
 			}
 		}
 		var notes []string

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,14 +19,39 @@ import (
 	"time"
 )
 
-// freePort returns a loopback port nobody listens on now.
+// Listen ports are taken below Linux's ephemeral range (32768 and up by
+// default), so that no outgoing connection's source port can take a port
+// while its server is down (a killed Kafka could then not listen again), and
+// never twice in a run, so that two servers never get the same one.
+const (
+	minPort = 20000
+	maxPort = 32000
+)
+
+var (
+	portsMu sync.Mutex
+	handed  = map[int]bool{}
+)
+
+// freePort returns a loopback port nobody listens on now and no earlier call
+// returned.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("no free loopback port: %v", err))
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 10000 {
+		p := minPort + rand.IntN(maxPort-minPort)
+		if handed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	panic("no free loopback port below the ephemeral range")
 }
 
 func freeAddr() string { return fmt.Sprintf("127.0.0.1:%d", freePort()) }

@@ -52,7 +52,7 @@ func oneShot(s types.ServiceConfig) bool { return s.Restart == types.RestartPoli
 
 func TestComposeFile(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"bootstrap", "cache", "demo", "grafana", "hbase", "prometheus", "recall", "recocenter", "redis", "routing", "sort"}
+	want := []string{"bootstrap", "cache", "demo", "grafana", "hbase", "kafka", "prometheus", "recall", "recocenter", "redis", "routing", "sort"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services = %v, want %v", sortedCopy(got), want)
 	}
@@ -99,6 +99,16 @@ func TestComposeFile(t *testing.T) {
 		}
 		if !dependsClosure(p, "grafana")["prometheus"] {
 			t.Error("grafana does not wait for prometheus")
+		}
+		// reco-center writes the served-ids log: its Kafka must be up, and
+		// a Kafka outage must find a spill volume (not the container's layer).
+		rc := p.Services["recocenter"]
+		env := composeEnv(rc.Environment)
+		if _, ok := rc.DependsOn["kafka"]; !ok || env["RECO_STORAGE_LOG_BACKEND"] != "kafka" || env["RECO_STORAGE_LOG_KAFKA_BROKERS"] != "kafka:9092" {
+			t.Errorf("recocenter: log backend %q, brokers %q, depends on kafka %v; want the kafka service", env["RECO_STORAGE_LOG_BACKEND"], env["RECO_STORAGE_LOG_KAFKA_BROKERS"], rc.DependsOn)
+		}
+		if dir := env["RECO_STORAGE_LOG_KAFKA_SPILL_DIR"]; dir == "" || !slices.ContainsFunc(rc.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Type == types.VolumeTypeVolume && v.Target == dir }) {
+			t.Errorf("recocenter: spill dir %q is not a named volume", dir)
 		}
 	})
 

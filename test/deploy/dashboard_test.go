@@ -182,6 +182,7 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	cfg := config.Default()
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
+	cfg.Server.HTTPAddr = "127.0.0.1:0"
 	cfg.Server.DrainTimeout = time.Second
 	cfg.Server.LameDuck = 0 // the stop is not under test
 	cfg.Storage.Embedded.Path = filepath.Join(dir, "reco.db")

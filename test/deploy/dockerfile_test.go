@@ -284,7 +284,7 @@ func TestRecoDockerfile(t *testing.T) {
 	}
 	env := envOf(run)
 	cfg, _ := checkConfigEnv(t, "Dockerfile ENV", env, nil)
-	for _, addr := range []string{cfg.Server.GRPCAddr, cfg.Server.MetricsAddr} {
+	for _, addr := range []string{cfg.Server.GRPCAddr, cfg.Server.MetricsAddr, cfg.Server.HTTPAddr} {
 		if h, _ := hostPort(t, "Dockerfile ENV", addr); h != "0.0.0.0" {
 			t.Errorf("Dockerfile ENV: a container listening on %s cannot be reached", addr)
 		}
@@ -293,7 +293,7 @@ func TestRecoDockerfile(t *testing.T) {
 	for _, e := range run.all("EXPOSE") {
 		exposed = append(exposed, strings.Fields(e.args)...)
 	}
-	for _, p := range []string{"9999", "10001", "10002", "10003", "10004", "9100", "9101", "9102", "9103", "9104"} {
+	for _, p := range []string{"9999", "10001", "10002", "10003", "10004", "9100", "9101", "9102", "9103", "9104", "9998"} {
 		if !slices.Contains(exposed, p) {
 			t.Errorf("Dockerfile does not EXPOSE %s", p)
 		}

@@ -15,6 +15,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -31,6 +32,8 @@ type manifests struct {
 	pdbs         map[string]*policyv1.PodDisruptionBudget
 	hpas         map[string]*autoscalingv2.HorizontalPodAutoscaler
 	jobs         map[string]*batchv1.Job
+	netpols      map[string]*networkingv1.NetworkPolicy
+	accounts     map[string]*corev1.ServiceAccount
 	files        []string
 	fileOfObject map[string]string
 }
@@ -43,6 +46,7 @@ func loadManifests(t *testing.T) manifests {
 		deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{},
 		configMaps: map[string]*corev1.ConfigMap{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
 		hpas: map[string]*autoscalingv2.HorizontalPodAutoscaler{}, jobs: map[string]*batchv1.Job{},
+		netpols: map[string]*networkingv1.NetworkPolicy{}, accounts: map[string]*corev1.ServiceAccount{},
 		fileOfObject: map[string]string{},
 	}
 	paths, err := filepath.Glob(repoPath("deploy/k8s/*.yaml"))
@@ -71,29 +75,21 @@ func loadManifests(t *testing.T) manifests {
 			var obj interface{ GetName() string }
 			switch tm.APIVersion + "/" + tm.Kind {
 			case "apps/v1/Deployment":
-				o := &appsv1.Deployment{}
-				decodeObject(t, where, doc, o)
-				m.deployments[o.Name], obj = o, o
+				obj = decodeInto(t, where, doc, m.deployments, &appsv1.Deployment{})
 			case "v1/Service":
-				o := &corev1.Service{}
-				decodeObject(t, where, doc, o)
-				m.services[o.Name], obj = o, o
+				obj = decodeInto(t, where, doc, m.services, &corev1.Service{})
 			case "v1/ConfigMap":
-				o := &corev1.ConfigMap{}
-				decodeObject(t, where, doc, o)
-				m.configMaps[o.Name], obj = o, o
+				obj = decodeInto(t, where, doc, m.configMaps, &corev1.ConfigMap{})
 			case "policy/v1/PodDisruptionBudget":
-				o := &policyv1.PodDisruptionBudget{}
-				decodeObject(t, where, doc, o)
-				m.pdbs[o.Name], obj = o, o
+				obj = decodeInto(t, where, doc, m.pdbs, &policyv1.PodDisruptionBudget{})
 			case "autoscaling/v2/HorizontalPodAutoscaler":
-				o := &autoscalingv2.HorizontalPodAutoscaler{}
-				decodeObject(t, where, doc, o)
-				m.hpas[o.Name], obj = o, o
+				obj = decodeInto(t, where, doc, m.hpas, &autoscalingv2.HorizontalPodAutoscaler{})
 			case "batch/v1/Job":
-				o := &batchv1.Job{}
-				decodeObject(t, where, doc, o)
-				m.jobs[o.Name], obj = o, o
+				obj = decodeInto(t, where, doc, m.jobs, &batchv1.Job{})
+			case "networking.k8s.io/v1/NetworkPolicy":
+				obj = decodeInto(t, where, doc, m.netpols, &networkingv1.NetworkPolicy{})
+			case "v1/ServiceAccount":
+				obj = decodeInto(t, where, doc, m.accounts, &corev1.ServiceAccount{})
 			default:
 				t.Fatalf("%s: unexpected kind %s %s", where, tm.APIVersion, tm.Kind)
 			}
@@ -116,6 +112,14 @@ func stripComments(doc string) string {
 		}
 	}
 	return b.String()
+}
+
+// decodeInto decodes doc strictly into o and files it under its name.
+func decodeInto[T interface{ GetName() string }](t *testing.T, where, doc string, objects map[string]T, o T) T {
+	t.Helper()
+	decodeObject(t, where, doc, o)
+	objects[o.GetName()] = o
+	return o
 }
 
 func decodeObject(t *testing.T, where, doc string, into any) {
@@ -249,12 +253,15 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s: prometheus annotations %v, want scrape on port %d", where, a, metrics)
 		}
 
-		// Probes: native gRPC health checks on the serving port.
+		// Probes: gRPC health checks of the serving port (server.grpc_addr);
+		// over TLS, which the kubelet's own gRPC probes cannot speak, `reco
+		// health` with the pod's environment, checking the service's name in
+		// its certificate.
 		rp, lp := c.ReadinessProbe, c.LivenessProbe
-		if rp == nil || rp.GRPC == nil || rp.GRPC.Port != grpc || rp.GRPC.Service == nil || *rp.GRPC.Service != healthService[name] {
+		if !healthProbe(rp, cfg, grpc, healthService[name], name) {
 			t.Errorf("%s: readiness probe %+v, want gRPC health of %s on port %d", where, rp, healthService[name], grpc)
 		}
-		if lp == nil || lp.GRPC == nil || lp.GRPC.Port != grpc {
+		if !healthProbe(lp, cfg, grpc, "", name) {
 			t.Errorf("%s: liveness probe %+v, want gRPC health on port %d", where, lp, grpc)
 		} else if time.Duration(lp.PeriodSeconds*lp.FailureThreshold)*time.Second <= stopTime(cfg) {
 			// Health is NOT_SERVING from SIGTERM on, the process as a whole too.
@@ -319,11 +326,25 @@ func TestKubernetesManifests(t *testing.T) {
 			if err != nil || !ps.Matches(labels.Set(d.Spec.Template.Labels)) {
 				t.Errorf("PodDisruptionBudget %s does not select the %s pods", name, name)
 			}
-			if pdb.Spec.MinAvailable == nil || d.Spec.Replicas == nil || pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
-				t.Errorf("PodDisruptionBudget %s: minAvailable %v with %s replicas blocks every node drain", name, pdb.Spec.MinAvailable, deref(d.Spec.Replicas))
+			replicas := d.Spec.Replicas
+			if hpa, ok := m.hpas[name]; ok {
+				// The HPA owns the count; its floor is what a drain must leave.
+				replicas = hpa.Spec.MinReplicas
+			}
+			if pdb.Spec.MinAvailable == nil || replicas == nil || pdb.Spec.MinAvailable.IntValue() >= int(*replicas) {
+				t.Errorf("PodDisruptionBudget %s: minAvailable %v with %s replicas blocks every node drain", name, pdb.Spec.MinAvailable, deref(replicas))
 			}
 		}
 	}
+
+	t.Run("recocenter's spill is a volume", func(t *testing.T) {
+		c := m.deployments["recocenter"].Spec.Template.Spec.Containers[0]
+		env := m.podEnv(t, "recocenter", c)
+		dir := env["RECO_STORAGE_LOG_KAFKA_SPILL_DIR"]
+		if env["RECO_STORAGE_LOG_BACKEND"] != "kafka" || dir == "" || !slices.ContainsFunc(c.VolumeMounts, func(v corev1.VolumeMount) bool { return v.MountPath == dir && !v.ReadOnly }) {
+			t.Errorf("recocenter: log backend %q, spill dir %q: want kafka with the spill on a writable volume (the root file system is read-only)", env["RECO_STORAGE_LOG_BACKEND"], dir)
+		}
+	})
 
 	t.Run("peers reach each other through the Services", func(t *testing.T) {
 		for _, name := range services {
@@ -335,6 +356,11 @@ func TestKubernetesManifests(t *testing.T) {
 				if !ok || host != peer {
 					t.Errorf("%s reaches %s at %s=%s, which is not the %s Service", name, peer, clientEnv[peer], env[clientEnv[peer]], peer)
 					continue
+				}
+				// The clients balance over the pods (README "Replicas"):
+				// they must see them all, not one virtual IP.
+				if svc.Spec.ClusterIP != corev1.ClusterIPNone || !strings.HasPrefix(env[clientEnv[peer]], "dns:///") {
+					t.Errorf("%s reaches %s at %s through Service clusterIP %q: want a headless Service and a dns:/// target", name, peer, env[clientEnv[peer]], svc.Spec.ClusterIP)
 				}
 				if p != strconv.Itoa(int(grpcPorts[peer])) || !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return strconv.Itoa(int(sp.Port)) == p }) {
 					t.Errorf("%s reaches %s on port %s; the Service and pod serve %d", name, peer, p, grpcPorts[peer])

@@ -126,9 +126,13 @@ func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, nil, heldError(cfg.Path)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
 	}
+	writeHolder(cfg.Path)
 	db := &DB{bolt: b, writer: make(chan struct{}, 1), now: time.Now}
 	for _, o := range opts {
 		o(db)
@@ -142,10 +146,12 @@ func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 		return nil
 	})
 	if err != nil {
+		removeHolder(cfg.Path)
 		_ = b.Close()
 		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
 	}
 	cleanup := func() error {
+		removeHolder(cfg.Path)
 		if err := b.Close(); err != nil {
 			return fmt.Errorf("close embedded storage %s: %w", cfg.Path, err)
 		}

@@ -13,4 +13,7 @@ var (
 	// ErrInvalidKey is returned for an empty row or sorted-set key, or a row or
 	// column holding a NUL byte, which the on-disk key layout uses as separator.
 	ErrInvalidKey = errors.New("invalid key")
+	// ErrHeld is returned by Open when another process (or another Open in
+	// this one) holds the database file: bbolt lets one writer have it.
+	ErrHeld = errors.New("database file in use")
 )

@@ -350,6 +350,41 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 	return storage.Highest(all, n), nil
 }
 
+// HasRow says whether row of table holds a live version in a family of the
+// schema, whatever its value.
+func (t *tables) HasRow(ctx context.Context, table, row string) (bool, error) {
+	if err := checkKeyPart("row", row); err != nil {
+		return false, fmt.Errorf("%s: %w", table, err)
+	}
+	prefix := rowPrefix(row)
+	found := false
+	err := t.db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, table)
+		if err != nil {
+			return err
+		}
+		now := t.db.now()
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			col, ok := keyColumn(prefix, k)
+			if !ok {
+				continue
+			}
+			family, _, _ := strings.Cut(col, ":")
+			f, ok := layout.FamilyOf(table, family)
+			if ok && family != layout.FamilySeq && keyTimestamp(k) >= expiredBefore(f, now) {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return found, nil
+}
+
 // UserWeightsIn reads the user's weights of several channels in one transaction.
 func (t *tables) UserWeightsIn(ctx context.Context, user string, channels []int32) (map[int32][]float64, error) {
 	refs := make([]cellRef, len(channels))

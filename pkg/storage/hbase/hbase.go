@@ -64,6 +64,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
@@ -85,6 +86,12 @@ type Config struct {
 	// IdleTimeout is how long an unused connection is kept. Keep it below the
 	// gateway's hbase.thrift.server.socket.read.timeout (60s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLS of the connections to the gateway. HBase's own
+	// hbase.thrift.ssl.enabled serves TLS only in the gateway's HTTP mode,
+	// which this framed client does not speak: TLS here is for a
+	// TLS-terminating proxy (stunnel, an Envoy sidecar) in front of the
+	// framed gateway.
+	TLS certs.Client `yaml:"tls"`
 }
 
 // Validate reports whether c can be used.
@@ -105,6 +112,9 @@ func (c Config) Validate() error {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.d))
 		}
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("tls: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -127,6 +137,11 @@ func open(cfg Config, bad *layout.BadCells) (*tables, func() error, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid hbase config: %w", err)
 	}
+	tlsClient, err := certs.NewClient(cfg.TLS, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hbase tls: %w", err)
+	}
 	p := newPool(cfg)
+	p.tls = tlsClient
 	return &tables{pool: p, timeout: cfg.Timeout, loadParallelism: min(4, cfg.PoolSize), bad: bad}, p.close, nil
 }

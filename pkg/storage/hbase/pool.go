@@ -14,6 +14,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/breaker"
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase/internal/thrift2"
 )
 
@@ -23,8 +24,10 @@ type pool struct {
 	addr        string
 	dialTimeout time.Duration
 	idleTimeout time.Duration
-	conf        *thrift.TConfiguration
-	slots       chan struct{}
+	// tls, when not nil, wraps every connection in TLS (Config.TLS).
+	tls   *certs.ClientTLS
+	conf  *thrift.TConfiguration
+	slots chan struct{}
 	// breaker fails calls at once while HBase or its gateway keeps failing,
 	// so a dead store costs a request nothing and its fallback answers.
 	breaker *breaker.Breaker
@@ -107,6 +110,11 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 	nc, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial hbase thrift gateway: %w", err)
+	}
+	if p.tls != nil {
+		if nc, err = p.tls.Handshake(ctx, nc, p.addr); err != nil {
+			return nil, fmt.Errorf("dial hbase thrift gateway: %w", err)
+		}
 	}
 	framed := thrift.NewTFramedTransportConf(socket{nc}, p.conf)
 	proto := thrift.NewTBinaryProtocolConf(framed, p.conf)

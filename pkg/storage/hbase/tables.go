@@ -73,8 +73,8 @@ func (r cellRef) value(v []byte, ts int64) *thrift2.TColumnValue {
 // resolve checks a cell against layout.Schema and HBase's key limits. The
 // sequence family is the backend's own and cannot be addressed.
 func resolve(table, row, column string) (cellRef, error) {
-	if row == "" || len(row) > maxRowLen {
-		return cellRef{}, fmt.Errorf("%s/%.64q: %w: a row key is 1 to %d bytes", table, row, ErrInvalidKey, maxRowLen)
+	if err := checkRow(table, row); err != nil {
+		return cellRef{}, err
 	}
 	family, qualifier, _ := strings.Cut(column, ":")
 	if family == "" {
@@ -88,6 +88,14 @@ func resolve(table, row, column string) (cellRef, error) {
 }
 
 func resolveCell(c layout.Cell) (cellRef, error) { return resolve(c.Table, c.Row, c.Column) }
+
+// checkRow checks a row key against HBase's limits.
+func checkRow(table, row string) error {
+	if row == "" || len(row) > maxRowLen {
+		return fmt.Errorf("%s/%.64q: %w: a row key is 1 to %d bytes", table, row, ErrInvalidKey, maxRowLen)
+	}
+	return nil
+}
 
 // --- calls -----------------------------------------------------------------
 
@@ -517,6 +525,38 @@ func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.S
 		}
 	}
 	return storage.Highest(all, n), nil
+}
+
+// HasRow says whether row of table holds a live cell in a data family (the
+// sequence family is the backend's own): one exists call, which the region
+// server answers without shipping any value.
+func (t *tables) HasRow(ctx context.Context, table, row string) (bool, error) {
+	if err := checkRow(table, row); err != nil {
+		return false, err
+	}
+	get := &thrift2.TGet{Row: []byte(row)}
+	for _, spec := range layout.Schema {
+		if spec.Name != table {
+			continue
+		}
+		for _, f := range spec.Families {
+			if f.Name != layout.FamilySeq {
+				get.Columns = append(get.Columns, &thrift2.TColumn{Family: []byte(f.Name)})
+			}
+		}
+	}
+	if len(get.Columns) == 0 {
+		return false, fmt.Errorf("table %s: %w", table, ErrUnknownFamily)
+	}
+	var found bool
+	err := t.pool.call(ctx, t.timeout, true, func(ctx context.Context, c *thrift2.THBaseServiceClient) (err error) {
+		found, err = c.Exists(ctx, []byte(table), get)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("exists %s/%s: %w", table, row, err)
+	}
+	return found, nil
 }
 
 // --- Features ------------------------------------------------------------------

@@ -57,6 +57,10 @@ type Cells interface {
 	// malformed score, or a column naming no article, is reported and that
 	// neighbour skipped.
 	Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error)
+	// HasRow says whether row holds a live cell in a family of table (any
+	// value, malformed or not; the sequence family aside): whether anything
+	// was written there, where a read of its values may find none valid.
+	HasRow(ctx context.Context, table, row string) (bool, error)
 	// UserWeightsIn returns the newest UserFeatureCell of user for each of
 	// channels that has one, in one round trip. A malformed one is reported and
 	// absent.

@@ -183,8 +183,25 @@ func (t *tables) Recalled(ctx context.Context, user string, channels []int32) (m
 
 // --- Similarity and Features ---------------------------------------------------
 
+// Similar reads the neighbours of article and, only when it has none to show,
+// whether the article is known: every build writes an article's features (and
+// its neighbours when it has any), so an article with neither row is one no
+// build wrote. A row of malformed neighbours is a known article too.
 func (t *tables) Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error) {
-	return t.c.Similar(ctx, article, n)
+	nbs, err := t.c.Similar(ctx, article, n)
+	if err != nil || len(nbs) > 0 {
+		return nbs, err
+	}
+	for _, c := range []Cell{ArticleFeatureCell(article), {Table: TableArticleSimilar, Row: SimilarRow(article)}} {
+		known, err := t.c.HasRow(ctx, c.Table, c.Row)
+		if err != nil {
+			return nil, err
+		}
+		if known {
+			return nil, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %d", storage.ErrUnknownArticle, article)
 }
 
 func (t *tables) UserWeights(ctx context.Context, user string, channels []int32) (map[int32][]float64, error) {

@@ -19,12 +19,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/breaker"
+	"github.com/toutiao-reco/toutiao-reco/pkg/certs"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
 )
@@ -34,8 +38,15 @@ type Config struct {
 	// Addrs are host:port addresses: one for a single server, several for a
 	// cluster.
 	Addrs []string `yaml:"addrs"`
-	// Password authenticates to the server; keep it out of logs.
+	// Password authenticates to the server; keep it out of logs and out of
+	// ConfigMaps: prefer PasswordFile.
 	Password string `yaml:"password"`
+	// PasswordFile holds the password (a mounted Kubernetes Secret, a file
+	// only the service's user reads); read once, when the client is opened.
+	// Trailing line breaks are not part of it.
+	PasswordFile string `yaml:"password_file"`
+	// TLS of the connections to the servers (Redis 6+ with tls-port).
+	TLS certs.Client `yaml:"tls"`
 	// DB is the database number (the original kept recall keys in 10 and the
 	// cache in 8); a cluster has only 0.
 	DB int `yaml:"db"`
@@ -72,6 +83,12 @@ func (c Config) Validate() error {
 	if c.PoolSize < 0 {
 		errs = append(errs, fmt.Errorf("pool_size must be >= 0, got %d", c.PoolSize))
 	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("password and password_file: set one, not both"))
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("tls: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -83,16 +100,34 @@ func Open(cfg Config, bad *layout.BadCells) (storage.Sets, func() error, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid redis config: %w", err)
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
+	password := cfg.Password
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis password_file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	opts := &redis.UniversalOptions{
 		Addrs:                 cfg.Addrs,
-		Password:              cfg.Password,
+		Password:              password,
 		DB:                    cfg.DB,
 		DialTimeout:           cfg.DialTimeout,
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		PoolSize:              cfg.PoolSize,
 		ContextTimeoutEnabled: true,
-	})
+	}
+	tlsClient, err := certs.NewClient(cfg.TLS, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis tls: %w", err)
+	}
+	if tlsClient != nil {
+		// A handshake per connection with the files as they are then, rather
+		// than go-redis's TLSConfig, whose CA is fixed (see pkg/certs).
+		opts.Dialer = tlsClient.Dialer(&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 5 * time.Minute})
+	}
+	client := redis.NewUniversalClient(opts)
 	client.AddHook(breakerHook{breaker.New("redis", nil)})
 	return New(client, bad), client.Close, nil
 }

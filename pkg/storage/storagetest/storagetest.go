@@ -396,8 +396,10 @@ func recalled(t *testing.T, tables storage.Tables) {
 
 func similarity(t *testing.T, tables storage.Tables) {
 	article := uniqueArticle()
-	if got, err := tables.Similar(ctx(t), article, 5); err != nil || len(got) != 0 {
-		t.Fatalf("Similar of an unknown article = %v, %v; want nothing", got, err)
+	for _, n := range []int{5, 0} {
+		if got, err := tables.Similar(ctx(t), article, n); !errors.Is(err, storage.ErrUnknownArticle) || len(got) != 0 {
+			t.Fatalf("Similar(n=%d) of an article nothing was written of = %v, %v; want ErrUnknownArticle", n, got, err)
+		}
 	}
 	in := []storage.Scored{{ID: 11, Score: 0.2}, {ID: 12, Score: 0.9}, {ID: 13, Score: 0.5}, {ID: 14, Score: 0.7}}
 	load(t, tables, storage.Neighbours{Article: article, Similar: in})
@@ -408,6 +410,16 @@ func similarity(t *testing.T, tables storage.Tables) {
 	}
 	if got, err := tables.Similar(ctx(t), article, 0); err != nil || len(got) != 0 {
 		t.Errorf("Similar(n=0) = %v, %v; want nothing", got, err)
+	}
+
+	// An article a build wrote without neighbours (alone in its channel) is
+	// known: its features say so. It has no neighbours, and no error.
+	lonely := uniqueArticle()
+	load(t, tables, storage.ArticleVector{Article: lonely, Vector: []float64{1, 0.5}})
+	for _, n := range []int{5, 0} {
+		if got, err := tables.Similar(ctx(t), lonely, n); err != nil || len(got) != 0 {
+			t.Errorf("Similar(n=%d) of a known article without neighbours = %v, %v; want nothing and no error", n, got, err)
+		}
 	}
 }
 

@@ -92,7 +92,7 @@ func (r *Reports) Check(t testing.TB, want map[string]float64) {
 // the valid ones as if the malformed ones were absent, that the writers refuse
 // ids the readers would, and that r, which c reports to, counted and logged
 // each malformed cell once although every read ran twice. user and the
-// articles article..article+2 must be fresh.
+// articles article..article+3 must be fresh.
 func MalformedCells(t *testing.T, ctx context.Context, c layout.Cells, r *Reports, user string, article int64) {
 	t.Helper()
 	tb := layout.NewTables(c)
@@ -125,6 +125,9 @@ func MalformedCells(t *testing.T, ctx context.Context, c layout.Cells, r *Report
 		{Cell: similar(layout.SimilarColumn(article + 1)), Value: []byte("0.9")},
 		{Cell: similar(layout.SimilarColumn(article + 2)), Value: []byte("0.5; rm -rf /")},
 		{Cell: similar("similar:x"), Value: []byte("0.5")},
+		// Article+3 has nothing but a malformed neighbour: no neighbour to
+		// show, but a known article (something was written of it).
+		{Cell: layout.Cell{Table: layout.TableArticleSimilar, Row: layout.SimilarRow(article + 3), Column: layout.SimilarColumn(article + 4)}, Value: []byte("[0.5]")},
 	}
 	if err := c.PutCells(ctx, cells); err != nil {
 		t.Fatal(err)
@@ -157,6 +160,8 @@ func MalformedCells(t *testing.T, ctx context.Context, c layout.Cells, r *Report
 		check("UserWeights", weights, map[int32][]float64{1: {1, 2}}, err)
 		nbs, err := tb.Similar(ctx, article, 10)
 		check("Similar", nbs, []storage.Scored{{ID: article + 1, Score: 0.9}}, err)
+		nbs, err = tb.Similar(ctx, article+3, 10)
+		check("Similar(only a malformed neighbour)", nbs, []storage.Scored(nil), err)
 	}
 
 	// A malformed queue reads as empty and is dropped: the next Push works.
@@ -214,7 +219,7 @@ func MalformedCells(t *testing.T, ctx context.Context, c layout.Cells, r *Report
 		layout.TableHistoryRecall:    1,
 		layout.TableArticleFeature:   1,
 		layout.TableUserFeature:      1,
-		layout.TableArticleSimilar:   2,
+		layout.TableArticleSimilar:   3,
 	})
 }
 
