@@ -71,8 +71,9 @@ var modules = map[string]module{
 		noFallback: true,
 		roles:      TablesRole | SetsRole | LogRole,
 		register: func(s *grpc.Server, d *deps) error {
-			served := recocenter.NewServed(d.stores.Log, d.stores.Tables, d.logger(RecoCenter))
+			served := recocenter.NewServed(d.stores.Log, d.stores.Tables, d.stores.Sets, d.cfg.RecoCenter.SeenTTL, d.logger(RecoCenter))
 			d.background(served.Apply)
+			d.background(served.ApplySeen)
 			center, err := recocenter.New(d.cfg.RecoCenter, recocenter.Ports{
 				Cache:   cache.NewClient(d.peer(Cache)),
 				Recall:  recall.NewClient(d.peer(Recall)),

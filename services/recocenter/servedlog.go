@@ -3,7 +3,9 @@ package recocenter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -15,8 +17,13 @@ import (
 // ServedTopic is the log topic of served ids.
 const ServedTopic = "served"
 
-// servedGroup is the consumer group of the history applier.
-const servedGroup = "history"
+// The consumer groups of the served log: one applies it to history, the other
+// to the seen sets, each at its own pace (one store down does not hold the
+// other back).
+const (
+	servedGroup = "history"
+	seenGroup   = "seen"
+)
 
 // servedEntry is one refresh's served ids on the log.
 type servedEntry struct {
@@ -27,17 +34,20 @@ type servedEntry struct {
 }
 
 // Served is the log of served ids over an event log: reco-center appends to it
-// before answering a refresh, and Apply turns each entry into a history
-// version.
+// before answering a refresh, Apply turns each entry into a history version
+// and ApplySeen adds its ids to the reader's seen sets.
 type Served struct {
 	log     eventlog.Log
 	history storage.History
+	claims  storage.ServedClaims
+	seenTTL time.Duration
 	logger  *zap.Logger
 }
 
-// NewServed returns the served-ids log on log, applied to history.
-func NewServed(log eventlog.Log, history storage.History, logger *zap.Logger) *Served {
-	return &Served{log: log, history: history, logger: logger}
+// NewServed returns the served-ids log on log, applied to history and to the
+// seen sets in claims (kept for seenTTL).
+func NewServed(log eventlog.Log, history storage.History, claims storage.ServedClaims, seenTTL time.Duration, logger *zap.Logger) *Served {
+	return &Served{log: log, history: history, claims: claims, seenTTL: seenTTL, logger: logger}
 }
 
 // Append stores one refresh's served ids durably; the reader's id keys the
@@ -56,16 +66,40 @@ func (s *Served) Append(ctx context.Context, user string, channel int32, ts int6
 // (redelivered after a crash, or already written by the request) changes
 // nothing. A malformed entry is skipped and logged: it can never apply.
 func (s *Served) Apply(ctx context.Context) error {
-	return s.log.Consume(ctx, ServedTopic, servedGroup, func(ctx context.Context, batch []eventlog.Entry) error {
+	return s.apply(ctx, servedGroup, func(ctx context.Context, v servedEntry) error {
+		return s.history.Record(ctx, v.User, v.Channel, v.Timestamp, v.IDs)
+	})
+}
+
+// ApplySeen adds every logged refresh's ids to the reader's seen set of its
+// channel until ctx ends. A refresh whose claim fell back to history (Redis
+// unreachable for it) left the set without its ids, and the process that
+// remembered them may be gone since; the log still has them. A claim adds
+// ids only to a set that is seeded: a set that was lost is seeded from
+// history when next needed, and skipped here.
+func (s *Served) ApplySeen(ctx context.Context) error {
+	return s.apply(ctx, seenGroup, func(ctx context.Context, v servedEntry) error {
+		if _, err := s.claims.Claim(ctx, v.User, v.Channel, v.IDs, s.seenTTL); err != nil && !errors.Is(err, storage.ErrUnseeded) {
+			return err
+		}
+		return nil
+	})
+}
+
+// apply hands every well-formed entry of the log to do, as group; a do error
+// retries the batch (the store is down, and the log holds it), a malformed
+// entry is skipped and logged: it can never apply. do is idempotent: an entry
+// may come again after a crash.
+func (s *Served) apply(ctx context.Context, group string, do func(context.Context, servedEntry) error) error {
+	return s.log.Consume(ctx, ServedTopic, group, func(ctx context.Context, batch []eventlog.Entry) error {
 		for _, e := range batch {
 			var v servedEntry
 			if err := json.Unmarshal(e.Value, &v); err != nil || v.User == "" || !feed.ValidChannel(v.Channel) || v.Timestamp <= 0 {
-				s.logger.Error("malformed served-ids entry skipped", zap.String("key", e.Key), zap.ByteString("value", e.Value), zap.Error(err))
+				s.logger.Error("malformed served-ids entry skipped", zap.String("group", group), zap.String("key", e.Key), zap.ByteString("value", e.Value), zap.Error(err))
 				continue
 			}
-			if err := s.history.Record(ctx, v.User, v.Channel, v.Timestamp, v.IDs); err != nil {
-				// The batch is retried: history is down, and the log holds it.
-				return fmt.Errorf("apply served ids of %s: %w", v.User, err)
+			if err := do(ctx, v); err != nil {
+				return fmt.Errorf("apply served ids of %s to %s: %w", v.User, group, err)
 			}
 		}
 		return nil

@@ -23,7 +23,7 @@ func TestServedLogBecomesHistory(t *testing.T) {
 	}
 	defer closeLog()
 	history := newFakeHistory()
-	served := NewServed(log, history, zap.NewNop())
+	served := NewServed(log, history, newFakeClaims(history), time.Hour, zap.NewNop())
 	ctx := testCtx(t)
 	if err := log.Append(ctx, ServedTopic, eventlog.Entry{Key: "u1", Value: []byte(`{"user": "u1", "channel": 99}`)}); err != nil {
 		t.Fatal(err)
@@ -52,5 +52,45 @@ func TestServedLogBecomesHistory(t *testing.T) {
 	}
 	if got := history.at("u1", 3, 300); !slices.Equal(got, []int64{5}) {
 		t.Errorf("history at 300 = %v, want [5]", got)
+	}
+}
+
+// TestServedLogReachesTheSeenSets: ids a refresh served while its claim fell
+// back (the seen set did not get them) are added to the reader's seen set
+// from the log, so a later claim refuses them even if the process that
+// served them is gone; a lost set is left to be seeded from history.
+func TestServedLogReachesTheSeenSets(t *testing.T) {
+	t.Parallel()
+	log, closeLog, err := eventlog.Open(eventlog.Config{Backend: "embedded", Embedded: eventlog.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "log"), SegmentBytes: 1 << 20}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLog()
+	history := newFakeHistory()
+	claims := newFakeClaims(history)
+	ctx := testCtx(t)
+	if _, err := claims.Claim(ctx, "u1", 0, []int64{1}, time.Hour); err != nil { // seeds channel 0
+		t.Fatal(err)
+	}
+	served := NewServed(log, history, claims, time.Hour, zap.NewNop())
+	if err := served.Append(ctx, "u1", 0, 200, []int64{7, 8}); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- served.ApplySeen(actx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(claims.served("u1", 0), 8) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("ApplySeen: %v", err)
+	}
+	if got := claims.served("u1", 0); !slices.Equal(got, []int64{1, 7, 8}) {
+		t.Errorf("channel 0 seen set = %v, want [1 7 8]", got)
+	}
+	if got, err := claims.Claim(ctx, "u1", 3, []int64{7, 9}, time.Hour); err != nil || !slices.Equal(got, []int64{9}) {
+		t.Errorf("claim of 7, 9 in channel 3 = %v, %v; want [9]: 7 was served in channel 0", got, err)
 	}
 }
