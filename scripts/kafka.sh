@@ -188,11 +188,14 @@ cds_flags() {
 
 # format_storage writes meta.properties into log.dirs on the first start: KRaft
 # refuses to start on an unformatted directory. The cluster id is 16 random bytes
-# in URL-safe base64, the form kafka-storage random-uuid prints.
+# in URL-safe base64, the form kafka-storage random-uuid prints, and as it does,
+# never starting with "-" (the tool would take the id for an option).
 format_storage() {
   [[ -f "$DATA/meta.properties" ]] && return 0
-  local id
-  id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  local id="-"
+  while [[ "$id" == -* ]]; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   log "formatting $DATA (cluster id $id)"
   "$JAVA" -Xmx128m "-Dlog4j2.configurationFile=$CONF/log4j2.properties" -cp "$(cat "$CP_FILE")" \
     kafka.tools.StorageTool format -t "$id" -c "$CONF/server.properties" >"$LOGS/format.log" 2>&1 ||
