@@ -190,9 +190,7 @@ func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
 func (a *App) openGateway(ctx context.Context) error {
 	var routes []gateway.Routes
 	for _, t := range a.targets {
-		if r := modules[t].http; r != nil {
-			routes = append(routes, r)
-		}
+		routes = append(routes, modules[t].http...)
 	}
 	if len(routes) == 0 || a.cfg.Server.HTTPAddr == "" {
 		return nil

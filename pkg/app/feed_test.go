@@ -76,6 +76,7 @@ var feedTests = []struct {
 	{"Degradation", testDegradation},
 	{"OriginalClientAllInOne", testOriginalClientAllInOne},
 	{"MetricsAndRequestLogsAfterTraffic", testMetricsAndRequestLogsAfterTraffic},
+	{"ClicksReachTheNextPage", testClicksReachTheNextPage},
 }
 
 // TestFeedOnHBaseAndRedis runs the feed tests again on real HBase, Redis and

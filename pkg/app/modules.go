@@ -9,16 +9,20 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/gateway"
+	adminv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/admin/v1"
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
 	recocenterv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recocenter/v1"
 	sortv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/sort/v1"
+	trackv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/track/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/services/cache"
+	"github.com/toutiao-reco/toutiao-reco/services/nearline"
 	"github.com/toutiao-reco/toutiao-reco/services/recall"
 	"github.com/toutiao-reco/toutiao-reco/services/recocenter"
 	"github.com/toutiao-reco/toutiao-reco/services/routing"
 	"github.com/toutiao-reco/toutiao-reco/services/sort"
+	"github.com/toutiao-reco/toutiao-reco/services/track"
 )
 
 // Targets a process can run: `reco serve --target=all` runs every service, a
@@ -30,6 +34,7 @@ const (
 	Recall     = "recall"
 	Sort       = "sort"
 	Cache      = "cache"
+	Nearline   = "nearline"
 )
 
 // module is one service: the peers it calls, the storage roles it needs, how
@@ -43,7 +48,7 @@ type module struct {
 	register func(s *grpc.Server, d *deps) error
 	// http, when set, registers the service's HTTP/JSON bindings: a process
 	// running it serves them on server.http_addr (pkg/gateway).
-	http gateway.Routes
+	http []gateway.Routes
 	// noFallback says its callers have nothing to serve without it, so they
 	// call it without a circuit breaker (server.Dial).
 	noFallback bool
@@ -52,7 +57,14 @@ type module struct {
 var modules = map[string]module{
 	Routing: {
 		peers: []string{RecoCenter, Recall},
+		// The log takes readers' actions (TrackService) on the public port.
+		roles: LogRole,
 		register: func(s *grpc.Server, d *deps) error {
+			reporter, err := track.New(d.cfg.Track, d.stores.Log, d.reg)
+			if err != nil {
+				return err
+			}
+			trackv1.RegisterTrackServiceServer(s, track.NewServer(reporter))
 			srv, err := routing.New(d.cfg.Routing, routing.Ports{
 				Feed:    recocenter.NewClient(d.peer(RecoCenter)),
 				Similar: recall.NewClient(d.peer(Recall)),
@@ -64,7 +76,7 @@ var modules = map[string]module{
 			userreco.RegisterUserRecommendServer(s, srv)
 			return nil
 		},
-		http: userreco.RegisterUserRecommendHandler,
+		http: []gateway.Routes{userreco.RegisterUserRecommendHandler, gateway.Actions},
 	},
 	RecoCenter: {
 		peers:      []string{Cache, Recall, Sort},
@@ -117,6 +129,24 @@ var modules = map[string]module{
 			return nil
 		},
 	},
+	Nearline: {
+		roles: TablesRole | SetsRole | LogRole,
+		register: func(s *grpc.Server, d *deps) error {
+			n, err := nearline.New(d.cfg.Nearline, d.cfg.Track, nearline.Stores{
+				Log:    d.stores.Log,
+				Sets:   d.stores.Sets,
+				Tables: d.stores.Tables,
+			}, d.logger(Nearline), d.reg)
+			if err != nil {
+				return err
+			}
+			d.background(n.Run)
+			d.background(n.Cool)
+			adminv1.RegisterAdminServiceServer(s, nearline.NewAdmin(d.stores.Sets, d.cfg.Routing.StrategiesFile))
+			return nil
+		},
+		http: []gateway.Routes{gateway.ABReport},
+	},
 	Cache: {
 		roles: TablesRole | SetsRole,
 		register: func(s *grpc.Server, d *deps) error {
@@ -134,7 +164,7 @@ var modules = map[string]module{
 }
 
 // order is the registration order, also used to expand "all".
-var order = []string{Routing, RecoCenter, Recall, Sort, Cache}
+var order = []string{Routing, RecoCenter, Recall, Sort, Cache, Nearline}
 
 // ParseTargets expands a --target value ("all" or a comma list) into services.
 func ParseTargets(s string) ([]string, error) {

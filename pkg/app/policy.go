@@ -1,17 +1,18 @@
 package app
 
 import (
+	adminv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/admin/v1"
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
 	recocenterv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recocenter/v1"
 	sortv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/sort/v1"
+	trackv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/track/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
-// Operator is the caller of admin methods: an operator's certificate (CN or
-// spiffe URI SAN "operator") or token file named operator. No admin method is
-// served over gRPC yet; one added names it here.
+// Operator is the caller of admin methods (AdminService): an operator's
+// certificate (CN or spiffe URI SAN "operator") or token file named operator.
 const Operator = "operator"
 
 // policy is who may call what (DESIGN.md §10), enforced when
@@ -22,6 +23,8 @@ const Operator = "operator"
 var policy = server.Policy{
 	userreco.UserRecommend_UserRecommend_FullMethodName:    {server.Anyone},
 	userreco.UserRecommend_ArticleRecommend_FullMethodName: {server.Anyone},
+	// The app reports what readers did on the public port (DESIGN §8).
+	trackv1.TrackService_Report_FullMethodName: {server.Anyone},
 
 	recocenterv1.RecoCenterService_Feed_FullMethodName: {Routing},
 
@@ -36,4 +39,9 @@ var policy = server.Policy{
 	// else would put articles in front of that reader.
 	cachev1.CacheService_Pop_FullMethodName:   {RecoCenter},
 	cachev1.CacheService_Store_FullMethodName: {RecoCenter},
+
+	// Publishing puts articles in every reader's new list; the A/B readout
+	// is the experiment owners'.
+	adminv1.AdminService_Publish_FullMethodName:  {Operator},
+	adminv1.AdminService_AbReport_FullMethodName: {Operator},
 }

@@ -47,7 +47,8 @@ type suite struct {
 }
 
 // startSecureSuite seeds the fixture into every process's store (each has its
-// own file) and starts cache, recall and sort, then recocenter, then routing.
+// own file) and starts cache, recall and sort, then recocenter, then routing
+// and nearline.
 func startSecureSuite(t *testing.T) *suite {
 	t.Helper()
 	s := &suite{ca: certstest.NewCA(t, "reco test CA"), leafs: map[string]certstest.Leaf{}, dirs: map[string]string{}, apps: map[string]*App{}}
@@ -65,7 +66,7 @@ func startSecureSuite(t *testing.T) *suite {
 		seedFixture(t, cfg, models)
 		cfgs[name] = cfg
 	}
-	for _, name := range []string{Cache, Recall, Sort, RecoCenter, Routing} {
+	for _, name := range []string{Cache, Recall, Sort, RecoCenter, Routing, Nearline} {
 		cfg := cfgs[name]
 		for peer, app := range s.apps {
 			setPeerAddr(&cfg, peer, app.GRPCAddr())

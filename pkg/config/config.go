@@ -21,10 +21,12 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/hbase"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/redisstore"
 	"github.com/toutiao-reco/toutiao-reco/services/cache"
+	"github.com/toutiao-reco/toutiao-reco/services/nearline"
 	"github.com/toutiao-reco/toutiao-reco/services/recall"
 	"github.com/toutiao-reco/toutiao-reco/services/recocenter"
 	"github.com/toutiao-reco/toutiao-reco/services/routing"
 	"github.com/toutiao-reco/toutiao-reco/services/sort"
+	"github.com/toutiao-reco/toutiao-reco/services/track"
 )
 
 // Config is the root configuration.
@@ -37,6 +39,8 @@ type Config struct {
 	Recall     recall.Config     `yaml:"recall"`
 	Sort       sort.Config       `yaml:"sort"`
 	Cache      cache.Config      `yaml:"cache"`
+	Track      track.Config      `yaml:"track"`
+	Nearline   nearline.Config   `yaml:"nearline"`
 	Storage    Storage           `yaml:"storage"`
 }
 
@@ -137,6 +141,8 @@ func Default() Config {
 		Recall:     recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
 		Sort:       sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
 		Cache:      cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute},
+		Track:      track.Config{Timezone: "Local", MaxBatch: 10000},
+		Nearline:   nearline.Config{HotHalfLife: 6 * time.Hour, CoolInterval: time.Minute, OnlineSimilar: 10, Boost: 3, BoostTTL: 30 * time.Minute, Parallel: 16},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
 			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},
@@ -208,6 +214,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.Cache.Validate(); err != nil {
 		return fmt.Errorf("invalid cache config: %w", err)
+	}
+	if err := c.Track.Validate(); err != nil {
+		return fmt.Errorf("invalid track config: %w", err)
+	}
+	if err := c.Nearline.Validate(); err != nil {
+		return fmt.Errorf("invalid nearline config: %w", err)
 	}
 	if err := c.Storage.Validate(); err != nil {
 		return fmt.Errorf("invalid storage config: %w", err)

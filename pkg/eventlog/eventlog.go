@@ -29,6 +29,12 @@ import (
 type Entry struct {
 	Key   string
 	Value []byte
+	// Partition and Offset say where a consumed entry sits in its topic
+	// (Append ignores them): offsets grow within a partition, so a handler
+	// that remembers the newest offset it applied per partition can skip an
+	// entry delivered again. The embedded log has one partition, 0.
+	Partition int32
+	Offset    int64
 }
 
 // Log is the durable log.

@@ -106,12 +106,13 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, routes ...Routes) (h
 // limit bounds each call's body and time.
 func limit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxBodyBytes {
+		max := bodyLimit(r.URL.Path)
+		if r.ContentLength > max {
 			writeError(w, http.StatusRequestEntityTooLarge,
-				status.Errorf(codes.InvalidArgument, "request body of %d bytes is over the limit of %d", r.ContentLength, MaxBodyBytes))
+				status.Errorf(codes.InvalidArgument, "request body of %d bytes is over the limit of %d", r.ContentLength, max))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, max)
 		ctx, cancel := context.WithTimeout(r.Context(), CallTimeout)
 		defer cancel()
 		h.ServeHTTP(w, r.WithContext(ctx))

@@ -205,6 +205,12 @@ type Tier1 interface {
 	// Store ranks ids (best first) in the tier, re-ranking any it already holds,
 	// and (re)sets the tier's expiry to ttl in the same round trip.
 	Store(ctx context.Context, user string, channel int32, ranked []int64, ttl time.Duration) error
+	// Boost puts ids ahead of every id the tier holds, in the given order,
+	// and (re)sets the tier's expiry to ttl, atomically: what a reader just
+	// clicked makes their next page without waiting for the queue to drain
+	// (DESIGN §8). Ids the tier holds move ahead; a repeated id keeps its
+	// first place; ids must be positive.
+	Boost(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) error
 }
 
 // ErrUnseeded is returned by a claim when the reader's seen sets are not a copy
@@ -233,4 +239,78 @@ type Sets interface {
 	ChannelLists
 	Tier1
 	ServedClaims
+	Interactions
+}
+
+// Mark is where a counted action sits in the action log: its partition and
+// offset. Offsets grow within a partition, so a store that remembers, per key
+// and partition, the newest offset it applied can skip an action delivered
+// again (a nearline consumer restarted mid-batch): counts stay exact under
+// at-least-once delivery.
+type Mark struct {
+	Partition int32
+	Offset    int64
+}
+
+// Heat is one interaction adding to an article's place in a channel's hot
+// list.
+type Heat struct {
+	Mark
+	Channel int32
+	Article int64
+	// Weight is what the interaction adds (1 for a click, collect or share).
+	Weight float64
+}
+
+// Exposure is one action line's contribution to a reader's A/B counters
+// under the strategy named in its track string.
+type Exposure struct {
+	Mark
+	Strategy string
+	User     string
+	// Exposures is the number of articles the line says were shown; Clicks
+	// the number of clicks it reports (0 or 1).
+	Exposures int64
+	Clicks    int64
+}
+
+// UserCounts are one reader's counters under one strategy.
+type UserCounts struct {
+	Exposures int64
+	Clicks    int64
+}
+
+// Interactions are readers' actions counted where the feed and the A/B
+// readout read them (DESIGN §8, §9). Every write carries the Mark of its
+// action and applies only actions newer than what the key has applied for
+// that partition, atomically with that record: a batch applied twice counts
+// once.
+type Interactions interface {
+	// AddHeat adds each heat's weight to its channel's hot list and returns
+	// how many were new (not skipped as applied before). Heats of one
+	// partition come in offset order; heats sharing a Mark come in one call.
+	// An article id or weight that is not positive (or a weight not finite),
+	// or a negative partition or offset, fails the call before anything is
+	// written. On a store error some channels may be written: applying the
+	// batch again is safe.
+	AddHeat(ctx context.Context, heats []Heat) (applied int, err error)
+	// Cool multiplies channel's hot list scores by 2^(-elapsed/halfLife),
+	// elapsed being the time since the list was last cooled (a list never
+	// cooled is only stamped): scores stay decayed interaction counts, and
+	// callers that race, or cool again after a restart, decay the list once
+	// per elapsed time (a now not after the last cooling changes nothing).
+	// Articles whose score falls below 0.001 leave the list. halfLife must be
+	// positive.
+	Cool(ctx context.Context, channel int32, now time.Time, halfLife time.Duration) error
+	// AddExposures adds to the readers' counters and returns how many were
+	// new. Exposures of one partition come in offset order; exposures sharing
+	// a Mark come in one call. A strategy name empty or longer than 200
+	// bytes, an empty user, negative counts, or a negative partition or
+	// offset fails the call before anything is written. On a store error
+	// some strategies may be written: applying the batch again is safe.
+	AddExposures(ctx context.Context, exposures []Exposure) (applied int, err error)
+	// Counters returns every reader's counters, per strategy; a strategy
+	// without readers is absent. It reads every reader of every strategy:
+	// the A/B readout's scan, not a per-request read.
+	Counters(ctx context.Context) (map[string]map[string]UserCounts, error)
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, newLog func(t *testing.T) eventlog.Log) {
 	t.Run("CancelledMidBatchRedelivered", func(t *testing.T) { testCancelledMidBatch(t, newLog(t)) })
 	t.Run("FailingConsumerLeavesBatch", func(t *testing.T) { testFailingConsumerLeavesBatch(t, newLog(t)) })
 	t.Run("TwoGroups", func(t *testing.T) { testTwoGroups(t, newLog(t)) })
+	t.Run("MarksIdentifyEntries", func(t *testing.T) { testMarks(t, newLog(t)) })
 	t.Run("WakesPromptly", func(t *testing.T) { testWakesPromptly(t, newLog(t)) })
 	t.Run("AppendHonoursContext", func(t *testing.T) { testAppendContext(t, newLog(t)) })
 	t.Run("RejectsBadInput", func(t *testing.T) { testBadInput(t, newLog(t)) })
@@ -93,7 +94,8 @@ func Start(t testing.TB, log eventlog.Log, topic, group string, handle func(ctx 
 			}
 			c.mu.Lock()
 			for _, e := range batch {
-				c.entries = append(c.entries, eventlog.Entry{Key: e.Key, Value: slices.Clone(e.Value)})
+				e.Value = slices.Clone(e.Value)
+				c.entries = append(c.entries, e)
 			}
 			c.batches++
 			close(c.changed)
@@ -353,6 +355,48 @@ func testCancelledMidBatch(t *testing.T, log eventlog.Log) {
 	time.Sleep(settle)
 	b.Stop()
 	checkPerKey(t, b.Entries(), want)
+}
+
+// testMarks checks what idempotent handlers rely on: within a partition
+// offsets grow with append order, no two entries share a (partition, offset),
+// and an entry delivered again carries the same one.
+func testMarks(t *testing.T, log eventlog.Log) {
+	topic := Name(t, "t")
+	var want []eventlog.Entry
+	for _, k := range []string{"a", "b", "c"} {
+		want = append(want, appendN(t, log, topic, k, 0, 4)...)
+	}
+	type mark struct {
+		p int32
+		o int64
+	}
+	read := func(group string) map[string]mark {
+		c := Start(t, log, topic, group, nil)
+		got := c.WaitFor(len(want), deliverTimeout)
+		c.Stop()
+		marks := map[string]mark{}
+		last := map[int32]int64{}
+		for _, e := range got {
+			m := mark{e.Partition, e.Offset}
+			if prev, ok := last[m.p]; ok && m.o <= prev {
+				t.Errorf("entry %s: offset %d of partition %d does not follow %d", e.Value, m.o, m.p, prev)
+			}
+			last[m.p] = m.o
+			marks[string(e.Value)] = m
+		}
+		return marks
+	}
+	first, again := read(Name(t, "g1")), read(Name(t, "g2"))
+	seen := map[mark]string{}
+	for v, m := range first {
+		if other, dup := seen[m]; dup {
+			t.Errorf("entries %s and %s share partition %d offset %d", v, other, m.p, m.o)
+		}
+		seen[m] = v
+		if again[v] != m {
+			t.Errorf("entry %s: delivered at %v, then at %v", v, m, again[v])
+		}
+	}
 }
 
 func testFailingConsumerLeavesBatch(t *testing.T, log eventlog.Log) {

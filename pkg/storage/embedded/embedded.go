@@ -48,6 +48,15 @@
 // every Add also delete a few expired keys nobody touches any more, so abandoned
 // per-user caches do not pile up in the file.
 //
+// # Counters and marks
+//
+// The hashes beside the sets (the marks of what a hot list or a strategy's
+// counters applied, the counters, the registry of strategies) are nested
+// buckets of another top-level bucket, field → value; the time a hot list was
+// cooled is a value of a third. Neither expires. A counted action and its
+// mark are written in one transaction, which is all the atomicity the Redis
+// backend needs a script for.
+//
 // # Durability and speed
 //
 // Every write is one transaction, fsynced on commit unless Config.NoSync says
@@ -138,7 +147,7 @@ func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 		o(db)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSets, bucketExpiry} {
+		for _, name := range [][]byte{bucketSets, bucketExpiry, bucketHashes, bucketStrings} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}

@@ -14,6 +14,10 @@ import (
 var (
 	bucketSets   = []byte("\x00zsets")
 	bucketExpiry = []byte("\x00zexpiry")
+	// bucketHashes holds a nested bucket per Redis hash (field → value) and
+	// per set of names (name → nothing); bucketStrings a value per key.
+	bucketHashes  = []byte("\x00hashes")
+	bucketStrings = []byte("\x00strings")
 )
 
 const tsLen = 8

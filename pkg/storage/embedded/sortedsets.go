@@ -119,13 +119,39 @@ func checkSetKey(key string) error {
 // Add sets the scores of members in key and, for ttl > 0, its expiry, in one
 // transaction.
 func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scored, ttl time.Duration) error {
-	if err := checkSetKey(key); err != nil {
-		return err
-	}
 	for _, m := range members {
 		if math.IsNaN(m.Score) {
 			return fmt.Errorf("add to %s: member %d has score NaN", key, m.ID)
 		}
+	}
+	return s.add(ctx, key, ttl, func(*bolt.Bucket) []storage.Scored { return members })
+}
+
+// AddAbove scores ids above every member of key, reading the highest score
+// and adding in one transaction.
+func (s *sortedSets) AddAbove(ctx context.Context, key string, ids []int64, ttl time.Duration) error {
+	return s.add(ctx, key, ttl, func(b *bolt.Bucket) []storage.Scored {
+		base := float64(len(ids))
+		if b != nil {
+			if k, _ := b.Cursor().Last(); k != nil {
+				if top, _, ok := parseScoreKey(k); ok {
+					base += top
+				}
+			}
+		}
+		members := make([]storage.Scored, len(ids))
+		for i, id := range ids {
+			members[i] = storage.Scored{ID: id, Score: base - float64(i)}
+		}
+		return members
+	})
+}
+
+// add sets the scores members returns (given key's bucket, nil if absent) in
+// key and, for ttl > 0, its expiry, in one transaction.
+func (s *sortedSets) add(ctx context.Context, key string, ttl time.Duration, members func(*bolt.Bucket) []storage.Scored) error {
+	if err := checkSetKey(key); err != nil {
+		return err
 	}
 	return s.db.update(ctx, func(tx *bolt.Tx) error {
 		nowMs := s.db.now().UnixMilli()
@@ -133,15 +159,16 @@ func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scor
 		if err != nil {
 			return err
 		}
+		ms := members(b)
 		if b == nil {
-			if len(members) == 0 {
+			if len(ms) == 0 {
 				return sweep(tx, nowMs) // Redis keeps no empty sets, nor expiries of absent keys.
 			}
 			if b, err = tx.Bucket(bucketSets).CreateBucket([]byte(key)); err != nil {
 				return fmt.Errorf("add to %s: %w", key, err)
 			}
 		}
-		for _, m := range members {
+		for _, m := range ms {
 			if err := putMember(b, m); err != nil {
 				return fmt.Errorf("add to %s: %w", key, err)
 			}
@@ -157,21 +184,37 @@ func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scor
 
 // putMember sets m's score, moving its entry in the score order.
 func putMember(b *bolt.Bucket, m storage.Scored) error {
-	name := member(m.ID)
-	mk := memberKey(name)
-	if old := b.Get(mk); old != nil {
-		bits, ok := decodeInt64(old)
-		if !ok {
-			return fmt.Errorf("member %d: %w: score is %d bytes", m.ID, storage.ErrMalformed, len(old))
-		}
-		if err := b.Delete(scoreKey(math.Float64frombits(uint64(bits)), name)); err != nil {
+	return putName(b, member(m.ID), m.Score)
+}
+
+// putName sets the score of the member spelt name.
+func putName(b *bolt.Bucket, name []byte, score float64) error {
+	old, ok, err := scoreOf(b, name)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := b.Delete(scoreKey(old, name)); err != nil {
 			return err
 		}
 	}
-	if err := b.Put(mk, encodeInt64(int64(math.Float64bits(m.Score)))); err != nil {
+	if err := b.Put(memberKey(name), encodeInt64(int64(math.Float64bits(score)))); err != nil {
 		return err
 	}
-	return b.Put(scoreKey(m.Score, name), nil)
+	return b.Put(scoreKey(score, name), nil)
+}
+
+// scoreOf is the score of the member spelt name, if key holds it.
+func scoreOf(b *bolt.Bucket, name []byte) (float64, bool, error) {
+	v := b.Get(memberKey(name))
+	if v == nil {
+		return 0, false, nil
+	}
+	bits, ok := decodeInt64(v)
+	if !ok {
+		return 0, false, fmt.Errorf("member %s: %w: score is %d bytes", name, storage.ErrMalformed, len(v))
+	}
+	return math.Float64frombits(uint64(bits)), true, nil
 }
 
 // highest walks key's members from the highest score down, calling fn with

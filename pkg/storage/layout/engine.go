@@ -104,4 +104,51 @@ type SortedSets interface {
 	ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration) (claimed []int64, seeded bool, err error)
 	// SeedSeen adds ids and the marker to key and (re)sets its expiry to ttl.
 	SeedSeen(ctx context.Context, key string, ids []int64, ttl time.Duration) error
+	// AddAbove atomically scores ids above every member of key, the first
+	// highest (the highest score plus len(ids), down to plus 1; an empty key
+	// counts as highest 0), moving those key holds. A ttl > 0 (re)sets the
+	// key's expiry in the same call.
+	AddAbove(ctx context.Context, key string, ids []int64, ttl time.Duration) error
+
+	// IncrScores adds each increment to its member's score in key and
+	// returns how many it applied, skipping those at or below the offset that
+	// the hash applied (partition → newest offset applied) remembers for
+	// their partition when the call starts; it records the newest offset
+	// applied per partition, atomically with the scores.
+	IncrScores(ctx context.Context, key, applied string, incrs []MarkedScore) (int, error)
+	// Decay atomically multiplies every score of key by
+	// 2^(-(now-last)/halfLife), last being the time in the string stamp,
+	// removes the members whose score falls below floor and stamps now. A key
+	// never stamped is only stamped; a now not after the stamp changes
+	// nothing, so of racing callers the first decays and the others find
+	// nothing left to decay.
+	Decay(ctx context.Context, key, stamp string, now time.Time, halfLife time.Duration, floor float64) error
+
+	// IncrCounts adds each reader's counts to their counters in the hash key
+	// (CountersKey) and returns how many it applied, skipping by applied as
+	// IncrScores does, atomically with the counters.
+	IncrCounts(ctx context.Context, key, applied string, counts []MarkedCounts) (int, error)
+	// Counts returns every reader's counters in the hash key, reading it in
+	// bounded pieces (the hash of a strategy holds every reader it served). A
+	// field outside the layout, or a counter that is not an integer, is
+	// reported and skipped.
+	Counts(ctx context.Context, key string) (map[string]storage.UserCounts, error)
+	// AddNames adds names to the set key (names, not article ids).
+	AddNames(ctx context.Context, key string, names []string) error
+	// Names returns the names in the set key, in no particular order.
+	Names(ctx context.Context, key string) ([]string, error)
+}
+
+// MarkedScore adds By to member ID's score, for the action at Mark.
+type MarkedScore struct {
+	storage.Mark
+	ID int64
+	By float64
+}
+
+// MarkedCounts adds to User's counters, for the action at Mark.
+type MarkedCounts struct {
+	storage.Mark
+	User string
+	storage.UserCounts
 }

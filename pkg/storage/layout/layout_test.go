@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
-// fakeSets is an in-memory SortedSets that records the calls that change it.
+// fakeSets is an in-memory SortedSets that records the calls that change it;
+// the methods the tests here do not reach are left to the nil SortedSets.
 type fakeSets struct {
+	SortedSets
 	sets  map[string]map[int64]float64
 	ttls  map[string]time.Duration
 	calls []string
@@ -196,5 +199,37 @@ func TestLoadCells(t *testing.T) {
 		return a.Cell == b.Cell && a.Timestamp == b.Timestamp && string(a.Value) == string(b.Value)
 	}) {
 		t.Errorf("PutCells got %v\nwant %v", f.put, want)
+	}
+}
+
+// hashTag is what Redis Cluster hashes of key: the content of its first
+// {…} when that is not empty, else the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// The keys one script touches share a cluster slot, whatever a strategy name
+// holds.
+func TestCompanionKeysShareASlot(t *testing.T) {
+	for _, keys := range [][]string{
+		{HotKey(3), HotAppliedKey(3), HotCooledKey(3)},
+		{SeenKey("u", 2), SeenKey("u", 0)},
+	} {
+		for _, k := range keys[1:] {
+			if hashTag(k) != hashTag(keys[0]) {
+				t.Errorf("%q hashes %q, %q hashes %q: want one slot", keys[0], hashTag(keys[0]), k, hashTag(k))
+			}
+		}
+	}
+	for _, strategy := range []string{"Algo-1", "exp-a|exp-b", "}", "a}b", "{", "{x}", "a{b}c"} {
+		key, applied := CountersKey(strategy), CountersAppliedKey(strategy)
+		if hashTag(key) != hashTag(applied) || key == applied {
+			t.Errorf("strategy %q: %q hashes %q, %q hashes %q: want two keys of one slot", strategy, key, hashTag(key), applied, hashTag(applied))
+		}
 	}
 }

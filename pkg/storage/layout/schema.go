@@ -153,3 +153,37 @@ func ArticleFeatureCell(article int64) Cell {
 func SeenKey(user string, channel int32) string {
 	return "reco:seen:{" + user + "}:" + strconv.Itoa(int(channel))
 }
+
+// Keys beside a Redis key that must change in one script with it live in its
+// Redis Cluster slot: a key whose name holds a hash tag ({…}) is hashed by the
+// tag's content only, so `{ch:3:hot}:applied` hashes as `ch:3:hot` does.
+
+// HotAppliedKey is the Redis hash of what the hot list of channel has counted:
+// per action-log partition (field, decimal), the newest offset applied (value,
+// decimal). A redelivered action is at or below it and skipped.
+func HotAppliedKey(channel int32) string { return "{" + HotKey(channel) + "}:applied" }
+
+// HotCooledKey is the Redis string of when the hot list of channel was last
+// cooled (Unix milliseconds): the next cooling decays by the time since.
+func HotCooledKey(channel int32) string { return "{" + HotKey(channel) + "}:cooled" }
+
+// StrategiesKey is the Redis set of every strategy name with counters, so the
+// A/B readout finds them without a SCAN of the keyspace.
+const StrategiesKey = "ab:strategies"
+
+// CountersKey is the Redis hash of the per-reader counters of strategy: field
+// FieldExposures+user and FieldClicks+user, each an integer. The hash tag
+// starts with "ab:", so it is never empty, and the key and CountersAppliedKey
+// share everything up to the first "}", so they share the tag (and the slot)
+// even when the strategy itself holds braces.
+func CountersKey(strategy string) string { return "{ab:" + strategy + "}:users" }
+
+// CountersAppliedKey is the Redis hash of what CountersKey(strategy) has
+// counted, laid out as HotAppliedKey.
+func CountersAppliedKey(strategy string) string { return "{ab:" + strategy + "}:applied" }
+
+// Prefixes of the fields of CountersKey, before the user id.
+const (
+	FieldExposures = "e:"
+	FieldClicks    = "c:"
+)

@@ -95,6 +95,15 @@ func (s *sets) Store(ctx context.Context, user string, channel int32, ranked []i
 	return s.s.Add(ctx, CacheKey(user, channel), members, ttl)
 }
 
+// Boost scores ids above the tier's best in one engine call, so a Pop racing
+// with it sees all of them ahead or none. A repeated id keeps its first place.
+func (s *sets) Boost(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) error {
+	if err := storage.CheckIDs(ids); err != nil {
+		return fmt.Errorf("boost cache for user %s channel %d: %w", user, channel, err)
+	}
+	return s.s.AddAbove(ctx, CacheKey(user, channel), storage.MergeIDs(nil, ids), ttl)
+}
+
 // Claim claims ids in the reader's seen set of channel, checking channel 0's
 // too for any other channel, in one atomic engine call.
 func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {

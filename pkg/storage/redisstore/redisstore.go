@@ -181,6 +181,39 @@ func (s *sortedSets) Add(ctx context.Context, key string, members []storage.Scor
 	return nil
 }
 
+// addAbove scores ARGV[2..] above KEYS[1]'s highest member, the first
+// highest, and for ARGV[1] > 0 sets its expiry (ms): reading the highest score
+// and adding in one script, so a Store or Boost in between cannot slip an id
+// ahead of the boosted ones.
+var addAbove = redis.NewScript(`
+local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+local base = (tonumber(top) or 0) + #ARGV
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], base - i + 1, ARGV[i])
+end
+if tonumber(ARGV[1]) > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+`)
+
+// AddAbove scores ids above every member of key, in one script.
+func (s *sortedSets) AddAbove(ctx context.Context, key string, ids []int64, ttl time.Duration) error {
+	args := make([]any, 1, 1+len(ids))
+	if ttl > 0 {
+		args[0] = pexpireTTL(ttl).Milliseconds()
+	} else {
+		args[0] = 0
+	}
+	for _, id := range ids {
+		args = append(args, strconv.FormatInt(id, 10))
+	}
+	if err := addAbove.Run(ctx, s.rdb, []string{key}, args...).Err(); err != nil {
+		return fmt.Errorf("add above %s: %w", key, err)
+	}
+	return nil
+}
+
 // pexpireTTL rounds ttl down to PEXPIRE's milliseconds, but not to zero, which
 // would delete the key.
 func pexpireTTL(ttl time.Duration) time.Duration {

@@ -598,6 +598,7 @@ func Sets(t *testing.T, sets storage.Sets) {
 	t.Run("ChannelLists", func(t *testing.T) { channelLists(t, sets) })
 	t.Run("Tier1", func(t *testing.T) { tier1(t, sets) })
 	t.Run("ServedClaims", func(t *testing.T) { servedClaims(t, sets) })
+	t.Run("Interactions", func(t *testing.T) { interactions(t, sets) })
 }
 
 func channelLists(t *testing.T, sets storage.Sets) {
@@ -732,6 +733,8 @@ func tier1(t *testing.T, sets storage.Sets) {
 			}
 		}
 	})
+
+	boost(t, sets)
 
 	t.Run("the tier expires after its ttl", func(t *testing.T) {
 		user := unique(t)

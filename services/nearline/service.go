@@ -1,0 +1,476 @@
+// Package nearline closes the loop of DESIGN.md §8: it consumes the action log
+// (topic click-trace) as the consumer group "nearline" and turns what readers
+// did into what the feed reads next:
+//
+//   - the hot lists ch:{ch}:hot of the article's channel and of channel 0,
+//     +1 per click, collect or share, decayed with a half-life (Cool), so hot
+//     means recent;
+//   - online recall (source 102): the similar articles of what a reader
+//     clicked, collected or shared, minus their history, as a cb_recall
+//     online:{ch} run, and the best few of them put at the head of the
+//     reader's cached queue, so the very next page shows them;
+//   - the reader's interest weights (ctr_feature_user), by the build's own
+//     definition (model.Profile), so ranking reacts to the click;
+//   - per-strategy, per-reader counters of exposures and clicks for the A/B
+//     readout (§9), and reco_actions_total{action,strategy}.
+//
+// Delivery is at least once. The hot lists and the counters are exact under
+// redelivery: each write carries the action's log position and the store
+// skips what it applied before (storage.Mark). Online recall is idempotent by
+// construction (a run's stamp is the action's time, so a redelivered action
+// rewrites the same run). A reader's weights are the one approximate part: a
+// batch redelivered after a crash counts its clicks into the profile again.
+//
+// The log is keyed by reader, so adding consumers to the group spreads readers
+// over them, and one reader's actions are applied in order by one consumer.
+package nearline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/actions"
+	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog"
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
+	"github.com/toutiao-reco/toutiao-reco/pkg/model"
+	"github.com/toutiao-reco/toutiao-reco/pkg/server"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
+	"github.com/toutiao-reco/toutiao-reco/services/track"
+)
+
+// Group is the consumer group of the action log.
+const Group = "nearline"
+
+// Config tunes the loop.
+type Config struct {
+	// HotHalfLife is the half-life of a hot list's scores: an interaction
+	// counts half as much after it.
+	HotHalfLife time.Duration `yaml:"hot_half_life"`
+	// CoolInterval is how often the hot lists are decayed.
+	CoolInterval time.Duration `yaml:"cool_interval"`
+	// OnlineSimilar is how many similar articles of an engaged article
+	// online recall considers.
+	OnlineSimilar int `yaml:"online_similar"`
+	// Boost is how many of them go to the head of the reader's cached queue
+	// (0: none; they then wait for the next ranking).
+	Boost int `yaml:"boost"`
+	// BoostTTL is the expiry the boosted queue gets, as a cache store gives.
+	BoostTTL time.Duration `yaml:"boost_ttl"`
+	// Parallel bounds the readers of one batch processed at once.
+	Parallel int `yaml:"parallel"`
+}
+
+// Validate checks the durations and sizes.
+func (c Config) Validate() error {
+	if c.HotHalfLife <= 0 || c.CoolInterval <= 0 || c.BoostTTL <= 0 {
+		return fmt.Errorf("nearline.hot_half_life, cool_interval and boost_ttl must be positive, got %v, %v and %v", c.HotHalfLife, c.CoolInterval, c.BoostTTL)
+	}
+	if c.OnlineSimilar < 1 || c.OnlineSimilar > 1000 {
+		return fmt.Errorf("nearline.online_similar must be 1..1000, got %d", c.OnlineSimilar)
+	}
+	if c.Boost < 0 || c.Boost > c.OnlineSimilar {
+		return fmt.Errorf("nearline.boost must be 0..online_similar (%d), got %d", c.OnlineSimilar, c.Boost)
+	}
+	if c.Parallel < 1 || c.Parallel > 1024 {
+		return fmt.Errorf("nearline.parallel must be 1..1024, got %d", c.Parallel)
+	}
+	return nil
+}
+
+// Stores are what nearline reads and writes.
+type Stores struct {
+	Log eventlog.Log
+	// Sets holds the hot lists, the counters and tier 1 of the cache.
+	Sets storage.Sets
+	// Tables holds similarity, history, features and the recall sets.
+	Tables storage.Tables
+}
+
+// Nearline applies the action log.
+type Nearline struct {
+	cfg    Config
+	track  track.Config
+	loc    *time.Location
+	st     Stores
+	log    *zap.Logger
+	now    func() time.Time
+	m      metrics
+	labels *strategyLabels
+}
+
+type metrics struct {
+	actions *prometheus.CounterVec
+	bad     prometheus.Counter
+	lag     prometheus.Histogram
+}
+
+// New returns the nearline job over st, its metrics registered in reg. trk
+// says how action lines are read (the same as at the door).
+func New(cfg Config, trk track.Config, st Stores, log *zap.Logger, reg prometheus.Registerer) (*Nearline, error) {
+	loc, err := trk.Location()
+	if err != nil {
+		return nil, err
+	}
+	m := metrics{
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: server.Namespace,
+			Name:      "actions_total",
+			Help:      "Readers' actions nearline applied, by action and strategy (an exposure counts the articles shown, so clicks/exposures is the CTR; a batch delivered again after a crash counts again here, not in the A/B counters); strategies past the first 100 seen are counted as \"other\".",
+		}, []string{"action", "strategy"}),
+		bad: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: server.Namespace,
+			Name:      "nearline_bad_lines_total",
+			Help:      "Lines of the action log nearline skipped as malformed (produced to click-trace without passing TrackService).",
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: server.Namespace,
+			Name:      "nearline_action_age_seconds",
+			Help:      "Age of an applied action, from its actionTime to the end of the batch that applied it.",
+			Buckets:   []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.actions, m.bad, m.lag} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register nearline metrics: %w", err)
+		}
+	}
+	return &Nearline{cfg: cfg, track: trk, loc: loc, st: st, log: log, now: time.Now, m: m, labels: newStrategyLabels(100)}, nil
+}
+
+// Run applies the action log until ctx ends.
+func (n *Nearline) Run(ctx context.Context) error {
+	return n.st.Log.Consume(ctx, track.Topic, Group, n.Apply)
+}
+
+// Cool decays every channel's hot list each CoolInterval until ctx ends. Every
+// nearline process runs it: the store decays a list once per elapsed time
+// however many call.
+func (n *Nearline) Cool(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.CoolInterval)
+	defer t.Stop()
+	for {
+		for ch := range feed.NumChannels {
+			cctx, cancel := context.WithTimeout(ctx, n.cfg.CoolInterval)
+			err := n.st.Sets.Cool(cctx, ch, n.now(), n.cfg.HotHalfLife)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				n.log.Warn("cooling a hot list failed; next round retries", zap.Int32("channel", ch), zap.Error(err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// action is one decoded line with its log position.
+type action struct {
+	actions.Action
+	mark storage.Mark
+}
+
+// Apply applies one batch of the action log. A store error fails the batch,
+// which the log delivers again: what was applied of it is skipped then (hot
+// lists, counters) or rewritten to the same value (online recall).
+func (n *Nearline) Apply(ctx context.Context, batch []eventlog.Entry) error {
+	now := n.now()
+	var all []action
+	for _, e := range batch {
+		a, err := actions.Parse(e.Value, n.loc, now)
+		if err != nil {
+			n.m.bad.Inc()
+			n.log.Warn("malformed action line skipped", zap.Int32("partition", e.Partition), zap.Int64("offset", e.Offset), zap.Error(err))
+			continue
+		}
+		all = append(all, action{Action: a, mark: storage.Mark{Partition: e.Partition, Offset: e.Offset}})
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	features, err := n.articleFeatures(ctx, all)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.heat(gctx, all, features) })
+	g.Go(func() error { return n.count(gctx, all) })
+	g.Go(func() error { return n.readers(gctx, all, features) })
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	end := n.now()
+	for _, a := range all {
+		if !a.Time.IsZero() {
+			n.m.lag.Observe(end.Sub(a.Time).Seconds())
+		}
+	}
+	return nil
+}
+
+// articleFeatures reads the features of every engaged article: their channel
+// (feature 0) places them in a hot list, their topic feeds the profile.
+func (n *Nearline) articleFeatures(ctx context.Context, all []action) (map[int64][]float64, error) {
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, a := range all {
+		if a.Kind.Engaged() && !seen[a.Articles[0]] {
+			seen[a.Articles[0]] = true
+			ids = append(ids, a.Articles[0])
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	f, err := n.st.Tables.ArticleVectors(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read features of %d engaged articles: %w", len(ids), err)
+	}
+	return f, nil
+}
+
+// channelOf is the article's own channel, from its features; when they are
+// unknown (an article no build or publish described), the channel the reader
+// was in, or -1.
+func channelOf(features map[int64][]float64, a action) int32 {
+	if f := features[a.Articles[0]]; len(f) > 0 && feed.ValidChannel(int32(f[0])) {
+		return int32(f[0])
+	}
+	return a.Channel
+}
+
+// heat adds the engaged actions to the hot lists.
+func (n *Nearline) heat(ctx context.Context, all []action, features map[int64][]float64) error {
+	var heats []storage.Heat
+	for _, a := range all {
+		if !a.Kind.Engaged() {
+			continue
+		}
+		heats = append(heats, storage.Heat{Mark: a.mark, Channel: feed.ChannelAll, Article: a.Articles[0], Weight: 1})
+		if ch := channelOf(features, a); ch > feed.ChannelAll {
+			heats = append(heats, storage.Heat{Mark: a.mark, Channel: ch, Article: a.Articles[0], Weight: 1})
+		}
+	}
+	if len(heats) == 0 {
+		return nil
+	}
+	if _, err := n.st.Sets.AddHeat(ctx, heats); err != nil {
+		return fmt.Errorf("heat the hot lists: %w", err)
+	}
+	return nil
+}
+
+// count adds exposures and clicks to the A/B counters, and to
+// reco_actions_total once applied.
+func (n *Nearline) count(ctx context.Context, all []action) error {
+	var exps []storage.Exposure
+	for _, a := range all {
+		switch a.Kind {
+		case actions.Exposure:
+			exps = append(exps, storage.Exposure{Mark: a.mark, Strategy: a.Strategy, User: a.User, Exposures: int64(len(a.Articles))})
+		case actions.Click:
+			exps = append(exps, storage.Exposure{Mark: a.mark, Strategy: a.Strategy, User: a.User, Clicks: 1})
+		}
+	}
+	if len(exps) > 0 {
+		if _, err := n.st.Sets.AddExposures(ctx, exps); err != nil {
+			return fmt.Errorf("count exposures and clicks: %w", err)
+		}
+	}
+	for _, a := range all {
+		k := float64(1)
+		if a.Kind == actions.Exposure {
+			k = float64(len(a.Articles))
+		}
+		n.m.actions.WithLabelValues(string(a.Kind), n.labels.of(a.Strategy)).Add(k)
+	}
+	return nil
+}
+
+// readers updates, per reader with engaged actions, their online recall,
+// cached queue and weights, Parallel readers at a time.
+func (n *Nearline) readers(ctx context.Context, all []action, features map[int64][]float64) error {
+	byUser := map[string][]action{}
+	var users []string
+	for _, a := range all {
+		if !a.Kind.Engaged() {
+			continue
+		}
+		if byUser[a.User] == nil {
+			users = append(users, a.User)
+		}
+		byUser[a.User] = append(byUser[a.User], a)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n.cfg.Parallel)
+	for _, u := range users {
+		g.Go(func() error {
+			if err := n.onlineRecall(gctx, u, byUser[u], features); err != nil {
+				return err
+			}
+			return n.profile(gctx, u, byUser[u], features)
+		})
+	}
+	return g.Wait()
+}
+
+// onlineRecall writes, per channel the reader engaged in, the similar
+// articles of what they engaged with that they have not seen, as one run
+// stamped with the newest action's time, and boosts the best few.
+func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action, features map[int64][]float64) error {
+	type run struct {
+		stamp int64
+		ids   []int64
+		dedup map[int64]bool
+	}
+	runs := map[int32]*run{}
+	var order []int32
+	for _, a := range acts {
+		ch := a.Channel
+		if ch < 0 {
+			ch = channelOf(features, a)
+		}
+		if ch < 0 {
+			continue // an unknown article in an unknown channel: nothing to recall
+		}
+		similar, err := n.st.Tables.Similar(ctx, a.Articles[0], n.cfg.OnlineSimilar)
+		if errors.Is(err, storage.ErrUnknownArticle) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("similar articles of %d: %w", a.Articles[0], err)
+		}
+		r := runs[ch]
+		if r == nil {
+			r = &run{dedup: map[int64]bool{a.Articles[0]: true}}
+			runs[ch] = r
+			order = append(order, ch)
+		}
+		r.dedup[a.Articles[0]] = true
+		r.stamp = max(r.stamp, stampOf(a, n.now()))
+		for _, s := range similar {
+			if !r.dedup[s.ID] {
+				r.dedup[s.ID] = true
+				r.ids = append(r.ids, s.ID)
+			}
+		}
+	}
+	var records []storage.Record
+	for _, ch := range order {
+		r := runs[ch]
+		seen, err := n.st.Tables.Seen(ctx, user, seenChannels(ch))
+		if err != nil {
+			return fmt.Errorf("history of %s: %w", user, err)
+		}
+		ids := r.ids[:0]
+		for _, id := range r.ids {
+			if !seen[id] {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		records = append(records, storage.RecallRun{User: user, Channel: ch, Source: feed.SourceOnline, Timestamp: r.stamp, IDs: ids})
+		if n.cfg.Boost > 0 {
+			if err := n.st.Sets.Boost(ctx, user, ch, ids[:min(len(ids), n.cfg.Boost)], n.cfg.BoostTTL); err != nil {
+				return fmt.Errorf("boost %s's queue of channel %d: %w", user, ch, err)
+			}
+		}
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	if err := n.st.Tables.Load(ctx, records); err != nil {
+		return fmt.Errorf("write online recall of %s: %w", user, err)
+	}
+	return nil
+}
+
+// stampOf is the action's time in milliseconds: a bare track string has none,
+// and its run is stamped when applied.
+func stampOf(a action, now time.Time) int64 {
+	if a.Time.IsZero() {
+		return now.UnixMilli()
+	}
+	return a.Time.UnixMilli()
+}
+
+// seenChannels is what the feed of ch never repeats: ch and channel 0.
+func seenChannels(ch int32) []int32 {
+	if ch == feed.ChannelAll {
+		return []int32{feed.ChannelAll}
+	}
+	return []int32{ch, feed.ChannelAll}
+}
+
+// profile adds the reader's clicks to their weights, as the build would have.
+func (n *Nearline) profile(ctx context.Context, user string, acts []action, features map[int64][]float64) error {
+	var clicks []action
+	for _, a := range acts {
+		if f := features[a.Articles[0]]; a.Kind == actions.Click && len(f) == model.ArticleFeatureLen && feed.ValidChannel(int32(f[0])) && f[0] != float64(feed.ChannelAll) {
+			clicks = append(clicks, a)
+		}
+	}
+	if len(clicks) == 0 {
+		return nil
+	}
+	all := make([]int32, feed.NumChannels)
+	for i := range all {
+		all[i] = int32(i)
+	}
+	stored, err := n.st.Tables.UserWeights(ctx, user, all)
+	if err != nil {
+		return fmt.Errorf("weights of %s: %w", user, err)
+	}
+	p := model.ProfileOf(stored)
+	for _, a := range clicks {
+		f := features[a.Articles[0]]
+		p.Click(int32(f[0]), model.TopicOf(f))
+	}
+	var records []storage.Record
+	for _, ch := range all {
+		w := make([]float64, model.UserWeightsLen)
+		if p.Weights(ch, w) {
+			records = append(records, storage.UserWeights{User: user, Channel: ch, Weights: w})
+		}
+	}
+	if err := n.st.Tables.Load(ctx, records); err != nil {
+		return fmt.Errorf("write weights of %s: %w", user, err)
+	}
+	return nil
+}
+
+// strategyLabels bounds the strategy label of reco_actions_total: strategy
+// names come from the lines, and a label per arbitrary string would grow the
+// metrics without bound.
+type strategyLabels struct {
+	max  int
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func newStrategyLabels(max int) *strategyLabels {
+	return &strategyLabels{max: max, seen: map[string]bool{}}
+}
+
+func (l *strategyLabels) of(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[s] {
+		return s
+	}
+	if len(l.seen) >= l.max {
+		return "other"
+	}
+	l.seen[s] = true
+	return s
+}
