@@ -30,6 +30,8 @@ func commands() []command {
 		{"admin bootstrap", "[--config FILE]", "create the HBase tables (idempotent)", bootstrap},
 		{"admin generate", "--out DIR [flags]", "write a synthetic data set in MIND's layout", adminGenerate},
 		{"admin build", "--data DIR --models DIR [flags]", "build recall, similarity, features and models from MIND files into the configured store", adminBuild},
+		{"admin publish", "--models DIR [--file news.tsv] [--config FILE]", "publish new articles (news.tsv lines; default stdin) with the last build's models: features, similar articles, new lists", adminPublish},
+		{"admin ab-report", "[--strategies FILE] [--control NAME] [--mde 0.05] [--json]", "read the A/B test out: CTR, lift, sample ratio and users needed per layer and variant", adminABReport},
 		{"admin demo", "--models DIR [--config FILE]", "build demo data if the store is empty (make run)", adminDemo},
 		{"health", "[--addr HOST:PORT] [--service NAME] [flags]", "exit 0 if the server answers SERVING (container healthchecks)", healthCheck},
 		{"config env", "", "list every config key with its environment variable", configEnv},

@@ -24,6 +24,8 @@ var commandFlags = map[string][]string{
 	"admin generate":  {"articles", "days", "impressions", "out", "seed", "users"},
 	"admin build":     {"build-time", "config", "data", "fresh-days", "holdout-days", "models", "seed", "stats"},
 	"admin demo":      {"config", "models"},
+	"admin publish":   {"config", "file", "models"},
+	"admin ab-report": {"config", "control", "json", "mde", "strategies"},
 	"health":          {"addr", "server-name", "service", "timeout"},
 	"config env":      nil,
 	"version":         nil,

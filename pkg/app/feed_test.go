@@ -488,12 +488,15 @@ func testMetricsAndRequestLogsAfterTraffic(t *testing.T, e feedEnv) {
 	e.seed(t, cfg)
 	core, logs := observer.New(zap.InfoLevel)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	a, err := New(ctx, cfg, zap.New(core), order)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	go a.Run(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	// Stopped and waited for before the test's directories are removed.
+	defer func() { cancel(); <-ran }()
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/gateway"
+	"github.com/toutiao-reco/toutiao-reco/pkg/offline"
 	adminv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/admin/v1"
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
 	recallv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/recall/v1"
@@ -142,7 +143,8 @@ var modules = map[string]module{
 			}
 			d.background(n.Run)
 			d.background(n.Cool)
-			adminv1.RegisterAdminServiceServer(s, nearline.NewAdmin(d.stores.Sets, d.cfg.Routing.StrategiesFile))
+			publisher := offline.NewPublisher(d.cfg.Sort.ModelDir, offline.Stores{Tables: d.stores.Tables, Sets: d.stores.Sets})
+			adminv1.RegisterAdminServiceServer(s, nearline.NewAdmin(d.stores.Sets, d.cfg.Routing.StrategiesFile, publisher))
 			return nil
 		},
 		http: []gateway.Routes{gateway.ABReport},

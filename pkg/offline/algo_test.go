@@ -53,7 +53,7 @@ func TestLSAMatchesAnExactSVD(t *testing.T) {
 	}
 	for _, center := range []bool{false, true} {
 		const k = 4
-		got := lsa(m, rows, center, k, rng)
+		got, _ := lsa(m, rows, center, k, rng)
 		a := dense(m, rows)
 		if center {
 			for j := range m.cols {
@@ -101,7 +101,7 @@ func TestLSAMatchesAnExactSVD(t *testing.T) {
 
 func TestLSAOfFewRows(t *testing.T) {
 	m := randomCSR(3, 30, rand.New(rand.NewPCG(3, 3)))
-	got := lsa(m, []int{0, 1, 2}, true, 9, rand.New(rand.NewPCG(1, 1)))
+	got, _ := lsa(m, []int{0, 1, 2}, true, 9, rand.New(rand.NewPCG(1, 1)))
 	if r, c := got.Dims(); r != 3 || c != 9 {
 		t.Fatalf("dims %d×%d", r, c)
 	}

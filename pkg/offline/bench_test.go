@@ -1,4 +1,4 @@
-package offline
+package offline_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/offline"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
 )
 
@@ -27,7 +28,7 @@ var benchScales = map[string]dataset.GenerateConfig{
 
 var benchBuild struct {
 	once  sync.Once
-	steps []StepStats
+	steps []offline.StepStats
 	peak  uint64
 	err   error
 }
@@ -55,7 +56,7 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	benchBuild.once.Do(func() {
 		benchBuild.steps, benchBuild.err = runBenchBuild(b, data)
-		benchBuild.peak = PeakRSS()
+		benchBuild.peak = offline.PeakRSS()
 	})
 	if benchBuild.err != nil {
 		b.Fatal(benchBuild.err)
@@ -68,10 +69,10 @@ func BenchmarkBuild(b *testing.B) {
 		b.ReportMetric(s.Duration.Seconds(), s.Name+"-s")
 	}
 	b.ReportMetric(float64(total.Nanoseconds()), "ns/op")
-	b.ReportMetric(mib(peakStep), "peak-RSS-MiB")
+	b.ReportMetric(float64(peakStep)/(1<<20), "peak-RSS-MiB")
 }
 
-func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]StepStats, error) {
+func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]offline.StepStats, error) {
 	dir, err := os.MkdirTemp("", "bench-build-*")
 	if err != nil {
 		return nil, err
@@ -101,15 +102,15 @@ func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]StepStats, erro
 	if err := st.Tables.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	opts := DefaultOptions()
+	opts := offline.DefaultOptions()
 	opts.DataDir, opts.ModelDir = filepath.Join(dir, "data"), filepath.Join(dir, "models")
 	opts.Version = time.Now().UTC().Truncate(24 * time.Hour)
-	res, err := Build(ctx, opts, Stores{Tables: st.Tables, Sets: st.Sets})
+	res, err := offline.Build(ctx, opts, offline.Stores{Tables: st.Tables, Sets: st.Sets})
 	if err != nil {
 		return nil, err
 	}
 	var table, report strings.Builder
-	WriteStats(&table, res.Steps)
+	offline.WriteStats(&table, res.Steps)
 	res.Report.WriteTable(&report)
 	b.Logf("build of %d users, %d articles, %d impressions on tables=%s sets=%s:\n%s\n%s",
 		res.Report.Data.Users, len(ds.Articles), len(ds.Behaviors), cfg.Storage.Tables, cfg.Storage.Sets, table.String(), report.String())

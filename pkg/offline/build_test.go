@@ -525,7 +525,7 @@ func snapshot(t *testing.T, b *built, st Stores, modelDir string) map[string]str
 			put(fmt.Sprint("list/", ch, "/", l.name), top)
 		}
 	}
-	for _, f := range []string{"200.json", "201.json", ReportFile} {
+	for _, f := range []string{"200.json", "201.json", ReportFile, ContentFile} {
 		raw, _ := os.ReadFile(filepath.Join(modelDir, f))
 		out["file/"+f] = string(raw)
 	}
@@ -619,7 +619,7 @@ func assertNothingWritten(t *testing.T, b *built, st Stores, wantTables bool) {
 			}
 		}
 	}
-	for _, f := range []string{"200.json", "201.json", ReportFile} {
+	for _, f := range []string{"200.json", "201.json", ReportFile, ContentFile} {
 		if _, err := os.Stat(filepath.Join(b.opts.ModelDir, f)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s exists after a failed build (%v)", f, err)
 		}

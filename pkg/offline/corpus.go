@@ -31,6 +31,9 @@ const (
 	topicDims  = 9
 	globalDims = model.ArticleVectorLen - topicDims
 	vectorLen  = model.ArticleVectorLen
+	// globalStart is where the global coordinates begin in an article's
+	// features (after the channel and the keyword weights).
+	globalStart = 1 + model.KeywordWeightsLen + topicDims
 )
 
 // corpus is every article of news.tsv, by index, with what the build derives
@@ -58,6 +61,11 @@ type corpus struct {
 	unitVecs  []float64
 	byChannel map[int32][]int32
 	keywords  [][]string // the article's top keywords, for the build's log
+	// vocab, global and topics (per channel) map an article's text to its
+	// features: the content model that publishing reuses (contentmodel.go).
+	vocab  vocabulary
+	global *projection
+	topics map[int32]*projection
 }
 
 func (c *corpus) unit(a int32) []float64 {
@@ -97,19 +105,22 @@ func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 // article.
 func (c *corpus) buildFeatures(ctx context.Context, articles []dataset.Article, seed uint64, bar *bar) error {
 	t := buildTFIDF(articles)
+	c.vocab = t.vocabulary
 	bar.add(1)
 	rng := rand.New(rand.NewPCG(seed, 0x2545f4914f6cdd1d))
 	all := make([]int, len(articles))
 	for i := range all {
 		all[i] = i
 	}
-	global := lsa(&t.m, all, false, globalDims, rng)
+	global, proj := lsa(&t.m, all, false, globalDims, rng)
+	c.global = proj
 	bar.add(1)
 	vecs := make([][]float64, len(articles))
 	for i := range vecs {
 		vecs[i] = make([]float64, vectorLen)
 		copy(vecs[i][topicDims:], global.RawRowView(i))
 	}
+	c.topics = map[int32]*projection{}
 	for ch := range feed.NumChannels {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -122,7 +133,8 @@ func (c *corpus) buildFeatures(ctx context.Context, articles []dataset.Article, 
 		for i, a := range members {
 			rows[i] = int(a)
 		}
-		local := lsa(&t.m, rows, true, topicDims, rng)
+		local, proj := lsa(&t.m, rows, true, topicDims, rng)
+		c.topics[ch] = proj
 		for i, a := range members {
 			copy(vecs[a][:topicDims], local.RawRowView(i))
 		}
@@ -133,24 +145,35 @@ func (c *corpus) buildFeatures(ctx context.Context, articles []dataset.Article, 
 	c.unitVecs = make([]float64, len(articles)*globalDims)
 	for i := range articles {
 		kw, words := t.keywords(i, model.KeywordWeightsLen)
-		f := make([]float64, 0, model.ArticleFeatureLen)
-		f = append(f, float64(c.channel[i]))
-		for _, w := range kw {
-			f = append(f, round6(w))
-		}
-		for _, v := range vecs[i] {
-			f = append(f, round6(v))
-		}
-		c.features[i] = f
+		c.features[i] = featureVector(c.channel[i], kw, vecs[i])
 		c.keywords[i] = words
-		u := c.unit(int32(i))
-		copy(u, f[1+model.KeywordWeightsLen+topicDims:])
-		if nrm := norm(u); nrm > 0 {
-			for j := range u {
-				u[j] /= nrm
-			}
-		}
+		setUnit(c.unit(int32(i)), c.features[i][globalStart:])
 	}
 	bar.add(1)
 	return nil
+}
+
+// featureVector is an article's CTR features: its channel, its keyword
+// weights and its vector (topic, then global coordinates), rounded.
+func featureVector(ch int32, kw, vec []float64) []float64 {
+	f := make([]float64, 0, model.ArticleFeatureLen)
+	f = append(f, float64(ch))
+	for _, w := range kw {
+		f = append(f, round6(w))
+	}
+	for _, v := range vec {
+		f = append(f, round6(v))
+	}
+	return f
+}
+
+// setUnit sets u to an article's global coordinates, L2-normalised: what
+// similarity is the cosine of.
+func setUnit(u, global []float64) {
+	copy(u, global)
+	if nrm := norm(u); nrm > 0 {
+		for j := range u {
+			u[j] /= nrm
+		}
+	}
 }

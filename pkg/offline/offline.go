@@ -14,6 +14,8 @@
 //   - CTR models 200 (logistic regression) and 201 (factorization machine) as
 //     model files;
 //   - the channels' new and hot lists (storage.ChannelLists);
+//   - the content model (ContentFile): what publishing an article after the
+//     build needs to give it features and similar articles (publish.go);
 //   - an offline report on a time-based hold-out (the last day).
 //
 // # Time
@@ -64,7 +66,8 @@ type Stores struct {
 type Options struct {
 	// DataDir holds news.tsv and behaviors.tsv.
 	DataDir string
-	// ModelDir receives 200.json, 201.json and report.json.
+	// ModelDir receives 200.json, 201.json, report.json and the content model
+	// that publishing reads (ContentFile).
 	ModelDir string
 	// Version is the build's fixed time: the timestamp of every recall run it
 	// writes and the version of its models. Keep it within the recall sets'
@@ -257,6 +260,9 @@ func run(ctx context.Context, opts Options, st Stores, m *meter) (*Result, error
 		if err := writeModel(opts.ModelDir, md); err != nil {
 			return nil, err
 		}
+	}
+	if err := b.writeContentModel(); err != nil {
+		return nil, err
 	}
 	m.step("write-sets")
 	if err := b.writeSets(ctx, st.Sets, prog); err != nil {

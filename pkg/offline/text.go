@@ -53,13 +53,65 @@ type csr struct {
 // tfidf is the TF-IDF matrix of the articles (one L2-normalised row each) and
 // its vocabulary.
 type tfidf struct {
-	m     csr
-	terms []string
+	m csr
+	vocabulary
+}
+
+// vocabulary is the terms a build weighs and their inverse document
+// frequencies: what turns an article's text into its TF-IDF row, for the
+// build's articles and, from the content model, for those published after it.
+type vocabulary struct {
+	terms []string // sorted
+	index map[string]int32
+	idf   []float64
 }
 
 // titleWeight counts a title word this many times: titles are written to say
 // what an article is about, abstracts wander.
 const titleWeight = 2
+
+// termCounts is the article's weighted term frequencies over title and
+// abstract.
+func termCounts(a dataset.Article) map[string]float64 {
+	tf := map[string]float64{}
+	buf := tokens(nil, a.Title)
+	for _, w := range buf {
+		tf[w] += titleWeight
+	}
+	for _, w := range tokens(buf[:0], a.Abstract) {
+		tf[w]++
+	}
+	return tf
+}
+
+// row is the TF-IDF row of term frequencies tf: (1 + ln tf) · idf over the
+// vocabulary's terms, columns ascending, L2-normalised; empty when no term is
+// known. The norm is summed in column order, so the same text gives the same
+// bits whichever map order tf iterates in: a published article then gets
+// exactly the features the build gave the same text.
+func (v *vocabulary) row(tf map[string]float64) ([]int32, []float64) {
+	cols := make([]int32, 0, len(tf))
+	for w := range tf {
+		if j, ok := v.index[w]; ok {
+			cols = append(cols, j)
+		}
+	}
+	slices.Sort(cols)
+	vals := make([]float64, len(cols))
+	var norm float64
+	for i, j := range cols {
+		vals[i] = (1 + math.Log(tf[v.terms[j]])) * v.idf[j]
+		norm += vals[i] * vals[i]
+	}
+	norm = math.Sqrt(norm)
+	if norm == 0 {
+		return nil, nil
+	}
+	for i := range vals {
+		vals[i] /= norm
+	}
+	return cols, vals
+}
 
 // buildTFIDF weighs each article's words over title and abstract: term
 // frequency (1 + ln tf) times smoothed inverse document frequency
@@ -69,21 +121,11 @@ const titleWeight = 2
 func buildTFIDF(articles []dataset.Article) *tfidf {
 	docs := make([]map[string]float64, len(articles))
 	df := map[string]int{}
-	var buf []string
 	for i, a := range articles {
-		tf := map[string]float64{}
-		buf = tokens(buf[:0], a.Title)
-		for _, w := range buf {
-			tf[w] += titleWeight
-		}
-		buf = tokens(buf[:0], a.Abstract)
-		for _, w := range buf {
-			tf[w]++
-		}
-		for w := range tf {
+		docs[i] = termCounts(a)
+		for w := range docs[i] {
 			df[w]++
 		}
-		docs[i] = tf
 	}
 	nDocs := len(articles)
 	minDF, maxDF := 2, max(2, nDocs/2)
@@ -97,42 +139,26 @@ func buildTFIDF(articles []dataset.Article) *tfidf {
 		}
 	}
 	slices.Sort(terms)
-	index := make(map[string]int32, len(terms))
-	idf := make([]float64, len(terms))
+	v := vocabulary{terms: terms, index: make(map[string]int32, len(terms)), idf: make([]float64, len(terms))}
 	for i, w := range terms {
-		index[w] = int32(i)
-		idf[i] = math.Log(float64(1+nDocs)/float64(1+df[w])) + 1
+		v.index[w] = int32(i)
+		v.idf[i] = math.Log(float64(1+nDocs)/float64(1+df[w])) + 1
 	}
-	t := &tfidf{terms: terms, m: csr{rows: nDocs, cols: len(terms), ptr: make([]int, 1, nDocs+1)}}
-	type entry struct {
-		col int32
-		val float64
-	}
-	var row []entry
+	t := &tfidf{vocabulary: v, m: csr{rows: nDocs, cols: len(terms), ptr: make([]int, 1, nDocs+1)}}
 	for _, tf := range docs {
-		row = row[:0]
-		var norm float64
-		for w, c := range tf {
-			j, ok := index[w]
-			if !ok {
-				continue
-			}
-			v := (1 + math.Log(c)) * idf[j]
-			row = append(row, entry{j, v})
-			norm += v * v
-		}
-		slices.SortFunc(row, func(a, b entry) int { return cmp.Compare(a.col, b.col) })
-		norm = math.Sqrt(norm)
-		if norm == 0 {
-			row = row[:0] // an article without a known word has an empty row
-		}
-		for _, e := range row {
-			t.m.col = append(t.m.col, e.col)
-			t.m.val = append(t.m.val, e.val/norm)
-		}
+		cols, vals := v.row(tf)
+		t.m.col = append(t.m.col, cols...)
+		t.m.val = append(t.m.val, vals...)
 		t.m.ptr = append(t.m.ptr, len(t.m.col))
 	}
 	return t
+}
+
+// tfidfOf is the one-row TF-IDF matrix of an article's text over the
+// vocabulary.
+func (v *vocabulary) tfidfOf(a dataset.Article) *tfidf {
+	cols, vals := v.row(termCounts(a))
+	return &tfidf{vocabulary: *v, m: csr{rows: 1, cols: len(v.terms), ptr: []int{0, len(cols)}, col: cols, val: vals}}
 }
 
 // keywords returns the weights of row r's k heaviest terms, heaviest first,

@@ -3,11 +3,15 @@ package nearline
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/abtest"
+	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
+	"github.com/toutiao-reco/toutiao-reco/pkg/offline"
 	adminv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/admin/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
@@ -18,13 +22,38 @@ type Admin struct {
 	adminv1.UnimplementedAdminServiceServer
 	counters   storage.Interactions
 	strategies string
+	publisher  *offline.Publisher
 }
 
 // NewAdmin returns the admin service reading the A/B counters of counters
 // against the plan at strategies (the routing service's strategies file;
-// empty is the original's plan).
-func NewAdmin(counters storage.Interactions, strategies string) *Admin {
-	return &Admin{counters: counters, strategies: strategies}
+// empty is the original's plan), and publishing with publisher.
+func NewAdmin(counters storage.Interactions, strategies string, publisher *offline.Publisher) *Admin {
+	return &Admin{counters: counters, strategies: strategies, publisher: publisher}
+}
+
+// maxPublish bounds the lines of one Publish.
+const maxPublish = 10000
+
+// Publish adds new articles; a bad line publishes nothing of the batch.
+func (a *Admin) Publish(ctx context.Context, req *adminv1.PublishRequest) (*adminv1.PublishResponse, error) {
+	if n := len(req.GetLines()); n == 0 || n > maxPublish {
+		return nil, status.Errorf(codes.InvalidArgument, "lines: 1..%d news.tsv lines, got %d", maxPublish, n)
+	}
+	published, err := a.publisher.Publish(ctx, "request", req.GetLines(), time.Now())
+	switch {
+	case errors.Is(err, dataset.ErrMalformed):
+		return nil, status.Errorf(codes.InvalidArgument, "nothing published: %v", err)
+	case errors.Is(err, offline.ErrContentModel):
+		return nil, status.Errorf(codes.FailedPrecondition, "nothing published: %v (run reco admin build first)", err)
+	case err != nil:
+		return nil, server.Error(err, codes.Unavailable, "publish")
+	}
+	resp := &adminv1.PublishResponse{Articles: make([]*adminv1.Published, len(published))}
+	for i, p := range published {
+		resp.Articles[i] = &adminv1.Published{ArticleId: p.Article, ChannelId: p.Channel, Neighbours: int32(len(p.Similar))}
+	}
+	return resp, nil
 }
 
 // AbReport reads the A/B experiments out as the JSON of `reco admin ab-report
