@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -28,8 +27,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/toutiao-reco/toutiao-reco/internal/benchkit"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 )
 
@@ -60,11 +59,11 @@ func run() error {
 	timeout := flag.Duration("timeout", 2*time.Second, "deadline of each call")
 	flag.Parse()
 
-	users, err := lines(*usersFile)
+	users, err := benchkit.Lines(*usersFile)
 	if err != nil {
 		return err
 	}
-	articleLines, err := lines(*articlesFile)
+	articleLines, err := benchkit.Lines(*articlesFile)
 	if err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func run() error {
 	}
 	defer conn.Close()
 	client := userreco.NewUserRecommendClient(conn)
-	if err := waitServing(conn, time.Minute); err != nil {
+	if err := benchkit.WaitServing(conn, time.Minute); err != nil {
 		return err
 	}
 
@@ -171,6 +170,9 @@ func run() error {
 		}},
 	}
 	for _, s := range scenarios {
+		if s.rate <= 0 {
+			continue // a rate of 0 leaves the scenario out
+		}
 		lat, errs, elapsed, firstErr := drive(s.rate, s.duration, s.do)
 		report(s.scenario, lat, errs, elapsed)
 		if firstErr != nil {
@@ -225,41 +227,4 @@ func drive(rate int, d time.Duration, do func(ctx context.Context) error) ([]tim
 	}
 	wg.Wait()
 	return lat, errs.Load(), time.Since(start), firstErr
-}
-
-func lines(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			out = append(out, l)
-		}
-	}
-	if len(out) == 0 && sc.Err() == nil {
-		return nil, fmt.Errorf("%s holds no ids", path)
-	}
-	return out, sc.Err()
-}
-
-// waitServing waits until the server's health check answers SERVING.
-func waitServing(conn *grpc.ClientConn, limit time.Duration) error {
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(limit)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server not SERVING after %v: %v", limit, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -34,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/toutiao-reco/toutiao-reco/internal/benchkit"
 	trackv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/track/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 )
@@ -45,11 +45,10 @@ func main() {
 	}
 }
 
-// The topic and group of the action log (services/track, services/nearline).
-const (
-	topic = "click-trace"
-	group = "nearline"
-)
+// The topic and groups of the action log (services/track, services/nearline).
+const topic = "click-trace"
+
+var groups = []string{"nearline", "nearline-readers"}
 
 type options struct {
 	addr, via, kafka, redisAddr string
@@ -78,7 +77,7 @@ func run() error {
 	flag.Parse()
 	o.channel = int32(*channel)
 	var err error
-	if o.users, err = lines(*usersFile); err != nil {
+	if o.users, err = benchkit.Lines(*usersFile); err != nil {
 		return err
 	}
 	if o.samples > 0 {
@@ -90,7 +89,7 @@ func run() error {
 		if o.kafka == "" {
 			return errors.New("--ingest-rate needs --kafka")
 		}
-		if o.articles, err = lines(*articlesFile); err != nil {
+		if o.articles, err = benchkit.Lines(*articlesFile); err != nil {
 			return err
 		}
 		return ingest(o)
@@ -105,6 +104,9 @@ func freshness(o options) error {
 		return err
 	}
 	defer conn.Close()
+	if err := benchkit.WaitServing(conn, time.Minute); err != nil {
+		return err
+	}
 	feed := userreco.NewUserRecommendClient(conn)
 	report := trackv1.NewTrackServiceClient(conn)
 	var produce func(ctx context.Context, line string) error
@@ -244,25 +246,26 @@ func ingest(o options) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	consumed := func() (int64, int64, error) {
+	// consumed is, per group, the lines it committed and its lag.
+	consumed := func() (done, lag map[string]int64, err error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		lags, err := adm.Lag(ctx, group)
+		lags, err := adm.Lag(ctx, groups...)
 		if err != nil {
-			return 0, 0, err
+			return nil, nil, err
 		}
-		var done, lag int64
-		for _, l := range lags {
+		done, lag = map[string]int64{}, map[string]int64{}
+		for g, l := range lags {
 			for _, p := range l.Lag[topic] {
-				done += max(p.Commit.At, 0)
-				lag += max(p.Lag, 0)
+				done[g] += max(p.Commit.At, 0)
+				lag[g] += max(p.Lag, 0)
 			}
 		}
 		return done, lag, nil
 	}
 	start0, _, err := consumed()
 	if err != nil {
-		return fmt.Errorf("read the nearline group's offsets: %w", err)
+		return fmt.Errorf("read the nearline groups' offsets: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	var produced, failed atomic.Int64
@@ -314,33 +317,18 @@ func ingest(o options) error {
 		return err
 	}
 	fmt.Printf("  produced %d lines in %s: %.0f lines/s (%d failed)\n", produced.Load(), elapsed.Round(time.Millisecond), float64(produced.Load())/elapsed.Seconds(), failed.Load())
-	fmt.Printf("  nearline consumed %d lines meanwhile: %.0f lines/s; lag at the end %d lines\n", done-start0, float64(done-start0)/elapsed.Seconds(), lag)
+	for _, g := range groups {
+		fmt.Printf("  group %-16s consumed %d lines meanwhile: %.0f lines/s; lag at the end %d lines\n", g, done[g]-start0[g], float64(done[g]-start0[g])/elapsed.Seconds(), lag[g])
+	}
 	drainStart := time.Now()
-	for lag > 0 && time.Since(drainStart) < 2*time.Minute {
-		time.Sleep(250 * time.Millisecond)
-		if _, lag, err = consumed(); err != nil {
-			return err
+	for _, g := range groups {
+		for lag[g] > 0 && time.Since(drainStart) < 2*time.Minute {
+			time.Sleep(250 * time.Millisecond)
+			if _, lag, err = consumed(); err != nil {
+				return err
+			}
 		}
+		fmt.Printf("  group %-16s caught up %s after production stopped (%d left)\n", g, time.Since(drainStart).Round(10*time.Millisecond), lag[g])
 	}
-	fmt.Printf("  lag drained in %s (%d left)\n", time.Since(drainStart).Round(10*time.Millisecond), lag)
 	return nil
-}
-
-func lines(path string) ([]string, error) {
-	if path == "" {
-		return nil, errors.New("a file of ids is required (--users, --articles)")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out, sc.Err()
 }

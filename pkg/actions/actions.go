@@ -91,13 +91,15 @@ type Action struct {
 // ErrRejected wraps every reason a line is refused.
 var ErrRejected = errors.New("action line rejected")
 
-// envelope is the log line; param is decoded on its own (it is also a bare
-// line). Fields are raw so that each gets its own reason.
-type envelope struct {
+// line is either form of a line: the envelope's fields (param decoded on its
+// own, since it is also a bare line) or a bare track string's. Fields are raw
+// or pointers so that each missing or mistyped one gets its own reason.
+type line struct {
 	ActionTime json.RawMessage `json:"actionTime"`
 	ReadTime   json.RawMessage `json:"readTime"`
 	ChannelID  json.RawMessage `json:"channelId"`
 	Param      json.RawMessage `json:"param"`
+	param
 }
 
 type param struct {
@@ -117,40 +119,43 @@ func Parse(line []byte, loc *time.Location, now time.Time) (Action, error) {
 	return a, nil
 }
 
-func parse(line []byte, loc *time.Location, now time.Time) (Action, error) {
-	if len(line) == 0 {
+func parse(b []byte, loc *time.Location, now time.Time) (Action, error) {
+	if len(b) == 0 {
 		return Action{}, errors.New("empty line")
 	}
-	if len(line) > MaxLineBytes {
-		return Action{}, fmt.Errorf("line of %d bytes is over the limit of %d", len(line), MaxLineBytes)
+	if len(b) > MaxLineBytes {
+		return Action{}, fmt.Errorf("line of %d bytes is over the limit of %d", len(b), MaxLineBytes)
 	}
-	var keys map[string]json.RawMessage
-	if err := strictDecode(line, &keys); err != nil {
-		return Action{}, fmt.Errorf("not a JSON object: %v", err)
+	var l line
+	if err := strictDecode(b, &l); err != nil {
+		return Action{}, fmt.Errorf("not a JSON object of an action line: %v", err)
 	}
-	if _, bare := keys["action"]; bare {
-		a, err := parseParam(line)
+	if l.Action != nil {
+		if l.ActionTime != nil || l.ReadTime != nil || l.ChannelID != nil || l.Param != nil {
+			return Action{}, errors.New(`a track string's fields ("action", …) belong in "param" of a log line, not beside its actionTime, readTime, channelId`)
+		}
+		a, err := fromParam(l.param)
 		a.Channel = -1
 		return a, err
 	}
-	var env envelope
-	if err := strictDecode(line, &env); err != nil {
-		return Action{}, err
-	}
-	if env.Param == nil {
+	if l.Param == nil {
 		return Action{}, errors.New(`"param" is required: the track string of the action`)
 	}
-	a, err := parseParam(env.Param)
+	var p param
+	if err := strictDecode(l.Param, &p); err != nil {
+		return Action{}, fmt.Errorf("param: %v", err)
+	}
+	a, err := fromParam(p)
 	if err != nil {
 		return Action{}, fmt.Errorf("param: %v", err)
 	}
-	if a.Channel, err = parseChannel(env.ChannelID); err != nil {
+	if a.Channel, err = parseChannel(l.ChannelID); err != nil {
 		return Action{}, err
 	}
-	if a.Time, err = parseTime(env.ActionTime, loc, now); err != nil {
+	if a.Time, err = parseTime(l.ActionTime, loc, now); err != nil {
 		return Action{}, err
 	}
-	if a.ReadMillis, err = parseReadTime(env.ReadTime, a.Kind); err != nil {
+	if a.ReadMillis, err = parseReadTime(l.ReadTime, a.Kind); err != nil {
 		return Action{}, err
 	}
 	return a, nil
@@ -170,11 +175,7 @@ func strictDecode(b []byte, v any) error {
 	return nil
 }
 
-func parseParam(b []byte) (Action, error) {
-	var p param
-	if err := strictDecode(b, &p); err != nil {
-		return Action{}, err
-	}
+func fromParam(p param) (Action, error) {
 	for _, f := range []struct {
 		name string
 		v    *string

@@ -69,6 +69,7 @@ func TestParseRejects(t *testing.T) {
 		{"exposure with one id", strings.Replace(strings.Replace(click, "click", "exposure", 1), `"14299"`, `"5"`, 1), "JSON array of article ids"},
 		{"exposure empty", strings.Replace(strings.Replace(click, "click", "exposure", 1), `"14299"`, `"[]"`, 1), "1..1000 ids"},
 		{"empty strategy", strings.Replace(click, `"Algo-1"`, `""`, 1), "algorithmCombine must be"},
+		{"track string fields beside the envelope's", strings.Replace(click, `"action"`, `"channelId": 1, "action"`, 1), "belong in \"param\""},
 		{"no param", `{"actionTime": "2019-04-10 21:04:39", "readTime": "", "channelId": 1}`, `"param" is required`},
 		{"bad param", env(`"2019-04-10 21:04:39"`, `""`, "1", `"click"`), "param:"},
 		{"channel out of range", env(`"2019-04-10 21:04:39"`, `""`, "25", click), "channelId must be an integer 0..24"},

@@ -86,9 +86,9 @@ func TestActionsOverHTTPAndGRPC(t *testing.T) {
 		if _, err := trackv1.NewTrackServiceClient(conn).Report(context.Background(), &trackv1.ReportRequest{Lines: []string{exposure, click("u9", "2")}}); err != nil {
 			t.Fatal(err)
 		}
-		// Everything reported so far: four clicks, then four articles
-		// exposed and one click.
-		waitApplied(t, a, 4+4+1)
+		// Everything reported so far: four clicks, then an exposure and a
+		// click.
+		waitApplied(t, a, 6, 5)
 		ans, err := call(t, c, http.MethodGet, a.HTTPAddr(), "/v1/ab_report?mde=0.1", "", "")
 		if err != nil || ans.code != http.StatusOK {
 			t.Fatalf("GET /v1/ab_report: %d %s, %v", ans.code, ans.body, err)

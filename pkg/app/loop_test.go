@@ -44,29 +44,32 @@ func clickOf(t *testing.T, tr *userreco.Track, id int64) string {
 	return ""
 }
 
-// waitApplied waits until the process's nearline has applied n actions, as
-// reco_actions_total counts them (an exposure: the articles it shows).
-func waitApplied(t *testing.T, a *App, n int) {
+// waitApplied waits until the process's nearline has applied lines action
+// lines to the hot lists and counters, and engaged of them (clicks, collects,
+// shares) to the readers' recall, queues and weights.
+func waitApplied(t *testing.T, a *App, lines, engaged int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := 0
+		got := map[string]int{}
 		mfs, err := a.reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, mf := range mfs {
-			if mf.GetName() == "reco_actions_total" {
+			if mf.GetName() == "reco_nearline_lines_total" {
 				for _, m := range mf.GetMetric() {
-					got += int(m.GetCounter().GetValue())
+					for _, l := range m.GetLabel() {
+						got[l.GetValue()] += int(m.GetCounter().GetValue())
+					}
 				}
 			}
 		}
-		if got >= n {
+		if got["nearline"] >= lines && got["nearline-readers"] >= engaged {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nearline applied %d actions in 20s, want %d", got, n)
+			t.Fatalf("nearline applied %v lines in 20s, want %d and %d engaged", got, lines, engaged)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -162,7 +165,7 @@ func testClicksReachTheNextPage(t *testing.T, e feedEnv) {
 		id := pick(t, served(page), clicked...)
 		w.report(t, envelope(clickOf(t, page, id), ch))
 		applied++
-		waitApplied(t, a, applied)
+		waitApplied(t, a, applied, applied)
 		clicked = append(clicked, id)
 
 		page = refresh(t, c, e.user, ch, 10, t0+int64(2000+1000*i))
@@ -187,7 +190,7 @@ func testClicksReachTheNextPage(t *testing.T, e feedEnv) {
 	if resp, err := trackv1.NewTrackServiceClient(conn).Report(context.Background(), &trackv1.ReportRequest{Lines: lines}); err != nil || resp.GetAccepted() != 120 {
 		t.Fatalf("Report of 120 clicks: %v, %v", resp, err)
 	}
-	waitApplied(t, a, applied+120)
+	waitApplied(t, a, applied+120, applied+120)
 	if r := hotRank(t, a, ch, top); r != 0 {
 		t.Errorf("after 120 more clicks article %d is at %d of channel %d's hot list (was %d), want the top", top, r, ch, before)
 	}

@@ -44,6 +44,19 @@ type Taste struct {
 	Topic  [TopicDims]float64
 }
 
+// Clone returns a copy that shares nothing with p.
+func (p Profile) Clone() Profile {
+	c := Profile{Clicks: p.Clicks}
+	if p.Channels != nil {
+		c.Channels = make(map[int32]*Taste, len(p.Channels))
+		for ch, t := range p.Channels {
+			tc := *t
+			c.Channels[ch] = &tc
+		}
+	}
+	return c
+}
+
 // Click counts a click on an article of channel ch with topic coordinates
 // topic.
 func (p *Profile) Click(ch int32, topic []float64) {

@@ -45,8 +45,15 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/services/track"
 )
 
-// Group is the consumer group of the action log.
-const Group = "nearline"
+// The consumer groups of the action log. The counts (hot lists, A/B
+// counters: Redis only, exact) and the readers' updates (online recall, the
+// boosted queue, weights: a few HBase round trips per reader) each keep their
+// own position, so a burst that the readers' updates take a while to catch up
+// with never holds the hot lists and the counters back.
+const (
+	Group        = "nearline"
+	ReadersGroup = "nearline-readers"
+)
 
 // Config tunes the loop.
 type Config struct {
@@ -103,12 +110,28 @@ type Nearline struct {
 	now    func() time.Time
 	m      metrics
 	labels *strategyLabels
+	// similar and profiles spare the tables a read per action (memo.go).
+	similar  *memo[int64, []storage.Scored]
+	features *memo[int64, []float64]
+	profiles *memo[string, model.Profile]
 }
+
+// How long memos trust what they read: similar articles change with a build
+// or a publish; a profile is this process's own writing, unless another
+// consumer (a stream not keyed by reader) or a build wrote it meanwhile.
+const (
+	similarTTL = time.Minute
+	profileTTL = 10 * time.Minute
+	memoSize   = 200000
+	// featuresSize bounds the memo of article features, 111 floats each.
+	featuresSize = 50000
+)
 
 type metrics struct {
 	actions *prometheus.CounterVec
 	bad     prometheus.Counter
-	lag     prometheus.Histogram
+	lines   *prometheus.CounterVec
+	lag     *prometheus.HistogramVec
 }
 
 // New returns the nearline job over st, its metrics registered in reg. trk
@@ -129,24 +152,34 @@ func New(cfg Config, trk track.Config, st Stores, log *zap.Logger, reg prometheu
 			Name:      "nearline_bad_lines_total",
 			Help:      "Lines of the action log nearline skipped as malformed (produced to click-trace without passing TrackService).",
 		}),
-		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: server.Namespace,
+			Name:      "nearline_lines_total",
+			Help:      "Action lines a consumer group of nearline applied (nearline: every well-formed line; nearline-readers: clicks, collects and shares); a batch delivered again counts again.",
+		}, []string{"group"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: server.Namespace,
 			Name:      "nearline_action_age_seconds",
-			Help:      "Age of an applied action, from its actionTime to the end of the batch that applied it.",
+			Help:      "Age of an applied action, from its actionTime to the end of the batch that applied it, by consumer group (nearline: hot lists and counters; nearline-readers: online recall, queues, weights).",
 			Buckets:   []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600},
-		}),
+		}, []string{"group"}),
 	}
-	for _, c := range []prometheus.Collector{m.actions, m.bad, m.lag} {
+	for _, c := range []prometheus.Collector{m.actions, m.bad, m.lines, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register nearline metrics: %w", err)
 		}
 	}
-	return &Nearline{cfg: cfg, track: trk, loc: loc, st: st, log: log, now: time.Now, m: m, labels: newStrategyLabels(100)}, nil
+	return &Nearline{cfg: cfg, track: trk, loc: loc, st: st, log: log, now: time.Now, m: m, labels: newStrategyLabels(100),
+		similar: newMemo[int64, []storage.Scored](similarTTL, memoSize), features: newMemo[int64, []float64](similarTTL, featuresSize),
+		profiles: newMemo[string, model.Profile](profileTTL, memoSize)}, nil
 }
 
-// Run applies the action log until ctx ends.
+// Run applies the action log until ctx ends, as both groups.
 func (n *Nearline) Run(ctx context.Context) error {
-	return n.st.Log.Consume(ctx, track.Topic, Group, n.Apply)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.st.Log.Consume(gctx, track.Topic, Group, n.ApplyCounts) })
+	g.Go(func() error { return n.st.Log.Consume(gctx, track.Topic, ReadersGroup, n.ApplyReaders) })
+	return g.Wait()
 }
 
 // Cool decays every channel's hot list each CoolInterval until ctx ends. Every
@@ -178,21 +211,19 @@ type action struct {
 	mark storage.Mark
 }
 
-// Apply applies one batch of the action log. A store error fails the batch,
-// which the log delivers again: what was applied of it is skipped then (hot
-// lists, counters) or rewritten to the same value (online recall).
+// Apply applies one batch of the action log as both groups do.
 func (n *Nearline) Apply(ctx context.Context, batch []eventlog.Entry) error {
-	now := n.now()
-	var all []action
-	for _, e := range batch {
-		a, err := actions.Parse(e.Value, n.loc, now)
-		if err != nil {
-			n.m.bad.Inc()
-			n.log.Warn("malformed action line skipped", zap.Int32("partition", e.Partition), zap.Int64("offset", e.Offset), zap.Error(err))
-			continue
-		}
-		all = append(all, action{Action: a, mark: storage.Mark{Partition: e.Partition, Offset: e.Offset}})
+	if err := n.ApplyCounts(ctx, batch); err != nil {
+		return err
 	}
+	return n.ApplyReaders(ctx, batch)
+}
+
+// ApplyCounts adds a batch to the hot lists and the A/B counters. A store
+// error fails the batch, which the log delivers again: what was applied of it
+// is skipped then.
+func (n *Nearline) ApplyCounts(ctx context.Context, batch []eventlog.Entry) error {
+	all := n.decode(batch, false)
 	if len(all) == 0 {
 		return nil
 	}
@@ -203,38 +234,102 @@ func (n *Nearline) Apply(ctx context.Context, batch []eventlog.Entry) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.heat(gctx, all, features) })
 	g.Go(func() error { return n.count(gctx, all) })
-	g.Go(func() error { return n.readers(gctx, all, features) })
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	end := n.now()
 	for _, a := range all {
-		if !a.Time.IsZero() {
-			n.m.lag.Observe(end.Sub(a.Time).Seconds())
+		k := float64(1)
+		if a.Kind == actions.Exposure {
+			k = float64(len(a.Articles))
+		}
+		n.m.actions.WithLabelValues(string(a.Kind), n.labels.of(a.Strategy)).Add(k)
+	}
+	n.observe(Group, all)
+	return nil
+}
+
+// ApplyReaders updates, for the engaged actions of a batch, the readers'
+// online recall, cached queues and weights. A store error fails the batch,
+// which the log delivers again: online recall is rewritten to the same runs.
+func (n *Nearline) ApplyReaders(ctx context.Context, batch []eventlog.Entry) error {
+	all := n.decode(batch, true)
+	if len(all) == 0 {
+		return nil
+	}
+	features, err := n.articleFeatures(ctx, all)
+	if err != nil {
+		return err
+	}
+	if err := n.readers(ctx, all, features); err != nil {
+		return err
+	}
+	n.observe(ReadersGroup, all)
+	return nil
+}
+
+// decode parses a batch; engaged keeps only clicks, collects and shares. A
+// malformed line is counted and logged by the counting group only, so each
+// is reported once.
+func (n *Nearline) decode(batch []eventlog.Entry, engaged bool) []action {
+	now := n.now()
+	var all []action
+	for _, e := range batch {
+		a, err := actions.Parse(e.Value, n.loc, now)
+		if err != nil {
+			if !engaged {
+				n.m.bad.Inc()
+				n.log.Warn("malformed action line skipped", zap.Int32("partition", e.Partition), zap.Int64("offset", e.Offset), zap.Error(err))
+			}
+			continue
+		}
+		if !engaged || a.Kind.Engaged() {
+			all = append(all, action{Action: a, mark: storage.Mark{Partition: e.Partition, Offset: e.Offset}})
 		}
 	}
-	return nil
+	return all
+}
+
+// observe counts the applied actions and records how old they are.
+func (n *Nearline) observe(group string, all []action) {
+	n.m.lines.WithLabelValues(group).Add(float64(len(all)))
+	end := n.now()
+	h := n.m.lag.WithLabelValues(group)
+	for _, a := range all {
+		if !a.Time.IsZero() {
+			h.Observe(end.Sub(a.Time).Seconds())
+		}
+	}
 }
 
 // articleFeatures reads the features of every engaged article: their channel
 // (feature 0) places them in a hot list, their topic feeds the profile.
 func (n *Nearline) articleFeatures(ctx context.Context, all []action) (map[int64][]float64, error) {
 	var ids []int64
-	seen := map[int64]bool{}
+	out := map[int64][]float64{}
 	for _, a := range all {
-		if a.Kind.Engaged() && !seen[a.Articles[0]] {
-			seen[a.Articles[0]] = true
-			ids = append(ids, a.Articles[0])
+		id := a.Articles[0]
+		if _, done := out[id]; done || !a.Kind.Engaged() {
+			continue
 		}
+		if f, ok := n.features.get(id); ok {
+			out[id] = f
+			continue
+		}
+		out[id] = nil
+		ids = append(ids, id)
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	f, err := n.st.Tables.ArticleVectors(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read features of %d engaged articles: %w", len(ids), err)
 	}
-	return f, nil
+	for _, id := range ids {
+		out[id] = f[id] // nil for an article without features: remembered too
+		n.features.put(id, f[id])
+	}
+	return out, nil
 }
 
 // channelOf is the article's own channel, from its features; when they are
@@ -268,8 +363,7 @@ func (n *Nearline) heat(ctx context.Context, all []action, features map[int64][]
 	return nil
 }
 
-// count adds exposures and clicks to the A/B counters, and to
-// reco_actions_total once applied.
+// count adds exposures and clicks to the A/B counters.
 func (n *Nearline) count(ctx context.Context, all []action) error {
 	var exps []storage.Exposure
 	for _, a := range all {
@@ -285,18 +379,12 @@ func (n *Nearline) count(ctx context.Context, all []action) error {
 			return fmt.Errorf("count exposures and clicks: %w", err)
 		}
 	}
-	for _, a := range all {
-		k := float64(1)
-		if a.Kind == actions.Exposure {
-			k = float64(len(a.Articles))
-		}
-		n.m.actions.WithLabelValues(string(a.Kind), n.labels.of(a.Strategy)).Add(k)
-	}
 	return nil
 }
 
 // readers updates, per reader with engaged actions, their online recall,
-// cached queue and weights, Parallel readers at a time.
+// cached queue and weights, Parallel readers at a time; the recall runs and
+// weights of the whole batch are written in one Load.
 func (n *Nearline) readers(ctx context.Context, all []action, features map[int64][]float64) error {
 	byUser := map[string][]action{}
 	var users []string
@@ -309,23 +397,54 @@ func (n *Nearline) readers(ctx context.Context, all []action, features map[int64
 		}
 		byUser[a.User] = append(byUser[a.User], a)
 	}
+	var (
+		mu       sync.Mutex
+		records  []storage.Record
+		profiles = map[string]model.Profile{}
+	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n.cfg.Parallel)
 	for _, u := range users {
 		g.Go(func() error {
-			if err := n.onlineRecall(gctx, u, byUser[u], features); err != nil {
+			runs, err := n.onlineRecall(gctx, u, byUser[u], features)
+			if err != nil {
 				return err
 			}
-			return n.profile(gctx, u, byUser[u], features)
+			weights, p, err := n.profile(gctx, u, byUser[u], features)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			records = append(append(records, runs...), weights...)
+			if weights != nil {
+				profiles[u] = p
+			}
+			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	if err := n.st.Tables.Load(ctx, records); err != nil {
+		for u := range profiles {
+			n.profiles.forget(u) // what the store holds is unknown now
+		}
+		return fmt.Errorf("write online recall and weights of %d readers: %w", len(users), err)
+	}
+	for u, p := range profiles {
+		n.profiles.put(u, p)
+	}
+	return nil
 }
 
-// onlineRecall writes, per channel the reader engaged in, the similar
+// onlineRecall returns, per channel the reader engaged in, the similar
 // articles of what they engaged with that they have not seen, as one run
 // stamped with the newest action's time, and boosts the best few.
-func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action, features map[int64][]float64) error {
+func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action, features map[int64][]float64) ([]storage.Record, error) {
 	type run struct {
 		stamp int64
 		ids   []int64
@@ -341,12 +460,12 @@ func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action,
 		if ch < 0 {
 			continue // an unknown article in an unknown channel: nothing to recall
 		}
-		similar, err := n.st.Tables.Similar(ctx, a.Articles[0], n.cfg.OnlineSimilar)
-		if errors.Is(err, storage.ErrUnknownArticle) {
-			continue
-		}
+		similar, err := n.similarOf(ctx, a.Articles[0])
 		if err != nil {
-			return fmt.Errorf("similar articles of %d: %w", a.Articles[0], err)
+			return nil, err
+		}
+		if len(similar) == 0 {
+			continue
 		}
 		r := runs[ch]
 		if r == nil {
@@ -368,7 +487,7 @@ func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action,
 		r := runs[ch]
 		seen, err := n.st.Tables.Seen(ctx, user, seenChannels(ch))
 		if err != nil {
-			return fmt.Errorf("history of %s: %w", user, err)
+			return nil, fmt.Errorf("history of %s: %w", user, err)
 		}
 		ids := r.ids[:0]
 		for _, id := range r.ids {
@@ -382,17 +501,28 @@ func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action,
 		records = append(records, storage.RecallRun{User: user, Channel: ch, Source: feed.SourceOnline, Timestamp: r.stamp, IDs: ids})
 		if n.cfg.Boost > 0 {
 			if err := n.st.Sets.Boost(ctx, user, ch, ids[:min(len(ids), n.cfg.Boost)], n.cfg.BoostTTL); err != nil {
-				return fmt.Errorf("boost %s's queue of channel %d: %w", user, ch, err)
+				return nil, fmt.Errorf("boost %s's queue of channel %d: %w", user, ch, err)
 			}
 		}
 	}
-	if len(records) == 0 {
-		return nil
+	return records, nil
+}
+
+// similarOf is article's similar articles (none for an article the store
+// does not know), through the memo.
+func (n *Nearline) similarOf(ctx context.Context, article int64) ([]storage.Scored, error) {
+	if s, ok := n.similar.get(article); ok {
+		return s, nil
 	}
-	if err := n.st.Tables.Load(ctx, records); err != nil {
-		return fmt.Errorf("write online recall of %s: %w", user, err)
+	s, err := n.st.Tables.Similar(ctx, article, n.cfg.OnlineSimilar)
+	if errors.Is(err, storage.ErrUnknownArticle) {
+		s, err = nil, nil
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("similar articles of %d: %w", article, err)
+	}
+	n.similar.put(article, s)
+	return s, nil
 }
 
 // stampOf is the action's time in milliseconds: a bare track string has none,
@@ -412,8 +542,10 @@ func seenChannels(ch int32) []int32 {
 	return []int32{ch, feed.ChannelAll}
 }
 
-// profile adds the reader's clicks to their weights, as the build would have.
-func (n *Nearline) profile(ctx context.Context, user string, acts []action, features map[int64][]float64) error {
+// profile returns the reader's weights with their clicks added, as the build
+// would have computed them, and the profile they come from; none when the
+// actions hold no click on an article with features.
+func (n *Nearline) profile(ctx context.Context, user string, acts []action, features map[int64][]float64) ([]storage.Record, model.Profile, error) {
 	var clicks []action
 	for _, a := range acts {
 		if f := features[a.Articles[0]]; a.Kind == actions.Click && len(f) == model.ArticleFeatureLen && feed.ValidChannel(int32(f[0])) && f[0] != float64(feed.ChannelAll) {
@@ -421,33 +553,40 @@ func (n *Nearline) profile(ctx context.Context, user string, acts []action, feat
 		}
 	}
 	if len(clicks) == 0 {
-		return nil
+		return nil, model.Profile{}, nil
 	}
-	all := make([]int32, feed.NumChannels)
-	for i := range all {
-		all[i] = int32(i)
+	p, ok := n.profiles.get(user)
+	if !ok {
+		stored, err := n.st.Tables.UserWeights(ctx, user, allChannels)
+		if err != nil {
+			return nil, model.Profile{}, fmt.Errorf("weights of %s: %w", user, err)
+		}
+		p = model.ProfileOf(stored)
 	}
-	stored, err := n.st.Tables.UserWeights(ctx, user, all)
-	if err != nil {
-		return fmt.Errorf("weights of %s: %w", user, err)
-	}
-	p := model.ProfileOf(stored)
+	p = p.Clone()
 	for _, a := range clicks {
 		f := features[a.Articles[0]]
 		p.Click(int32(f[0]), model.TopicOf(f))
 	}
 	var records []storage.Record
-	for _, ch := range all {
+	for _, ch := range allChannels {
 		w := make([]float64, model.UserWeightsLen)
 		if p.Weights(ch, w) {
 			records = append(records, storage.UserWeights{User: user, Channel: ch, Weights: w})
 		}
 	}
-	if err := n.st.Tables.Load(ctx, records); err != nil {
-		return fmt.Errorf("write weights of %s: %w", user, err)
-	}
-	return nil
+	return records, p, nil
 }
+
+// allChannels is every channel id: a click moves the interest weight of
+// every channel the reader has.
+var allChannels = func() []int32 {
+	all := make([]int32, feed.NumChannels)
+	for i := range all {
+		all[i] = int32(i)
+	}
+	return all
+}()
 
 // strategyLabels bounds the strategy label of reco_actions_total: strategy
 // names come from the lines, and a label per arbitrary string would grow the

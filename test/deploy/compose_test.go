@@ -52,10 +52,32 @@ func oneShot(s types.ServiceConfig) bool { return s.Restart == types.RestartPoli
 
 func TestComposeFile(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"bootstrap", "cache", "demo", "grafana", "hbase", "kafka", "prometheus", "recall", "recocenter", "redis", "routing", "sort"}
+	want := []string{"bootstrap", "cache", "demo", "grafana", "hbase", "kafka", "nearline", "prometheus", "recall", "recocenter", "redis", "routing", "sort"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services = %v, want %v", sortedCopy(got), want)
 	}
+
+	t.Run("the image holds every state directory a volume is mounted on", func(t *testing.T) {
+		// A named volume takes the ownership of the image's directory; one
+		// the image lacks is created root's, where reco (uid 65532) cannot
+		// write its spill.
+		var made []string
+		for _, r := range stages(parseDockerfile(t, "Dockerfile"))[0].all("RUN") {
+			if strings.Contains(r.args, "mkdir") {
+				made = append(made, strings.Fields(r.args)...)
+			}
+		}
+		for name, s := range p.Services {
+			if s.Image != "toutiao-reco/reco:dev" {
+				continue
+			}
+			for _, v := range s.Volumes {
+				if v.Type == types.VolumeTypeVolume && strings.HasPrefix(v.Target, "/var/lib/reco/") && !slices.Contains(made, "/out"+v.Target) {
+					t.Errorf("%s mounts a volume on %s, which the Dockerfile does not create", name, v.Target)
+				}
+			}
+		}
+	})
 
 	t.Run("healthchecks and start order", func(t *testing.T) {
 		for name, s := range p.Services {
@@ -100,15 +122,45 @@ func TestComposeFile(t *testing.T) {
 		if !dependsClosure(p, "grafana")["prometheus"] {
 			t.Error("grafana does not wait for prometheus")
 		}
-		// reco-center writes the served-ids log: its Kafka must be up, and
-		// a Kafka outage must find a spill volume (not the container's layer).
-		rc := p.Services["recocenter"]
-		env := composeEnv(rc.Environment)
-		if _, ok := rc.DependsOn["kafka"]; !ok || env["RECO_STORAGE_LOG_BACKEND"] != "kafka" || env["RECO_STORAGE_LOG_KAFKA_BROKERS"] != "kafka:9092" {
-			t.Errorf("recocenter: log backend %q, brokers %q, depends on kafka %v; want the kafka service", env["RECO_STORAGE_LOG_BACKEND"], env["RECO_STORAGE_LOG_KAFKA_BROKERS"], rc.DependsOn)
+		// The log's users (served ids, readers' actions) share the kafka
+		// service and wait for it; the appenders spill to a named volume of
+		// their own while it does not answer (not the container's layer, and
+		// one process per directory).
+		broker := kafkaBroker(t, p.Services["kafka"])
+		spillOwner := map[string]string{}
+		for _, name := range logUsers {
+			s := p.Services[name]
+			env := composeEnv(s.Environment)
+			if _, ok := s.DependsOn["kafka"]; !ok || env["RECO_STORAGE_LOG_BACKEND"] != "kafka" || env["RECO_STORAGE_LOG_KAFKA_BROKERS"] != broker {
+				t.Errorf("%s: log backend %q, brokers %q, depends on kafka %v; want the kafka service at %s", name, env["RECO_STORAGE_LOG_BACKEND"], env["RECO_STORAGE_LOG_KAFKA_BROKERS"], s.DependsOn, broker)
+			}
+			dir := env["RECO_STORAGE_LOG_KAFKA_SPILL_DIR"]
+			if dir == "" && !slices.Contains(logAppenders, name) {
+				continue
+			}
+			i := slices.IndexFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Type == types.VolumeTypeVolume && v.Target == dir })
+			if dir == "" || i < 0 {
+				t.Errorf("%s: spill dir %q is not a named volume", name, dir)
+				continue
+			}
+			if other, taken := spillOwner[s.Volumes[i].Source]; taken {
+				t.Errorf("%s and %s spill to the same volume %s: one process per directory", other, name, s.Volumes[i].Source)
+			}
+			spillOwner[s.Volumes[i].Source] = name
 		}
-		if dir := env["RECO_STORAGE_LOG_KAFKA_SPILL_DIR"]; dir == "" || !slices.ContainsFunc(rc.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Type == types.VolumeTypeVolume && v.Target == dir }) {
-			t.Errorf("recocenter: spill dir %q is not a named volume", dir)
+	})
+
+	t.Run("only routing is published", func(t *testing.T) {
+		for _, name := range services {
+			ports := p.Services[name].Ports
+			if name != "routing" && len(ports) > 0 {
+				t.Errorf("%s publishes %+v: only routing's ports are for clients (nearline's are the operators', inside the network)", name, ports)
+			}
+			for _, pc := range ports {
+				if pc.HostIP != "127.0.0.1" {
+					t.Errorf("%s publishes %s:%s on all interfaces, want 127.0.0.1", name, pc.HostIP, pc.Published)
+				}
+			}
 		}
 	})
 
@@ -149,11 +201,20 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s: RECO_SERVER_GRPC_ADDR=%s must listen on all interfaces, or peers cannot reach it", where, e["RECO_SERVER_GRPC_ADDR"])
 			}
 			grpcPort[name] = port
-			if h, _ := hostPort(t, where, e["RECO_SERVER_METRICS_ADDR"]); h != "0.0.0.0" {
+			h, mport := hostPort(t, where, e["RECO_SERVER_METRICS_ADDR"])
+			if h != "0.0.0.0" {
 				t.Errorf("%s: RECO_SERVER_METRICS_ADDR=%s is not reachable by prometheus", where, e["RECO_SERVER_METRICS_ADDR"])
+			}
+			if port != grpcPorts[name] || mport != metricsPorts[name] {
+				t.Errorf("%s listens on %s (gRPC) and %s (metrics), want %s and %s as every deployment", where, port, mport, grpcPorts[name], metricsPorts[name])
 			}
 			if got := []string(s.HealthCheck.Test); !slices.Equal(got, []string{"CMD", "/usr/local/bin/reco", "health"}) {
 				t.Errorf("%s: healthcheck %q, want reco health (it checks RECO_SERVER_GRPC_ADDR)", where, got)
+			}
+			if want, ok := httpServers[name]; ok {
+				if h, port := hostPort(t, where, cfg.Server.HTTPAddr); h != "0.0.0.0" || port != want {
+					t.Errorf("%s: server.http_addr %s, want 0.0.0.0:%s", where, cfg.Server.HTTPAddr, want)
+				}
 			}
 		}
 		// Every peer address names the compose service and the port it listens on.
@@ -181,14 +242,31 @@ func TestComposeFile(t *testing.T) {
 		if !slices.Equal(sortedCopy(got), sortedCopy(want)) {
 			t.Errorf("prometheus.yml jobs = %v, want %v", sortedCopy(got), sortedCopy(want))
 		}
-		mounted := false
+		mounts := map[string]string{}
 		for _, v := range p.Services["prometheus"].Volumes {
-			if v.Target == "/etc/prometheus/prometheus.yml" && v.Source == abs(t, "deploy/prometheus/prometheus.yml") {
-				mounted = true
+			mounts[v.Target] = v.Source
+		}
+		if mounts["/etc/prometheus/prometheus.yml"] != abs(t, "deploy/prometheus/prometheus.yml") {
+			t.Error("prometheus does not mount deploy/prometheus/prometheus.yml")
+		}
+		// The rule files prometheus.yml names are mounted from deploy/prometheus.
+		for _, f := range ruleFiles(t) {
+			if mounts[f] != abs(t, "deploy/prometheus/"+filepath.Base(f)) {
+				t.Errorf("prometheus.yml loads rules from %s, where compose mounts %q, not deploy/prometheus/%s", f, mounts[f], filepath.Base(f))
 			}
 		}
-		if !mounted {
-			t.Error("prometheus does not mount deploy/prometheus/prometheus.yml")
+	})
+
+	t.Run("kafka answers its healthcheck as a broker", func(t *testing.T) {
+		// A real request to the broker (what the reco processes will make),
+		// not a port check, on the listener the others reach.
+		k := p.Services["kafka"]
+		test := []string(k.HealthCheck.Test)
+		broker := kafkaBroker(t, k)
+		_, port := hostPort(t, "kafka", broker)
+		i := slices.Index(test, "--bootstrap-server")
+		if len(test) < 2 || test[0] != "CMD" || !slices.Contains([]string{"/opt/kafka/bin/kafka-broker-api-versions.sh", "/opt/kafka/bin/kafka-topics.sh"}, test[1]) || i < 0 || i+1 >= len(test) || test[i+1] != "localhost:"+port {
+			t.Errorf("kafka healthcheck %q, want the image's kafka-broker-api-versions.sh (or kafka-topics.sh) against localhost:%s", test, port)
 		}
 	})
 
@@ -305,6 +383,7 @@ type prometheusConfig struct {
 		ScrapeInterval     string `yaml:"scrape_interval"`
 		EvaluationInterval string `yaml:"evaluation_interval"`
 	} `yaml:"global"`
+	RuleFiles     []string `yaml:"rule_files"`
 	ScrapeConfigs []struct {
 		JobName       string `yaml:"job_name"`
 		MetricsPath   string `yaml:"metrics_path"`
@@ -313,6 +392,15 @@ type prometheusConfig struct {
 			Labels  map[string]string `yaml:"labels"`
 		} `yaml:"static_configs"`
 	} `yaml:"scrape_configs"`
+}
+
+// ruleFiles lists the rule files deploy/prometheus/prometheus.yml loads, as
+// paths inside the prometheus container.
+func ruleFiles(t *testing.T) []string {
+	t.Helper()
+	var cfg prometheusConfig
+	decodeStrict(t, "deploy/prometheus/prometheus.yml", &cfg)
+	return cfg.RuleFiles
 }
 
 // scrapeTargets lists deploy/prometheus/prometheus.yml's jobs as job=target.
@@ -337,4 +425,26 @@ func scrapeTargets(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// kafkaBroker is where the compose kafka service tells clients to reach it
+// (its PLAINTEXT advertised listener), after checking that it listens there.
+func kafkaBroker(t *testing.T, k types.ServiceConfig) string {
+	t.Helper()
+	env := composeEnv(k.Environment)
+	listener := func(key string) string {
+		for _, l := range strings.Split(env[key], ",") {
+			if rest, ok := strings.CutPrefix(l, "PLAINTEXT://"); ok {
+				return rest
+			}
+		}
+		t.Errorf("kafka: %s=%q has no PLAINTEXT listener", key, env[key])
+		return ""
+	}
+	advertised := listener("KAFKA_ADVERTISED_LISTENERS")
+	host, port := hostPort(t, "kafka advertised listener", advertised)
+	if _, lport := hostPort(t, "kafka listener", listener("KAFKA_LISTENERS")); lport != port || host != "kafka" {
+		t.Errorf("kafka advertises %s but listens on port %s: want the service name and its listener's port", advertised, lport)
+	}
+	return advertised
 }

@@ -5,7 +5,8 @@
 // loader, strict decoding into the Kubernetes API types, the PromQL parser) and
 // cross-checked against the code: every RECO_* variable is a key of
 // config.EnvTable and its value passes config.Validate, every peer address names
-// a service and its port, every dashboard query selects series the services
+// a service and its port, every dashboard query and alert rule selects series the services
 // really export after real traffic. The supervisor deployment is run for real:
-// supervisord starts the five services against real Redis and HBase.
+// supervisord starts the six services against real Redis and HBase, and a
+// Kafka of its own from deploy/supervisor/storage.conf.
 package deploy

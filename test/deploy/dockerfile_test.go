@@ -293,7 +293,7 @@ func TestRecoDockerfile(t *testing.T) {
 	for _, e := range run.all("EXPOSE") {
 		exposed = append(exposed, strings.Fields(e.args)...)
 	}
-	for _, p := range []string{"9999", "10001", "10002", "10003", "10004", "9100", "9101", "9102", "9103", "9104", "9998"} {
+	for _, p := range []string{"9999", "10001", "10002", "10003", "10004", "10005", "9100", "9101", "9102", "9103", "9104", "9105", "9998", "9997"} {
 		if !slices.Contains(exposed, p) {
 			t.Errorf("Dockerfile does not EXPOSE %s", p)
 		}

@@ -27,17 +27,40 @@ func readRepoFile(t *testing.T, parts ...string) []byte {
 	return b
 }
 
-// services are the five reco targets, in start order.
-var services = []string{"cache", "sort", "recall", "recocenter", "routing"}
+// services are the six reco targets, in start order.
+var services = []string{"cache", "sort", "recall", "recocenter", "nearline", "routing"}
 
-// healthService is the gRPC service each target registers, as health checks name it.
+// healthService is the gRPC service each target registers, as health checks
+// name it: "" (the process as a whole) for nearline, which registers none.
 var healthService = map[string]string{
 	"routing":    "UserRecommend",
 	"recocenter": "reco.recocenter.v1.RecoCenterService",
 	"recall":     "reco.recall.v1.RecallService",
 	"sort":       "reco.sort.v1.SortService",
 	"cache":      "reco.cache.v1.CacheService",
+	"nearline":   "",
 }
+
+// grpcPorts and metricsPorts are where each target listens in every
+// deployment (README "Ports"): compose, supervisor and Kubernetes agree.
+var (
+	grpcPorts    = map[string]string{"routing": "9999", "recocenter": "10001", "recall": "10002", "sort": "10003", "cache": "10004", "nearline": "10005"}
+	metricsPorts = map[string]string{"routing": "9100", "recocenter": "9101", "recall": "9102", "sort": "9103", "cache": "9104", "nearline": "9105"}
+)
+
+// logUsers are the targets that open the durable log (pkg/app's LogRole;
+// TestLogUsers keeps the list honest): with more than one process, it must be
+// Kafka. logAppenders are those that append to it, and so need a spill
+// directory of their own (one process per directory); nearline only consumes.
+var (
+	logUsers     = []string{"recocenter", "nearline", "routing"}
+	logAppenders = []string{"recocenter", "routing"}
+)
+
+// httpServers are the targets with HTTP routes on server.http_addr (routing's
+// gateway; nearline's operator readouts, GET /v1/ab_report), and the port each
+// listens on in every deployment.
+var httpServers = map[string]string{"routing": "9998", "nearline": "9997"}
 
 // peers are the services each target calls (pkg/app's module table).
 var peers = map[string][]string{

@@ -39,7 +39,7 @@ func healthProbe(p *corev1.Probe, cfg config.Config, port int32, service, name s
 }
 
 // redisUsers are the services whose module opens Redis (pkg/app's roles).
-var redisUsers = []string{"recocenter", "recall", "cache"}
+var redisUsers = []string{"recocenter", "recall", "cache", "nearline"}
 
 // TestKubernetesSecurity checks DESIGN.md §10 in deploy/k8s: who may connect
 // to what (NetworkPolicy), pods without an API token, TLS files and the Redis
@@ -70,8 +70,8 @@ func TestKubernetesSecurity(t *testing.T) {
 			t.Errorf("Deployment routing pins replicas: %d; its HPA owns the count", *r)
 		}
 		for _, name := range services {
-			if _, hpa := m.hpas[name]; !hpa && m.deployments[name].Spec.Replicas == nil {
-				t.Errorf("Deployment %s has neither replicas nor an HPA", name)
+			if _, hpa := m.hpas[name]; !hpa && (m.deployments[name].Spec.Replicas == nil || *m.deployments[name].Spec.Replicas < 2) {
+				t.Errorf("Deployment %s has neither an HPA nor 2 replicas or more (%s): one pod is an outage per restart", name, deref(m.deployments[name].Spec.Replicas))
 			}
 		}
 	})
@@ -134,6 +134,8 @@ func TestKubernetesSecurity(t *testing.T) {
 		}
 		outside := source{}
 		prometheus := source{namespace: "monitoring", labels: map[string]string{"app.kubernetes.io/name": "prometheus"}}
+		operator := source{namespace: "reco", labels: map[string]string{"app.kubernetes.io/name": "reco", "app.kubernetes.io/component": "operator"}}
+		operatorElsewhere := source{namespace: "default", labels: operator.labels}
 		pod := func(component string) source {
 			return source{namespace: "reco", labels: m.deployments[component].Spec.Template.Labels}
 		}
@@ -162,9 +164,31 @@ func TestKubernetesSecurity(t *testing.T) {
 			{prometheus, "Prometheus", "cache", "metrics", true},
 			{prometheus, "Prometheus", "routing", "metrics", true},
 			{prometheus, "Prometheus", "cache", "grpc", false},
+			// nearline: no service calls it; operators' admin calls and
+			// readouts come in, and Prometheus scrapes it.
+			{outside, "outside", "nearline", "grpc", false},
+			{outside, "outside", "nearline", "http", false},
+			{operator, "an operator's pod", "nearline", "grpc", true},
+			{operator, "an operator's pod", "nearline", "http", true},
+			{operator, "an operator's pod", "nearline", "metrics", false},
+			{operatorElsewhere, "an operator-labelled pod of another namespace", "nearline", "grpc", false},
+			{operator, "an operator's pod", "cache", "grpc", false},
+			{operator, "an operator's pod", "recocenter", "grpc", false},
+			{pod("routing"), "routing", "nearline", "grpc", false},
+			{pod("recocenter"), "recocenter", "nearline", "grpc", false},
+			{prometheus, "Prometheus", "nearline", "metrics", true},
+			{prometheus, "Prometheus", "nearline", "grpc", false},
 		} {
 			if got := allowed(m, tt.from, tt.to, tt.port); got != tt.want {
 				t.Errorf("%s → %s port %s: allowed = %v, want %v", tt.fromN, tt.to, tt.port, got, tt.want)
+			}
+		}
+		// Egress stays open (networkpolicy.yaml says why): every pod dials
+		// the stores (Redis, HBase, Kafka) at addresses only reco-env names,
+		// and an egress rule here could only guess them.
+		for name, np := range m.netpols {
+			if slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) || len(np.Spec.Egress) > 0 {
+				t.Errorf("NetworkPolicy %s restricts egress: routing, recocenter and nearline must reach Kafka, and the stores' addresses are reco-env's; allow them all or leave egress open", name)
 			}
 		}
 	})

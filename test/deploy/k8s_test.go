@@ -214,7 +214,7 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Fatalf("Deployments %v, want one per service %v", got, sortedCopy(services))
 	}
 
-	grpcPorts := map[string]int32{}
+	served := map[string]int32{} // the gRPC port of each service
 	for _, name := range services {
 		d := m.deployments[name]
 		where := "Deployment " + name
@@ -242,12 +242,31 @@ func TestKubernetesManifests(t *testing.T) {
 		cfg, _ := checkConfigEnv(t, where, env, m.mountedFiles(t, where, spec, c))
 		grpc := port(t, where+" grpc_addr", cfg.Server.GRPCAddr)
 		metrics := port(t, where+" metrics_addr", cfg.Server.MetricsAddr)
-		grpcPorts[name] = grpc
+		served[name] = grpc
 		if h, _ := hostPort(t, where, cfg.Server.GRPCAddr); h != "0.0.0.0" {
 			t.Errorf("%s: server.grpc_addr %s is not reachable from other pods", where, cfg.Server.GRPCAddr)
 		}
+		if strconv.Itoa(int(grpc)) != grpcPorts[name] || strconv.Itoa(int(metrics)) != metricsPorts[name] {
+			t.Errorf("%s listens on %d (gRPC) and %d (metrics), want %s and %s as every deployment", where, grpc, metrics, grpcPorts[name], metricsPorts[name])
+		}
 		if containerPort(c, "grpc") != grpc || containerPort(c, "metrics") != metrics {
 			t.Errorf("%s: container ports %+v, want grpc %d and metrics %d as its configuration listens", where, c.Ports, grpc, metrics)
+		}
+		// The HTTP routes of routing and nearline, on the port every
+		// deployment gives them; the others have none to serve.
+		type namedPort struct {
+			name string
+			port int32
+		}
+		wantPorts := []namedPort{{"grpc", grpc}, {"metrics", metrics}}
+		if want, ok := httpServers[name]; ok {
+			http := port(t, where+" http_addr", cfg.Server.HTTPAddr)
+			if h, p := hostPort(t, where, cfg.Server.HTTPAddr); h != "0.0.0.0" || p != want || containerPort(c, "http") != http {
+				t.Errorf("%s: server.http_addr %s, container port http %d; want 0.0.0.0:%s, declared", where, cfg.Server.HTTPAddr, containerPort(c, "http"), want)
+			}
+			wantPorts = append(wantPorts, namedPort{"http", http})
+		} else if containerPort(c, "http") != 0 {
+			t.Errorf("%s declares an http port, but %s serves no HTTP routes", where, name)
 		}
 		if a := d.Spec.Template.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(int(metrics)) {
 			t.Errorf("%s: prometheus annotations %v, want scrape on port %d", where, a, metrics)
@@ -302,10 +321,7 @@ func TestKubernetesManifests(t *testing.T) {
 		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) || len(svc.Spec.Selector) == 0 {
 			t.Errorf("Service %s: selector %v does not select the %s pods", name, svc.Spec.Selector, name)
 		}
-		for _, want := range []struct {
-			name string
-			port int32
-		}{{"grpc", grpc}, {"metrics", metrics}} {
+		for _, want := range wantPorts {
 			i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == want.name })
 			if i < 0 {
 				t.Errorf("Service %s has no %s port", name, want.name)
@@ -337,12 +353,22 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
-	t.Run("recocenter's spill is a volume", func(t *testing.T) {
-		c := m.deployments["recocenter"].Spec.Template.Spec.Containers[0]
-		env := m.podEnv(t, "recocenter", c)
-		dir := env["RECO_STORAGE_LOG_KAFKA_SPILL_DIR"]
-		if env["RECO_STORAGE_LOG_BACKEND"] != "kafka" || dir == "" || !slices.ContainsFunc(c.VolumeMounts, func(v corev1.VolumeMount) bool { return v.MountPath == dir && !v.ReadOnly }) {
-			t.Errorf("recocenter: log backend %q, spill dir %q: want kafka with the spill on a writable volume (the root file system is read-only)", env["RECO_STORAGE_LOG_BACKEND"], dir)
+	t.Run("the log's users have Kafka, the appenders a spill volume", func(t *testing.T) {
+		for _, name := range logUsers {
+			c := m.deployments[name].Spec.Template.Spec.Containers[0]
+			env := m.podEnv(t, name, c)
+			if env["RECO_STORAGE_LOG_BACKEND"] != "kafka" || env["RECO_STORAGE_LOG_KAFKA_BROKERS"] == "" {
+				t.Errorf("%s: log backend %q, brokers %q: want Kafka (every replica opens the log)", name, env["RECO_STORAGE_LOG_BACKEND"], env["RECO_STORAGE_LOG_KAFKA_BROKERS"])
+			}
+			// The root file system is read-only: a spill directory must be a
+			// writable volume, or the process cannot open it.
+			dir := env["RECO_STORAGE_LOG_KAFKA_SPILL_DIR"]
+			if dir == "" && !slices.Contains(logAppenders, name) {
+				continue
+			}
+			if dir == "" || !slices.ContainsFunc(c.VolumeMounts, func(v corev1.VolumeMount) bool { return v.MountPath == dir && !v.ReadOnly }) {
+				t.Errorf("%s: spill dir %q: want it on a writable volume (the root file system is read-only)", name, dir)
+			}
 		}
 	})
 
@@ -362,8 +388,8 @@ func TestKubernetesManifests(t *testing.T) {
 				if svc.Spec.ClusterIP != corev1.ClusterIPNone || !strings.HasPrefix(env[clientEnv[peer]], "dns:///") {
 					t.Errorf("%s reaches %s at %s through Service clusterIP %q: want a headless Service and a dns:/// target", name, peer, env[clientEnv[peer]], svc.Spec.ClusterIP)
 				}
-				if p != strconv.Itoa(int(grpcPorts[peer])) || !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return strconv.Itoa(int(sp.Port)) == p }) {
-					t.Errorf("%s reaches %s on port %s; the Service and pod serve %d", name, peer, p, grpcPorts[peer])
+				if p != strconv.Itoa(int(served[peer])) || !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return strconv.Itoa(int(sp.Port)) == p }) {
+					t.Errorf("%s reaches %s on port %s; the Service and pod serve %d", name, peer, p, served[peer])
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -29,6 +31,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/internal/originalclient"
 	"github.com/toutiao-reco/toutiao-reco/pkg/app"
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
+	trackv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/track/v1"
 )
 
 // iniSection is one [section] of a supervisord configuration file.
@@ -160,6 +163,7 @@ func TestSupervisorConfig(t *testing.T) {
 	}
 	grpcAddr := map[string]string{}
 	priority := map[string]int{}
+	spillOf := map[string]string{}
 	for _, name := range services {
 		where := "[program:reco-" + name + "]"
 		p, ok := conf["program:reco-"+name]
@@ -178,6 +182,30 @@ func TestSupervisorConfig(t *testing.T) {
 		grpcAddr[name] = cfg.Server.GRPCAddr
 		if cfg.Storage.Tables != "hbase" || cfg.Storage.Sets != "redis" {
 			t.Errorf("%s: storage %s/%s, want hbase/redis", where, cfg.Storage.Tables, cfg.Storage.Sets)
+		}
+		if _, p := hostPort(t, where, cfg.Server.GRPCAddr); p != grpcPorts[name] {
+			t.Errorf("%s listens on %s, want port %s as every deployment", where, cfg.Server.GRPCAddr, grpcPorts[name])
+		}
+		if _, p := hostPort(t, where, cfg.Server.MetricsAddr); p != metricsPorts[name] {
+			t.Errorf("%s serves metrics on %s, want port %s as every deployment", where, cfg.Server.MetricsAddr, metricsPorts[name])
+		}
+		// Every process has server.http_addr (127.0.0.1:9998 by default): the
+		// two with HTTP routes each name their own, or they would collide.
+		if want, ok := httpServers[name]; ok && env["RECO_SERVER_HTTP_ADDR"] != "127.0.0.1:"+want {
+			t.Errorf("%s: RECO_SERVER_HTTP_ADDR=%q, want 127.0.0.1:%s in its environment", where, env["RECO_SERVER_HTTP_ADDR"], want)
+		}
+		// Three programs open the log: it must be Kafka (the embedded log
+		// takes one process), and each spill directory has one owner.
+		if slices.Contains(logUsers, name) && cfg.Storage.Log.Backend != "kafka" {
+			t.Errorf("%s: storage.log.backend %q, want kafka: %v all open the log", where, cfg.Storage.Log.Backend, logUsers)
+		}
+		if dir := cfg.Storage.Log.Kafka.SpillDir; dir != "" {
+			if other, taken := spillOf[dir]; taken {
+				t.Errorf("%s spills to %s, as reco-%s does: one process per directory", where, dir, other)
+			}
+			spillOf[dir] = name
+		} else if slices.Contains(logAppenders, name) {
+			t.Errorf("%s appends to the log but has no storage.log.kafka.spill_dir: a Kafka outage fails its calls", where)
 		}
 		for _, k := range []string{"RECO_SERVER_GRPC_ADDR", "RECO_SERVER_METRICS_ADDR"} {
 			if env[k] == "" {
@@ -200,6 +228,10 @@ func TestSupervisorConfig(t *testing.T) {
 			t.Errorf("%s priority=%q: %v", where, p["priority"], err)
 		}
 	}
+	// nearline's consumer runs before routing takes readers' actions.
+	if priority["nearline"] >= priority["routing"] {
+		t.Errorf("reco-nearline (priority %d) starts after reco-routing (%d), which appends what it consumes", priority["nearline"], priority["routing"])
+	}
 	// Peers start first (lower priority) and stop last; every program finds its
 	// peers where they listen.
 	for _, name := range services {
@@ -219,17 +251,24 @@ func TestSupervisorConfig(t *testing.T) {
 	t.Run("storage programs", func(t *testing.T) {
 		st := supervisorFile(t, "storage.conf")
 		cfg := supervisedConfig(t, "storage", nil)
-		hb := st["program:hbase"]
-		if hb["command"] != "/opt/toutiao-reco/scripts/hbase.sh run" {
-			t.Errorf("[program:hbase] command=%q, want scripts/hbase.sh run", hb["command"])
+		// script is a program running scripts/<name>.sh in the foreground;
+		// it returns its section and environment.
+		script := func(name string) (iniSection, map[string]string) {
+			t.Helper()
+			p := st["program:"+name]
+			if p["command"] != "/opt/toutiao-reco/scripts/"+name+".sh run" {
+				t.Errorf("[program:%s] command=%q, want scripts/%s.sh run", name, p["command"], name)
+			}
+			if !bytes.Contains(readRepoFile(t, "scripts/"+name+".sh"), []byte("  run) run ;;")) {
+				t.Errorf("scripts/%s.sh has no run subcommand", name)
+			}
+			env, err := supervisorEnv(p["environment"])
+			if err != nil {
+				t.Fatalf("[program:%s] environment: %v", name, err)
+			}
+			return p, env
 		}
-		if !bytes.Contains(readRepoFile(t, "scripts/hbase.sh"), []byte("  run) run ;;")) {
-			t.Error("scripts/hbase.sh has no run subcommand")
-		}
-		env, err := supervisorEnv(hb["environment"])
-		if err != nil {
-			t.Fatal(err)
-		}
+		hb, env := script("hbase")
 		if _, p := hostPort(t, "thrift", cfg.Storage.HBase.ThriftAddr); env["HBASE_THRIFT_PORT"] != p {
 			t.Errorf("hbase serves Thrift2 on %q, reco.yaml expects %s", env["HBASE_THRIFT_PORT"], cfg.Storage.HBase.ThriftAddr)
 		}
@@ -242,6 +281,23 @@ func TestSupervisorConfig(t *testing.T) {
 		}
 		if i := slices.Index(rd, "--port"); i < 0 || "127.0.0.1:"+rd[i+1] != cfg.Storage.Redis.Addrs[0] {
 			t.Errorf("[program:redis] %q does not listen where reco.yaml expects %v", rd, cfg.Storage.Redis.Addrs)
+		}
+		kf, kenv := script("kafka")
+		if b := cfg.Storage.Log.Kafka.Brokers; cfg.Storage.Log.Backend != "kafka" || len(b) != 1 || b[0] != "127.0.0.1:"+kenv["KAFKA_PORT"] || kenv["KAFKA_CONTROLLER_PORT"] == "" {
+			t.Errorf("kafka listens on %q (controller %q), reco.yaml's log is %s at %v", kenv["KAFKA_PORT"], kenv["KAFKA_CONTROLLER_PORT"], cfg.Storage.Log.Backend, b)
+		}
+		// kafka.sh stop gives the JVM 30s, then 10s after a SIGKILL.
+		if s, _ := strconv.Atoi(kf["stopwaitsecs"]); s <= 40 || kf["stopsignal"] != "TERM" {
+			t.Errorf("[program:kafka] stopsignal=%s stopwaitsecs=%s: kafka.sh stops the JVM on TERM within 40s", kf["stopsignal"], kf["stopwaitsecs"])
+		}
+		group := st["group:reco-storage"]
+		if got := strings.Split(group["programs"], ","); !slices.Equal(sortedCopy(got), []string{"hbase", "kafka", "redis"}) {
+			t.Errorf("[group:reco-storage] programs=%v, want hbase, kafka, redis", got)
+		}
+		// Groups start by ascending priority and stop in reverse: the stores
+		// before the services (whose group has the default 999), and after.
+		if p, err := strconv.Atoi(group["priority"]); err != nil || p >= 999 || conf["group:reco"]["priority"] != "" {
+			t.Errorf("[group:reco-storage] priority=%q ([group:reco] %q): want the stores to start first and stop last", group["priority"], conf["group:reco"]["priority"])
 		}
 	})
 }
@@ -292,17 +348,30 @@ var systemPath = regexp.MustCompile(`(^|[\s="])/(usr|etc|var)/\S*`)
 // installSupervised lays out deploy/supervisor's files under dir the way README
 // installs them under /, with every loopback port replaced by a free one (other
 // tests and servers may hold the real ones) and no user= switch (the test runs
-// as whoever runs it). It returns the supervisord.conf to run and the new port
-// of each old one.
-func installSupervised(t *testing.T, dir, bin string) (string, map[string]string) {
+// as whoever runs it): reco.conf, and storage.conf's Kafka, a broker of the
+// test's own (the shared one of make test has consumers of the same group in
+// other packages' tests), from the Kafka install in kafkaCache. It returns the
+// supervisord.conf to run and the new port of each old one.
+func installSupervised(t *testing.T, dir, bin, kafkaCache string) (string, map[string]string) {
 	t.Helper()
-	for _, d := range []string{"etc", "log", "lib/models"} {
+	for _, d := range []string{"etc", "log", "lib/models", "lib/kafka/classes"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What `kafka.sh install` resolved (the jars stay where Maven put them).
+	for _, f := range []string{"classpath.txt", "classpath.stamp", "classes/KafkaPing.class"} {
+		b, err := os.ReadFile(filepath.Join(kafkaCache, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "lib/kafka", f), b, 0o644)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	conf := string(readRepoFile(t, "deploy/supervisor/reco.conf"))
 	yml := string(readRepoFile(t, "deploy/supervisor/reco.yaml"))
+	kafka := iniSectionText(t, "deploy/supervisor/storage.conf", "program:kafka")
 	ports := map[string]string{}
 	for _, m := range loopbackPort.FindAllStringSubmatch(conf+yml, -1) {
 		if ports[m[1]] == "" {
@@ -328,7 +397,24 @@ func installSupervised(t *testing.T, dir, bin string) (string, map[string]string
 		return strings.Join(out, "\n")
 	}
 	conf, yml = rewrite(conf), rewrite(yml)
-	for _, s := range []string{conf, yml} {
+	// Kafka: the script of this checkout, its listener where reco.yaml's
+	// brokers (rewritten above) point, its controller on a free port, and no
+	// class-data archive to write for a one-off JVM.
+	kafka = strings.ReplaceAll(rewrite(kafka), "/opt/toutiao-reco/scripts/", abs(t, "scripts")+"/")
+	kafka = kafkaPortVar.ReplaceAllStringFunc(kafka, func(kv string) string {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "KAFKA_CONTROLLER_PORT" {
+			_, p, _ := net.SplitHostPort(freeAddr(t))
+			return k + `="` + p + `"`
+		}
+		p := ports[strings.Trim(v, `"`)]
+		if p == "" {
+			t.Fatalf("storage.conf's %s is no port reco.yaml names", kv)
+		}
+		return k + `="` + p + `"`
+	})
+	kafka = strings.Replace(kafka, "\nenvironment=", "\nenvironment=KAFKA_CDS=\"0\",", 1)
+	for _, s := range []string{conf, yml, kafka} {
 		if m := systemPath.FindString(stripComments(s)); m != "" {
 			t.Fatalf("the test's install left %s in place:\n%s", m, s)
 		}
@@ -337,6 +423,7 @@ func installSupervised(t *testing.T, dir, bin string) (string, map[string]string
 		"etc/reco.yaml":       yml,
 		"etc/strategies.yaml": string(readRepoFile(t, "deploy/strategies.yaml")),
 		"reco.conf":           conf,
+		"kafka.conf":          kafka,
 		"supervisord.conf": fmt.Sprintf(`[supervisord]
 nodaemon=true
 logfile=%[1]s/supervisord.log
@@ -354,7 +441,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://%[1]s/supervisor.sock
 
 [include]
-files = %[1]s/reco.conf
+files = %[1]s/reco.conf %[1]s/kafka.conf
 `, dir),
 	}
 	for name, content := range files {
@@ -363,6 +450,24 @@ files = %[1]s/reco.conf
 		}
 	}
 	return filepath.Join(dir, "supervisord.conf"), ports
+}
+
+var kafkaPortVar = regexp.MustCompile(`KAFKA_(CONTROLLER_)?PORT="\d+"`)
+
+// iniSectionText is the text of one [section] of a supervisord file of the
+// repository, comments included, up to the next section.
+func iniSectionText(t *testing.T, rel, section string) string {
+	t.Helper()
+	text := string(readRepoFile(t, rel))
+	start := strings.Index(text, "\n["+section+"]\n")
+	if start < 0 {
+		t.Fatalf("%s has no [%s]", rel, section)
+	}
+	text = text[start+1:]
+	if end := strings.Index(text, "\n["); end >= 0 {
+		text = text[:end+1]
+	}
+	return text
 }
 
 func freeAddr(t *testing.T) string {
@@ -397,21 +502,28 @@ func waitServing(ctx context.Context, addr, service string) error {
 }
 
 // TestSupervisorRunsTheSuite runs deploy/supervisor/reco.conf under a real
-// supervisord against the real Redis and HBase of scripts/integration.sh: the
-// five programs come up SERVING, the original client gets a feed through
-// routing, a killed program is restarted, and on shutdown every program drains
-// and exits 0.
+// supervisord against the real Redis and HBase of scripts/integration.sh, with
+// storage.conf's Kafka under the same supervisord: the six programs come up
+// SERVING, the original client gets a feed through routing, an exposure the
+// app reports to routing reaches nearline through Kafka, a killed program is
+// restarted, and on shutdown every program drains and exits 0.
 func TestSupervisorRunsTheSuite(t *testing.T) {
 	thrift, redis := os.Getenv("RECOTEST_HBASE_THRIFT"), os.Getenv("RECOTEST_REDIS_ADDR")
 	if thrift == "" || redis == "" {
 		integration(t, "RECOTEST_HBASE_THRIFT and RECOTEST_REDIS_ADDR are not set: run under scripts/integration.sh (make test)")
 	}
+	kafkaCache := filepath.Join(repoPath(".cache"), "kafka")
+	if c := os.Getenv("RECOSCRIPTS_CACHE"); c != "" {
+		kafkaCache = filepath.Join(c, "kafka")
+	}
+	if _, err := os.Stat(filepath.Join(kafkaCache, "classpath.txt")); err != nil {
+		integration(t, "Kafka is not installed (scripts/kafka.sh install, which make test runs): %v", err)
+	}
 	supervisord, supervisorctl := supervisorBinaries(t)
 
 	dir := t.TempDir()
-	conf, ports := installSupervised(t, dir, recoBinary(t))
+	conf, ports := installSupervised(t, dir, recoBinary(t), kafkaCache)
 	addr := func(port string) string { return "127.0.0.1:" + ports[port] }
-	grpcPorts := map[string]string{"routing": "9999", "recocenter": "10001", "recall": "10002", "sort": "10003", "cache": "10004"}
 
 	// The store addresses come from supervisord's environment, which every
 	// program inherits and which overrides reco.yaml: how an operator points a
@@ -433,7 +545,7 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	stores, cleanup, err := app.OpenStores(ctx, cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
 	if err != nil {
@@ -487,14 +599,19 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 			t.Fatalf("reco-%s: %v\nsupervisord output:\n%s\n%s", name, err, &out, logs())
 		}
 	}
-	// RUNNING once a program has stayed up startsecs (3s).
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	// As README installs it, the stores answer before the suite is used:
+	// Kafka's JVM takes longer to start than the reco programs.
+	if err := waitKafka(ctx, addr("9092"), 120*time.Second); err != nil {
+		t.Fatalf("storage.conf's kafka: %v\n%s", err, logs())
+	}
+	// RUNNING once a program has stayed up startsecs (3s; Kafka 10s).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		status, err := ctl("status")
-		if err == nil && strings.Count(status, " RUNNING ") == len(services) {
+		if err == nil && strings.Count(status, " RUNNING ") == len(services)+1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("supervisorctl status = %v:\n%s\nwant all five RUNNING", err, status)
+			t.Fatalf("supervisorctl status = %v:\n%s\nwant kafka and the six reco programs RUNNING\n%s", err, status, logs())
 		}
 	}
 
@@ -527,6 +644,35 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 	// Prometheus's target on this machine: routing's metrics listener.
 	if m := get(t, "http://"+addr("9100")+"/metrics"); !strings.Contains(m, `reco_served_articles_total{strategy=`) {
 		t.Errorf("routing's /metrics lacks reco_served_articles_total after serving:\n%s", tail(m, 20))
+	}
+
+	// The loop: the app reports the first page's exposure (and a line that is
+	// no action) to routing, which puts it on Kafka's click-trace; nearline
+	// consumes it and counts the articles shown. An exposure heats no hot list
+	// (clicks do), so the shared stores' lists stay as the other tests left them.
+	var exposure struct {
+		Strategy string `json:"algorithmCombine"`
+	}
+	if err := json.Unmarshal([]byte(tr.Exposure), &exposure); err != nil || exposure.Strategy == "" {
+		t.Fatalf("exposure %q: %v", tr.Exposure, err)
+	}
+	line := fmt.Sprintf(`{"actionTime": %d, "readTime": "", "channelId": %d, "param": %s}`, time.Now().UnixMilli(), deployChannel, tr.Exposure)
+	rep, err := trackv1.NewTrackServiceClient(conn).Report(ctx, &trackv1.ReportRequest{Lines: []string{line, `{"action": "nap"}`}})
+	if err != nil || rep.GetAccepted() != 1 || len(rep.GetRejected()) != 1 || rep.GetRejected()[0].GetIndex() != 1 {
+		t.Fatalf("TrackService/Report through supervised routing = %v, %v; want the exposure accepted, the nap rejected\n%s", rep, err, logs())
+	}
+	applied := fmt.Sprintf(`reco_actions_total{action="exposure",strategy=%q} %d`, exposure.Strategy, len(tr.Recommends))
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		m := get(t, "http://"+addr("9105")+"/metrics")
+		if strings.Contains(m, applied) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nearline's /metrics lacks %s 90s after routing accepted the exposure:\n%s\n%s", applied, grepLines(m, "reco_actions_total"), logs())
+		}
+	}
+	if m := get(t, "http://"+addr("9100")+"/metrics"); !strings.Contains(m, `reco_action_lines_total{outcome="accepted"} 1`) || !strings.Contains(m, `reco_action_lines_total{outcome="rejected"} 1`) {
+		t.Errorf("routing's /metrics after one accepted and one rejected line:\n%s", grepLines(m, "reco_action_lines_total"))
 	}
 
 	// autorestart: a program that dies is started again.
@@ -574,6 +720,9 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 	}
 	took := time.Since(start)
 	supLog, _ := os.ReadFile(filepath.Join(dir, "supervisord.log"))
+	if !strings.Contains(string(supLog), "stopped: kafka (exit status 0)") {
+		t.Errorf("supervisord.log lacks kafka's clean stop\n%s", logs())
+	}
 	for _, name := range services {
 		if want := fmt.Sprintf("stopped: reco-%s (exit status 0)", name); !strings.Contains(string(supLog), want) {
 			t.Errorf("supervisord.log lacks %q: reco-%s did not exit cleanly\n%s", want, name, logs())
@@ -584,9 +733,45 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 			t.Errorf("reco-%s's last log lines say %q, want draining then stopped", name, last)
 		}
 	}
-	if took > 15*time.Second {
-		t.Errorf("stopping the suite took %v; an idle drain should be quick", took)
+	// The reco group drains together (lame duck 5s), then Kafka stops.
+	if took > 25*time.Second {
+		t.Errorf("stopping the suite took %v; an idle drain and a broker's stop should be quick", took)
 	}
+}
+
+// waitKafka waits until the broker at addr answers a metadata request.
+func waitKafka(ctx context.Context, addr string, timeout time.Duration) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := cl.Ping(pctx)
+		pcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the broker at %s did not answer within %v: %v", addr, timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func globNames(dir, pattern string) []string {
