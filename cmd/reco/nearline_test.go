@@ -29,7 +29,9 @@ import (
 func TestNearlineKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	thrift, redisAddr := storagetest.Server(t, storagetest.EnvHBase), storagetest.Server(t, storagetest.EnvRedis)
 	kafka := logtest.Server(t, logtest.EnvKafka)
+	topic := fmt.Sprintf("click-trace-kill-%d", time.Now().UnixNano()) // a topic and group of its own
 	env := []string{
+		"RECO_TRACK_TOPIC=" + topic, "RECO_NEARLINE_GROUP=" + topic,
 		"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift,
 		"RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redisAddr,
 		"RECO_STORAGE_LOG_BACKEND=kafka", "RECO_STORAGE_LOG_KAFKA_BROKERS=" + kafka,
@@ -61,8 +63,8 @@ func TestNearlineKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 			user := fmt.Sprintf("%s-u%d", strategy, r)
 			a := base + int64(r*pages+p)
 			records = append(records,
-				&kgo.Record{Topic: "click-trace", Value: fmt.Appendf(nil, `{"actionTime": %d, "readTime": "", "channelId": 0, "param": {"action": "exposure", "userId": %q, "articleId": "[%d, %d]", "algorithmCombine": %q}}`, time.Now().UnixMilli(), user, a, a+1<<30, strategy)},
-				&kgo.Record{Topic: "click-trace", Value: fmt.Appendf(nil, `{"action": "click", "userId": %q, "articleId": "%d", "algorithmCombine": %q}`, user, a, strategy)})
+				&kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"actionTime": %d, "readTime": "", "channelId": 0, "param": {"action": "exposure", "userId": %q, "articleId": "[%d, %d]", "algorithmCombine": %q}}`, time.Now().UnixMilli(), user, a, a+1<<30, strategy)},
+				&kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"action": "click", "userId": %q, "articleId": "%d", "algorithmCombine": %q}`, user, a, strategy)})
 			wantClicks[a]++
 		}
 	}

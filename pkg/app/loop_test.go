@@ -15,7 +15,6 @@ import (
 	trackv1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/track/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/pb/userreco"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
-	"github.com/toutiao-reco/toutiao-reco/services/track"
 )
 
 // loopNeighbours are the similar articles the loop tests give each article the
@@ -65,7 +64,7 @@ func waitApplied(t *testing.T, a *App, lines, engaged int) {
 				}
 			}
 		}
-		if got["nearline"] >= lines && got["nearline-readers"] >= engaged {
+		if got["counts"] >= lines && got["readers"] >= engaged {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -168,7 +167,7 @@ func testClicksReachTheNextPage(t *testing.T, e feedEnv) {
 			defer cl.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: track.Topic, Value: []byte(line)}).FirstErr(); err != nil {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Track.Topic, Value: []byte(line)}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}})
@@ -187,7 +186,7 @@ func testClicksReachTheNextPage(t *testing.T, e feedEnv) {
 		w.report(t, envelope(clickOf(t, page, id), ch))
 		// Online recall is written after the queue is boosted.
 		eventually(t, fmt.Sprintf("%s: the click on %d in channel %d's hot list and %s's online recall", w.name, id, ch, e.user), func() bool {
-			return hotRank(t, a, ch, id) >= 0 && onlineRecalled(t, a, e.user, ch, loopNeighbours(id)[0])
+			return hotRank(t, a, ch, id) >= 0 && hotRank(t, a, feed.ChannelAll, id) >= 0 && onlineRecalled(t, a, e.user, ch, loopNeighbours(id)[0])
 		})
 		clicked = append(clicked, id)
 

@@ -16,6 +16,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
@@ -242,14 +243,26 @@ type Sets interface {
 	Interactions
 }
 
-// Mark is where a counted action sits in the action log: its partition and
-// offset. Offsets grow within a partition, so a store that remembers, per key
-// and partition, the newest offset it applied can skip an action delivered
-// again (a nearline consumer restarted mid-batch): counts stay exact under
-// at-least-once delivery.
+// Mark is where a counted action sits in the action log: its log (topic),
+// partition and offset. Offsets grow within a partition, so a store that
+// remembers, per key and partition, the newest offset it applied can skip an
+// action delivered again (a nearline consumer restarted mid-batch): counts
+// stay exact under at-least-once delivery. Logs count apart: the offsets of
+// two topics feeding one hot list say nothing about each other.
 type Mark struct {
+	Log       string
 	Partition int32
 	Offset    int64
+}
+
+// Stream names the partition of m's log, as stores key what they applied of
+// it: "topic/partition", or the partition alone for an unnamed log.
+func (m Mark) Stream() string {
+	p := strconv.FormatInt(int64(m.Partition), 10)
+	if m.Log == "" {
+		return p
+	}
+	return m.Log + "/" + p
 }
 
 // Heat is one interaction adding to an article's place in a channel's hot

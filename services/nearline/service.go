@@ -1,6 +1,6 @@
 // Package nearline closes the loop of DESIGN.md §8: it consumes the action log
-// (topic click-trace) as the consumer group "nearline" and turns what readers
-// did into what the feed reads next:
+// (track.topic, click-trace by default) and turns what readers did into what
+// the feed reads next:
 //
 //   - the hot lists ch:{ch}:hot of the article's channel and of channel 0,
 //     +1 per click, collect or share, decayed with a half-life (Cool), so hot
@@ -45,18 +45,20 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/services/track"
 )
 
-// The consumer groups of the action log. The counts (hot lists, A/B
-// counters: Redis only, exact) and the readers' updates (online recall, the
-// boosted queue, weights: a few HBase round trips per reader) each keep their
-// own position, so a burst that the readers' updates take a while to catch up
-// with never holds the hot lists and the counters back.
-const (
-	Group        = "nearline"
-	ReadersGroup = "nearline-readers"
-)
+// The consumer groups of the action log are nearline.group (the counts: hot
+// lists, A/B counters; Redis only, exact) and that name + readersSuffix (the
+// readers' updates: online recall, the boosted queue, weights; a few HBase
+// round trips per reader). Each keeps its own position, so a burst that the
+// readers' updates take a while to catch up with never holds the hot lists
+// and the counters back.
+const readersSuffix = "-readers"
 
 // Config tunes the loop.
 type Config struct {
+	// Group is the consumer group of the counts; the readers' updates use
+	// Group + "-readers". Deployments sharing a Kafka cluster and topic use
+	// groups of their own.
+	Group string `yaml:"group"`
 	// HotHalfLife is the half-life of a hot list's scores: an interaction
 	// counts half as much after it.
 	HotHalfLife time.Duration `yaml:"hot_half_life"`
@@ -76,6 +78,9 @@ type Config struct {
 
 // Validate checks the durations and sizes.
 func (c Config) Validate() error {
+	if c.Group == "" {
+		return errors.New("nearline.group is required")
+	}
 	if c.HotHalfLife <= 0 || c.CoolInterval <= 0 || c.BoostTTL <= 0 {
 		return fmt.Errorf("nearline.hot_half_life, cool_interval and boost_ttl must be positive, got %v, %v and %v", c.HotHalfLife, c.CoolInterval, c.BoostTTL)
 	}
@@ -155,14 +160,14 @@ func New(cfg Config, trk track.Config, st Stores, log *zap.Logger, reg prometheu
 		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: server.Namespace,
 			Name:      "nearline_lines_total",
-			Help:      "Action lines a consumer group of nearline applied (nearline: every well-formed line; nearline-readers: clicks, collects and shares); a batch delivered again counts again.",
-		}, []string{"group"}),
+			Help:      "Action lines nearline applied, by part (counts: every well-formed line, to the hot lists and A/B counters; readers: clicks, collects and shares, to online recall, queues and weights); a batch delivered again counts again.",
+		}, []string{"part"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: server.Namespace,
 			Name:      "nearline_action_age_seconds",
-			Help:      "Age of an applied action, from its actionTime to the end of the batch that applied it, by consumer group (nearline: hot lists and counters; nearline-readers: online recall, queues, weights).",
+			Help:      "Age of an applied action, from its actionTime to the end of the batch that applied it, by part (counts: hot lists and A/B counters; readers: online recall, queues, weights).",
 			Buckets:   []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600},
-		}, []string{"group"}),
+		}, []string{"part"}),
 	}
 	for _, c := range []prometheus.Collector{m.actions, m.bad, m.lines, m.lag} {
 		if err := reg.Register(c); err != nil {
@@ -177,8 +182,8 @@ func New(cfg Config, trk track.Config, st Stores, log *zap.Logger, reg prometheu
 // Run applies the action log until ctx ends, as both groups.
 func (n *Nearline) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.st.Log.Consume(gctx, track.Topic, Group, n.ApplyCounts) })
-	g.Go(func() error { return n.st.Log.Consume(gctx, track.Topic, ReadersGroup, n.ApplyReaders) })
+	g.Go(func() error { return n.st.Log.Consume(gctx, n.track.Topic, n.cfg.Group, n.ApplyCounts) })
+	g.Go(func() error { return n.st.Log.Consume(gctx, n.track.Topic, n.cfg.Group+readersSuffix, n.ApplyReaders) })
 	return g.Wait()
 }
 
@@ -244,7 +249,7 @@ func (n *Nearline) ApplyCounts(ctx context.Context, batch []eventlog.Entry) erro
 		}
 		n.m.actions.WithLabelValues(string(a.Kind), n.labels.of(a.Strategy)).Add(k)
 	}
-	n.observe(Group, all)
+	n.observe("counts", all)
 	return nil
 }
 
@@ -263,7 +268,7 @@ func (n *Nearline) ApplyReaders(ctx context.Context, batch []eventlog.Entry) err
 	if err := n.readers(ctx, all, features); err != nil {
 		return err
 	}
-	n.observe(ReadersGroup, all)
+	n.observe("readers", all)
 	return nil
 }
 
@@ -283,17 +288,17 @@ func (n *Nearline) decode(batch []eventlog.Entry, engaged bool) []action {
 			continue
 		}
 		if !engaged || a.Kind.Engaged() {
-			all = append(all, action{Action: a, mark: storage.Mark{Partition: e.Partition, Offset: e.Offset}})
+			all = append(all, action{Action: a, mark: storage.Mark{Log: n.track.Topic, Partition: e.Partition, Offset: e.Offset}})
 		}
 	}
 	return all
 }
 
-// observe counts the applied actions and records how old they are.
-func (n *Nearline) observe(group string, all []action) {
-	n.m.lines.WithLabelValues(group).Add(float64(len(all)))
+// observe counts the actions part applied and records how old they are.
+func (n *Nearline) observe(part string, all []action) {
+	n.m.lines.WithLabelValues(part).Add(float64(len(all)))
 	end := n.now()
-	h := n.m.lag.WithLabelValues(group)
+	h := n.m.lag.WithLabelValues(part)
 	for _, a := range all {
 		if !a.Time.IsZero() {
 			h.Observe(end.Sub(a.Time).Seconds())

@@ -18,11 +18,11 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 )
 
-// Topic is the action log: the original's Kafka topic name.
-const Topic = "click-trace"
-
-// Config configures how lines are read.
+// Config configures the action log and how its lines are read.
 type Config struct {
+	// Topic is the action log (the original's Kafka topic is click-trace):
+	// where Report appends and nearline consumes.
+	Topic string `yaml:"topic"`
 	// Timezone is the zone of action times in the original's local form
 	// "2006-01-02 15:04:05": an IANA name such as Asia/Shanghai, or Local
 	// (the process's zone) or UTC.
@@ -33,6 +33,9 @@ type Config struct {
 
 // Validate checks the zone and the batch bound.
 func (c Config) Validate() error {
+	if c.Topic == "" {
+		return errors.New("track.topic is required (the original's is click-trace)")
+	}
 	if _, err := c.Location(); err != nil {
 		return err
 	}
@@ -109,7 +112,7 @@ func (r *Reporter) Report(ctx context.Context, lines [][]byte) (accepted int, re
 	if len(entries) == 0 {
 		return 0, rejected, nil
 	}
-	if err := r.log.Append(ctx, Topic, entries...); err != nil {
+	if err := r.log.Append(ctx, r.cfg.Topic, entries...); err != nil {
 		return 0, nil, fmt.Errorf("append %d action lines: %w", len(entries), err)
 	}
 	r.lines.WithLabelValues("accepted").Add(float64(len(entries)))

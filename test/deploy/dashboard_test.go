@@ -288,7 +288,7 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ss = scrape(t, a.MetricsAddr())
-		if value(ss, "reco_nearline_action_age_seconds_count", map[string]string{"group": "nearline"}) >= 2 {
+		if value(ss, "reco_nearline_action_age_seconds_count", map[string]string{"part": "counts"}) >= 2 {
 			return ss, served
 		}
 		if time.Now().After(deadline) {
@@ -384,7 +384,7 @@ func TestDashboard(t *testing.T) {
 			{"reco_actions_total", map[string]string{"action": "exposure", "strategy": "Algo-1"}, 10}, // the first page
 			{"reco_actions_total", map[string]string{"action": "click", "strategy": "Algo-1"}, 1},
 			{"reco_nearline_bad_lines_total", map[string]string{}, 0},
-			{"reco_nearline_action_age_seconds_count", map[string]string{"group": "nearline"}, 2},
+			{"reco_nearline_action_age_seconds_count", map[string]string{"part": "counts"}, 2},
 		} {
 			if got := value(ss, c.name, c.labels); got != c.want {
 				t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

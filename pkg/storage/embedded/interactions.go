@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,7 +16,7 @@ import (
 // applyMarked calls apply for each item newer than what the hash applied
 // remembers for its partition when the call starts (so items sharing an
 // offset all apply), and records the newest offset applied per partition
-// (field: decimal partition, value: offset), in the caller's transaction,
+// (field: Mark.Stream, value: offset), in the caller's transaction,
 // so with what apply writes.
 func applyMarked[T any](tx *bolt.Tx, applied string, items []T, mark func(T) storage.Mark, apply func(T) error) (int, error) {
 	if err := checkSetKey(applied); err != nil {
@@ -27,16 +26,17 @@ func applyMarked[T any](tx *bolt.Tx, applied string, items []T, mark func(T) sto
 	if err != nil {
 		return 0, fmt.Errorf("marks %s: %w", applied, err)
 	}
-	done, newest := map[int32]int64{}, map[int32]int64{}
+	done, newest := map[string]int64{}, map[string]int64{}
 	n := 0
 	for _, it := range items {
 		m := mark(it)
-		last, ok := done[m.Partition]
+		stream := m.Stream()
+		last, ok := done[stream]
 		if !ok {
-			if last, err = markOf(h, m.Partition); err != nil {
+			if last, err = markOf(h, stream); err != nil {
 				return 0, fmt.Errorf("marks %s: %w", applied, err)
 			}
-			done[m.Partition] = last
+			done[stream] = last
 		}
 		if m.Offset <= last {
 			continue
@@ -45,30 +45,28 @@ func applyMarked[T any](tx *bolt.Tx, applied string, items []T, mark func(T) sto
 			return 0, err
 		}
 		n++
-		if o, ok := newest[m.Partition]; !ok || m.Offset > o {
-			newest[m.Partition] = m.Offset
+		if o, ok := newest[stream]; !ok || m.Offset > o {
+			newest[stream] = m.Offset
 		}
 	}
-	for p, o := range newest {
-		if err := h.Put(partitionField(p), encodeInt64(o)); err != nil {
+	for stream, o := range newest {
+		if err := h.Put([]byte(stream), encodeInt64(o)); err != nil {
 			return 0, fmt.Errorf("marks %s: %w", applied, err)
 		}
 	}
 	return n, nil
 }
 
-func partitionField(p int32) []byte { return strconv.AppendInt(nil, int64(p), 10) }
-
-// markOf is the newest offset of partition p that the marks h hold, -1 for
-// none (offsets are >= 0).
-func markOf(h *bolt.Bucket, p int32) (int64, error) {
-	v := h.Get(partitionField(p))
+// markOf is the newest offset of stream (Mark.Stream) that the marks h
+// hold, -1 for none (offsets are >= 0).
+func markOf(h *bolt.Bucket, stream string) (int64, error) {
+	v := h.Get([]byte(stream))
 	if v == nil {
 		return -1, nil
 	}
 	o, ok := decodeInt64(v)
 	if !ok {
-		return 0, fmt.Errorf("partition %d: %w: offset is %d bytes", p, storage.ErrMalformed, len(v))
+		return 0, fmt.Errorf("partition %s: %w: offset is %d bytes", stream, storage.ErrMalformed, len(v))
 	}
 	return o, nil
 }

@@ -50,7 +50,7 @@ var (
 
 // markArgs starts the ARGV of one marked item.
 func markArgs(args []any, m storage.Mark) []any {
-	return append(args, strconv.FormatInt(int64(m.Partition), 10), strconv.FormatInt(m.Offset, 10))
+	return append(args, m.Stream(), strconv.FormatInt(m.Offset, 10))
 }
 
 // runMarked runs a markedScript, returning how many items it applied.

@@ -103,6 +103,10 @@ func addHeat(t *testing.T, sets storage.Sets) {
 				1, []storage.Scored{{ID: 4, Score: 4}, {ID: 2, Score: 3}, {ID: 1, Score: 3}, {ID: 3, Score: 1.5}}},
 			{"another channel keeps its own marks", []storage.Heat{heat(0, 10, ch+1, 5, 1)},
 				1, []storage.Scored{{ID: 4, Score: 4}, {ID: 2, Score: 3}, {ID: 1, Score: 3}, {ID: 3, Score: 1.5}}},
+			{"another log's partition 0 keeps its own offsets", []storage.Heat{{Mark: storage.Mark{Log: "other-topic", Partition: 0, Offset: 10}, Channel: ch, Article: 5, Weight: 1}},
+				1, []storage.Scored{{ID: 4, Score: 4}, {ID: 2, Score: 3}, {ID: 1, Score: 3}, {ID: 3, Score: 1.5}, {ID: 5, Score: 1}}},
+			{"and its redelivery counts once", []storage.Heat{{Mark: storage.Mark{Log: "other-topic", Partition: 0, Offset: 10}, Channel: ch, Article: 5, Weight: 1}},
+				0, []storage.Scored{{ID: 4, Score: 4}, {ID: 2, Score: 3}, {ID: 1, Score: 3}, {ID: 3, Score: 1.5}, {ID: 5, Score: 1}}},
 		}
 		for _, s := range steps {
 			n, err := sets.AddHeat(ctx(t), s.heats)
