@@ -289,7 +289,9 @@ func metricsTraffic(t *testing.T) (ss []series, served map[string]int) {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ss = scrape(t, a.MetricsAddr())
 		if value(ss, "reco_nearline_action_age_seconds_count", map[string]string{"part": "counts"}) >= 2 {
-			return ss, served
+			// Once more: a scrape is not a snapshot, and the one that saw the
+			// ages may have read the other series before they changed.
+			return scrape(t, a.MetricsAddr()), served
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("nearline did not apply the exposure and the click within 30s")
