@@ -46,18 +46,28 @@ export RECO_STORAGE_TABLES=hbase RECO_STORAGE_HBASE_THRIFT_ADDR="$RECOTEST_HBASE
 export RECO_STORAGE_SETS=redis RECO_STORAGE_REDIS_ADDRS="$RECOTEST_REDIS_ADDR"
 export RECO_STORAGE_LOG_BACKEND=kafka RECO_STORAGE_LOG_KAFKA_BROKERS="$RECOTEST_KAFKA_ADDR"
 export RECO_SORT_MODEL_DIR="$work/models" RECO_LOG_LEVEL=warn
+# An action log of this run's own: a Kafka kept from an earlier run may hold a
+# backlog in the default topic.
+export RECO_TRACK_TOPIC="click-trace-bench-$(date +%s)"
 "$work/reco" admin generate --out "$work/data" --users "$BENCH_USERS" --articles "$BENCH_ARTICLES"
 # Bulk writes of thousands of rows take longer than a feed call may.
 RECO_STORAGE_HBASE_TIMEOUT=30s "$work/reco" admin build --stats --data "$work/data" --models "$work/models"
 
 export RECO_CLIENTS_RECOCENTER_ADDR=127.0.0.1:10001 RECO_CLIENTS_RECALL_ADDR=127.0.0.1:10002
 export RECO_CLIENTS_SORT_ADDR=127.0.0.1:10003 RECO_CLIENTS_CACHE_ADDR=127.0.0.1:10004
+# nearline runs as two processes, as a deployment would scale it: the counts
+# (hot lists, A/B counters) and the readers' updates, the latter capped at
+# BENCH_READERS_RATE engaged actions/s so that a burst cannot take the HBase
+# the feed reads.
 port=10000
-for target in routing recocenter recall sort cache nearline; do
+for proc in routing recocenter recall sort cache nearline-counts nearline-readers; do
   grpc=127.0.0.1:$port
-  [[ $target == routing ]] && grpc=127.0.0.1:9999
-  RECO_SERVER_GRPC_ADDR=$grpc RECO_SERVER_METRICS_ADDR=127.0.0.1:$((port + 100)) RECO_SERVER_HTTP_ADDR=127.0.0.1:$((port + 200)) \
-    "$work/reco" serve --target=$target >"$work/$target.log" 2>&1 &
+  [[ $proc == routing ]] && grpc=127.0.0.1:9999
+  part=()
+  [[ $proc == nearline-counts ]] && part=(RECO_NEARLINE_READERS=false)
+  [[ $proc == nearline-readers ]] && part=(RECO_NEARLINE_COUNTS=false RECO_NEARLINE_READERS_RATE="${BENCH_READERS_RATE:-1000}")
+  env "${part[@]}" RECO_SERVER_GRPC_ADDR=$grpc RECO_SERVER_METRICS_ADDR=127.0.0.1:$((port + 100)) RECO_SERVER_HTTP_ADDR=127.0.0.1:$((port + 200)) \
+    "$work/reco" serve --target="${proc%-*}" >"$work/$proc.log" 2>&1 &
   pids+=($!)
   port=$((port + 1))
 done
@@ -78,12 +88,12 @@ tail -n +"$((half + 1))" "$work/shuffled.txt" >"$work/users-loop.txt"
 echo "== the loop, split mode: freshness"
 split -n l/4 "$work/users-loop.txt" "$work/loop-"
 "$work/loopbench" --addr 127.0.0.1:9999 --users "$work/loop-aa" --via grpc --redis "$RECOTEST_REDIS_ADDR" --samples 100
-"$work/loopbench" --addr 127.0.0.1:9999 --users "$work/loop-ab" --via kafka --kafka "$RECOTEST_KAFKA_ADDR" --redis "$RECOTEST_REDIS_ADDR" --samples 100
+"$work/loopbench" --addr 127.0.0.1:9999 --users "$work/loop-ab" --via kafka --topic "$RECO_TRACK_TOPIC" --kafka "$RECOTEST_KAFKA_ADDR" --redis "$RECOTEST_REDIS_ADDR" --samples 100
 rate="${BENCH_INGEST_RATE:-20000}" ingest_for="${BENCH_INGEST_DURATION:-20s}"
 echo "== the loop, split mode: cache-hit refreshes without and with $rate action lines/s of ingest"
 hits=(--addr 127.0.0.1:9999 --articles "$work/articles.txt" --miss-rate 20 --hit-rate 100 --history-rate 0 --similar-rate 0 --duration "$ingest_for")
 "$work/loadgen" "${hits[@]}" --users "$work/loop-ac"
-"$work/loopbench" --samples 0 --kafka "$RECOTEST_KAFKA_ADDR" --users "$work/users.txt" --articles "$work/articles.txt" \
+"$work/loopbench" --samples 0 --topic "$RECO_TRACK_TOPIC" --kafka "$RECOTEST_KAFKA_ADDR" --users "$work/users.txt" --articles "$work/articles.txt" \
   --ingest-rate "$rate" --ingest-duration "$ingest_for" >"$work/ingest.txt" &
 ingest=$!
 "$work/loadgen" "${hits[@]}" --users "$work/loop-ad"
@@ -98,13 +108,13 @@ mkdir -p "$work/run/.cache"
 (
   cd "$work/run"
   env -u RECO_STORAGE_TABLES -u RECO_STORAGE_SETS -u RECO_STORAGE_HBASE_THRIFT_ADDR -u RECO_STORAGE_REDIS_ADDRS \
-    -u RECO_STORAGE_LOG_BACKEND -u RECO_STORAGE_LOG_KAFKA_BROKERS -u RECO_SORT_MODEL_DIR \
+    -u RECO_STORAGE_LOG_BACKEND -u RECO_STORAGE_LOG_KAFKA_BROKERS -u RECO_SORT_MODEL_DIR -u RECO_TRACK_TOPIC \
     "$work/reco" admin demo --models .cache/models >/dev/null
 )
 (
   cd "$work/run"
   exec env -u RECO_STORAGE_TABLES -u RECO_STORAGE_SETS -u RECO_STORAGE_HBASE_THRIFT_ADDR -u RECO_STORAGE_REDIS_ADDRS \
-    -u RECO_STORAGE_LOG_BACKEND -u RECO_STORAGE_LOG_KAFKA_BROKERS -u RECO_SORT_MODEL_DIR \
+    -u RECO_STORAGE_LOG_BACKEND -u RECO_STORAGE_LOG_KAFKA_BROKERS -u RECO_SORT_MODEL_DIR -u RECO_TRACK_TOPIC \
     RECO_SERVER_LAME_DUCK=0s "$work/reco" serve --target=all >"$work/run.log" 2>&1
 ) &
 pids+=($!)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -45,10 +46,12 @@ func main() {
 	}
 }
 
-// The topic and groups of the action log (services/track, services/nearline).
-const topic = "click-trace"
-
-var groups = []string{"nearline", "nearline-readers"}
+// The topic and groups of the action log (track.topic, nearline.group and
+// its readers' group).
+var (
+	topic  = "click-trace"
+	groups = []string{"nearline", "nearline-readers"}
+)
 
 type options struct {
 	addr, via, kafka, redisAddr string
@@ -74,7 +77,10 @@ func run() error {
 	flag.DurationVar(&o.patience, "patience", 10*time.Second, "how long a sample waits for the change")
 	flag.IntVar(&o.ingestRate, "ingest-rate", 0, "action lines per second to produce to Kafka (0: no ingest run)")
 	flag.DurationVar(&o.ingestDuration, "ingest-duration", 20*time.Second, "length of the ingest run")
+	flag.StringVar(&topic, "topic", topic, "the action log's topic (track.topic)")
+	group := flag.String("group", groups[0], "nearline's consumer group (nearline.group); its readers' is this + -readers")
 	flag.Parse()
+	groups = []string{*group, *group + "-readers"}
 	o.channel = int32(*channel)
 	var err error
 	if o.users, err = benchkit.Lines(*usersFile); err != nil {
@@ -262,6 +268,11 @@ func ingest(o options) error {
 			}
 		}
 		return done, lag, nil
+	}
+	// The topic may be new (a bench run of its own): created as nearline
+	// would, with storage.log.kafka.partitions' default.
+	if resp, err := adm.CreateTopic(ctx, 8, -1, nil, topic); err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	start0, _, err := consumed()
 	if err != nil {

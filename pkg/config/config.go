@@ -142,7 +142,7 @@ func Default() Config {
 		Sort:       sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
 		Cache:      cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute},
 		Track:      track.Config{Topic: "click-trace", Timezone: "Local", MaxBatch: 10000},
-		Nearline:   nearline.Config{Group: "nearline", HotHalfLife: 6 * time.Hour, CoolInterval: time.Minute, OnlineSimilar: 10, Boost: 3, BoostTTL: 30 * time.Minute, Parallel: 16},
+		Nearline:   nearline.Config{Group: "nearline", HotHalfLife: 6 * time.Hour, CoolInterval: time.Minute, OnlineSimilar: 10, Boost: 3, BoostTTL: 30 * time.Minute, Parallel: 16, Counts: true, Readers: true},
 		Clients: Clients{
 			RecoCenter: Client{Addr: "127.0.0.1:10001", Timeout: 800 * time.Millisecond},
 			Recall:     Client{Addr: "127.0.0.1:10002", Timeout: 300 * time.Millisecond},

@@ -29,6 +29,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,6 +76,15 @@ type Config struct {
 	BoostTTL time.Duration `yaml:"boost_ttl"`
 	// Parallel bounds the readers of one batch processed at once.
 	Parallel int `yaml:"parallel"`
+	// Counts and Readers say which parts this process runs: a deployment
+	// can run the counts (cheap, Redis only) and the readers' updates (HBase
+	// round trips) in processes of their own, each scaled to its load.
+	Counts  bool `yaml:"counts"`
+	Readers bool `yaml:"readers"`
+	// ReadersRate caps the engaged actions per second the readers' part
+	// applies (0: no cap), so that a burst of clicks cannot take the HBase
+	// the feed reads from; the part then lags and catches up after it.
+	ReadersRate int `yaml:"readers_rate"`
 }
 
 // Validate checks the durations and sizes.
@@ -92,6 +103,12 @@ func (c Config) Validate() error {
 	}
 	if c.Parallel < 1 || c.Parallel > 1024 {
 		return fmt.Errorf("nearline.parallel must be 1..1024, got %d", c.Parallel)
+	}
+	if !c.Counts && !c.Readers {
+		return errors.New("nearline.counts and nearline.readers are both false: the process would apply nothing")
+	}
+	if c.ReadersRate < 0 {
+		return fmt.Errorf("nearline.readers_rate must be 0 (no cap) or positive, got %d", c.ReadersRate)
 	}
 	return nil
 }
@@ -179,12 +196,45 @@ func New(cfg Config, trk track.Config, st Stores, log *zap.Logger, reg prometheu
 		profiles: newMemo[string, model.Profile](profileTTL, memoSize)}, nil
 }
 
-// Run applies the action log until ctx ends, as both groups.
+// Run applies the action log until ctx ends, as the groups of the parts this
+// process runs.
 func (n *Nearline) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.st.Log.Consume(gctx, n.track.Topic, n.cfg.Group, n.ApplyCounts) })
-	g.Go(func() error { return n.st.Log.Consume(gctx, n.track.Topic, n.cfg.Group+readersSuffix, n.ApplyReaders) })
+	if n.cfg.Counts {
+		g.Go(func() error { return n.st.Log.Consume(gctx, n.track.Topic, n.cfg.Group, n.ApplyCounts) })
+	}
+	if n.cfg.Readers {
+		g.Go(func() error {
+			return n.st.Log.Consume(gctx, n.track.Topic, n.cfg.Group+readersSuffix, func(ctx context.Context, batch []eventlog.Entry) error {
+				start := time.Now()
+				applied, err := n.applyReaders(ctx, batch)
+				if err == nil {
+					err = n.pace(ctx, applied, time.Since(start))
+				}
+				return err
+			})
+		})
+	}
 	return g.Wait()
+}
+
+// pace waits out what applying n engaged actions should have taken at
+// nearline.readers_rate. The batch is committed after the wait, so a
+// process stopped meanwhile applies it again, to the same values.
+func (n *Nearline) pace(ctx context.Context, applied int, took time.Duration) error {
+	if n.cfg.ReadersRate == 0 || applied == 0 {
+		return nil
+	}
+	due := time.Duration(float64(applied) / float64(n.cfg.ReadersRate) * float64(time.Second))
+	if due <= took {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(due - took):
+		return nil
+	}
 }
 
 // Cool decays every channel's hot list each CoolInterval until ctx ends. Every
@@ -257,42 +307,60 @@ func (n *Nearline) ApplyCounts(ctx context.Context, batch []eventlog.Entry) erro
 // online recall, cached queues and weights. A store error fails the batch,
 // which the log delivers again: online recall is rewritten to the same runs.
 func (n *Nearline) ApplyReaders(ctx context.Context, batch []eventlog.Entry) error {
+	_, err := n.applyReaders(ctx, batch)
+	return err
+}
+
+// applyReaders is ApplyReaders, saying how many engaged actions it applied.
+func (n *Nearline) applyReaders(ctx context.Context, batch []eventlog.Entry) (int, error) {
 	all := n.decode(batch, true)
 	if len(all) == 0 {
-		return nil
+		return 0, nil
 	}
 	features, err := n.articleFeatures(ctx, all)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := n.readers(ctx, all, features); err != nil {
-		return err
+		return 0, err
 	}
 	n.observe("readers", all)
-	return nil
+	return len(all), nil
 }
 
 // decode parses a batch; engaged keeps only clicks, collects and shares. A
 // malformed line is counted and logged by the counting group only, so each
-// is reported once.
+// is reported once. Decoding is most of what the counts cost, so a large
+// batch is decoded in chunks on every core, in order.
 func (n *Nearline) decode(batch []eventlog.Entry, engaged bool) []action {
 	now := n.now()
-	var all []action
-	for _, e := range batch {
-		a, err := actions.Parse(e.Value, n.loc, now)
-		if err != nil {
-			if !engaged {
-				n.m.bad.Inc()
-				n.log.Warn("malformed action line skipped", zap.Int32("partition", e.Partition), zap.Int64("offset", e.Offset), zap.Error(err))
+	chunks := min(runtime.GOMAXPROCS(0), max(1, len(batch)/decodeChunk))
+	parts := make([][]action, chunks)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		lo, hi := c*len(batch)/chunks, (c+1)*len(batch)/chunks
+		wg.Go(func() {
+			for _, e := range batch[lo:hi] {
+				a, err := actions.Parse(e.Value, n.loc, now)
+				if err != nil {
+					if !engaged {
+						n.m.bad.Inc()
+						n.log.Warn("malformed action line skipped", zap.Int32("partition", e.Partition), zap.Int64("offset", e.Offset), zap.Error(err))
+					}
+					continue
+				}
+				if !engaged || a.Kind.Engaged() {
+					parts[c] = append(parts[c], action{Action: a, mark: storage.Mark{Log: n.track.Topic, Partition: e.Partition, Offset: e.Offset}})
+				}
 			}
-			continue
-		}
-		if !engaged || a.Kind.Engaged() {
-			all = append(all, action{Action: a, mark: storage.Mark{Log: n.track.Topic, Partition: e.Partition, Offset: e.Offset}})
-		}
+		})
 	}
-	return all
+	wg.Wait()
+	return slices.Concat(parts...)
 }
+
+// decodeChunk is the fewest lines worth a goroutine of their own.
+const decodeChunk = 100
 
 // observe counts the actions part applied and records how old they are.
 func (n *Nearline) observe(part string, all []action) {

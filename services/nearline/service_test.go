@@ -19,7 +19,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/services/track"
 )
 
-var testConfig = Config{HotHalfLife: time.Hour, CoolInterval: time.Minute, OnlineSimilar: 10, Boost: 2, BoostTTL: time.Minute, Parallel: 4}
+var testConfig = Config{HotHalfLife: time.Hour, CoolInterval: time.Minute, OnlineSimilar: 10, Boost: 2, BoostTTL: time.Minute, Parallel: 4, Counts: true, Readers: true}
 
 // newNearline is nearline over a fresh embedded store holding article 7 of
 // channel 2 with neighbours 8 and 9, and article 8 served to reader u.
@@ -130,5 +130,17 @@ func TestApplyIsExactUnderRedelivery(t *testing.T) {
 	counters, _ = sets.Counters(ctx)
 	if got := counters["Algo-1"]["u"].Clicks; got != 2 {
 		t.Errorf("clicks of u after a new click = %d, want 2", got)
+	}
+}
+
+func TestConfigRefusesAProcessThatAppliesNothing(t *testing.T) {
+	c := testConfig
+	c.Counts, c.Readers = false, false
+	if err := c.Validate(); err == nil {
+		t.Error("Validate accepted nearline.counts and nearline.readers both false")
+	}
+	c.Readers, c.ReadersRate = true, -1
+	if err := c.Validate(); err == nil {
+		t.Error("Validate accepted a negative nearline.readers_rate")
 	}
 }
