@@ -33,13 +33,15 @@ build: ## build bin/reco
 	go build -ldflags '$(LDFLAGS)' -o bin/reco ./cmd/reco
 
 .PHONY: run
-run: build ## serve all five services on 127.0.0.1:9999, embedded storage, in the foreground (demo data if empty)
+run: build ## serve all six services on 127.0.0.1:9999, embedded storage, in the foreground (demo data if empty)
 	mkdir -p .cache
 	bin/reco admin demo --models .cache/models
+	@echo "make run: README's grpcurl examples need make tools and export PATH=$(BIN):\$$PATH"
 	RECO_SERVER_LAME_DUCK=0s bin/reco serve --target=all
 
 .PHONY: test
-test: ## run every test; starts real Redis, HBase and Kafka (installing them if missing)
+test: $(BIN)/grpcurl ## run every test; starts real Redis, HBase and Kafka (installing them, promtool and grpcurl if missing)
+	scripts/promtool.sh install >/dev/null
 	scripts/integration.sh scripts/gotest.sh
 
 .PHONY: chaos

@@ -1,6 +1,16 @@
 # jvm.sh — helpers shared by hbase.sh and kafka.sh, which both install jars from
 # Maven Central and run JVMs in the background. Sourced, not run; the caller sets
-# JAVA and CP_FILE (the classpath file of the install).
+# JAVA, MVN and CP_FILE (the classpath file of the install).
+
+# mvn_batch runs Maven ($MVN) for a log, not a terminal: batch mode (-B, no
+# prompts), no colours, and no ANSI resets. Maven 3.8's Jansi writes "ESC[0m"
+# into a pipe even with -B and -Dstyle.color=never; only the JVM property
+# jansi.noreset, which must be set before Maven starts (MAVEN_OPTS, not -D),
+# stops it.
+mvn_batch() {
+  MAVEN_OPTS="${MAVEN_OPTS:+$MAVEN_OPTS }-Djansi.noreset=true" \
+    "$MVN" --batch-mode -Dstyle.color=never "$@"
+}
 
 # cp_jars_present is false when ~/.m2 was wiped after the classpath file was
 # written: the install must run again.

@@ -102,9 +102,9 @@ install() {
   local want="$KAFKA_VERSION $(cksum <"$SRC/pom.xml")"
   if [[ ! -s "$CP_FILE" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]] || ! cp_jars_present; then
     command -v "$MVN" >/dev/null || die "maven ($MVN) not found"
-    log "resolving Kafka $KAFKA_VERSION jars with Maven (first run downloads ~40 MB into ~/.m2)"
+    log "resolving Kafka $KAFKA_VERSION jars with Maven (first run downloads ≈45 MB into ~/.m2)"
     # shellcheck disable=SC2086 # KAFKA_MVN_ARGS is a list of flags
-    "$MVN" -B -q -f "$SRC/pom.xml" -Dkafka.version="$KAFKA_VERSION" ${KAFKA_MVN_ARGS:-} \
+    mvn_batch -q -f "$SRC/pom.xml" -Dkafka.version="$KAFKA_VERSION" ${KAFKA_MVN_ARGS:-} \
       dependency:build-classpath -Dmdep.outputFile="$CP_FILE.tmp" >&2 ||
       die "maven could not resolve Kafka $KAFKA_VERSION"
     mv "$CP_FILE.tmp" "$CP_FILE"

@@ -66,6 +66,7 @@ func adminBuild(args []string, stdout io.Writer) error {
 	fs.IntVar(&opts.HoldoutDays, "holdout-days", opts.HoldoutDays, "last days held out for the report; 0 builds from everything")
 	fs.IntVar(&opts.FreshDays, "fresh-days", opts.FreshDays, "days before the cutoff whose articles recall and hot lists consider")
 	fs.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of every random choice")
+	fs.BoolVar(&opts.SkipUnknown, "skip-unknown", false, "drop the history entries and impressions of behaviors.tsv that name an article missing from news.tsv (a line left without impressions, whole), and report how many, instead of failing the build")
 	stats := fs.Bool("stats", false, "print each step's time and peak memory")
 	cfg, log, err := load(fs, args, stdout)
 	if err != nil {
@@ -83,6 +84,9 @@ func adminBuild(args []string, stdout io.Writer) error {
 	defer stop()
 	printChannels(stdout)
 	res, err := build(ctx, cfg, log, opts)
+	if errors.Is(err, dataset.ErrUnknownArticle) {
+		return fmt.Errorf("%w; --skip-unknown builds without such references and reports them", err)
+	}
 	if err != nil {
 		return err
 	}

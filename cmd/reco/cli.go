@@ -32,6 +32,7 @@ func commands() []command {
 		{"admin build", "--data DIR --models DIR [flags]", "build recall, similarity, features and models from MIND files into the configured store", adminBuild},
 		{"admin publish", "--models DIR [--file news.tsv] [--config FILE]", "publish new articles (news.tsv lines; default stdin) with the last build's models: features, similar articles, new lists", adminPublish},
 		{"admin ab-report", "[--strategies FILE] [--control NAME] [--mde 0.05] [--json]", "read the A/B test out: CTR, lift, sample ratio and users needed per layer and variant", adminABReport},
+		{"admin inspect", "--user ID [--channel 0] [--refreshes 3] [--ids 50] [--strategies FILE] [--json] [--config FILE]", "look inside one reader's feed, read-only: strategy and A/B buckets, last refreshes, both cache tiers, seen sets, profile weights", adminInspect},
 		{"admin demo", "--models DIR [--config FILE]", "build demo data if the store is empty (make run)", adminDemo},
 		{"health", "[--addr HOST:PORT] [--service NAME] [flags]", "exit 0 if the server answers SERVING (container healthchecks)", healthCheck},
 		{"config env", "", "list every config key with its environment variable", configEnv},

@@ -1,16 +1,23 @@
 // Package benchkit holds what the benchmark commands (cmd/loadgen,
-// cmd/loopbench) share: reading id files and waiting for the suite.
+// cmd/floorchain, cmd/loopbench) share: reading id files and waiting for the
+// suite; driving calls in an open loop (a fixed rate: a slow server does not
+// slow the arrivals down) or a closed loop (a fixed number in flight); the
+// step ladder that finds a request kind's knee; the CPU and memory of the
+// processes under test; and the JSON results `make bench` compares with its
+// committed baseline.
 package benchkit
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -51,4 +58,39 @@ func WaitServing(conn *grpc.ClientConn, limit time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Dial connects to a plaintext gRPC server and waits (up to a minute) until
+// its health check answers SERVING.
+func Dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitServing(conn, time.Minute); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// readJSON decodes the JSON file at path into v.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON writes v to path as indented JSON.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -26,6 +27,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/config"
 	"github.com/toutiao-reco/toutiao-reco/pkg/gateway"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
+	"github.com/toutiao-reco/toutiao-reco/pkg/tracing"
 )
 
 // deps is what one module is built from.
@@ -88,13 +90,16 @@ type App struct {
 	// stores are the stores this process opened (nil for a role no target
 	// needs).
 	stores Stores
+	// tracer traces the process's servers, peer connections and HTTP gateway
+	// (tracing.go); nil when tracing is off.
+	tracer trace.TracerProvider
 	// work is the modules' background work, run by Run.
 	work    []background
 	closers []func() error
 }
 
 // New opens what targets need and registers them; Run serves them.
-func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []string) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []string, opts ...Option) (_ *App, err error) {
 	// a is not the named result: a failed New returns nil, and the deferred
 	// close must still see what was opened.
 	a := &App{cfg: cfg, log: log, targets: targets, reg: prometheus.NewRegistry(), inproc: bufconn.Listen(1 << 20)}
@@ -103,6 +108,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 			a.close()
 		}
 	}()
+	if err := a.openTracing(ctx, opts); err != nil {
+		return nil, err
+	}
 	if a.lis, err = net.Listen("tcp", cfg.Server.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen on server.grpc_addr: %w", err)
 	}
@@ -118,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	if err := a.openSecurity(); err != nil {
 		return nil, err
 	}
-	if a.srv, err = server.New(log, a.reg, server.Options{MaxInflight: cfg.Server.MaxInflight, TLS: a.sec.tls, Authz: a.sec.authz}); err != nil {
+	if a.srv, err = server.New(log, a.reg, server.Options{MaxInflight: cfg.Server.MaxInflight, TLS: a.sec.tls, Authz: a.sec.authz, Tracer: a.tracer}); err != nil {
 		return nil, err
 	}
 
@@ -174,6 +182,7 @@ func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
 				dialer = func(ctx context.Context, _ string) (net.Conn, error) { return a.inproc.DialContext(ctx) }
 				opts = nil
 			}
+			opts = append(slices.Clip(opts), tracing.Client(a.tracer))
 			conn, err := server.Dial(target, c.Timeout, clientMetrics, dialer, !modules[p].noFallback, opts...)
 			if err != nil {
 				return nil, fmt.Errorf("connect %s to %s: %w", t, p, err)
@@ -202,7 +211,7 @@ func (a *App) openGateway(ctx context.Context) error {
 	a.closers = append(a.closers, ignoreClosed(a.httpLis.Close))
 	a.gatewayLis = bufconn.Listen(1 << 20)
 	a.closers = append(a.closers, ignoreClosed(a.gatewayLis.Close))
-	conn, err := gateway.Dial(func(ctx context.Context, _ string) (net.Conn, error) { return a.gatewayLis.DialContext(ctx) })
+	conn, err := gateway.Dial(func(ctx context.Context, _ string) (net.Conn, error) { return a.gatewayLis.DialContext(ctx) }, tracing.Client(a.tracer))
 	if err != nil {
 		return err
 	}
@@ -211,7 +220,7 @@ func (a *App) openGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.gateway = gateway.NewServer(h)
+	a.gateway = gateway.NewServer(tracing.HTTP(h, a.tracer))
 	return nil
 }
 
@@ -267,6 +276,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	a.srv.MarkServing()
 	a.log.Info("serving", zap.Strings("targets", a.targets), zap.String("grpc_addr", a.GRPCAddr()), zap.String("metrics_addr", a.MetricsAddr()), zap.String("http_addr", a.HTTPAddr()))
+	a.reportEmptyStore(ctx)
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, work := range a.work {

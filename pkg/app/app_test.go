@@ -37,16 +37,17 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-// start runs an App for targets until the test ends, and returns it with a
-// connection to it and a function that stops it and waits for Run to return.
-func start(t *testing.T, cfg config.Config, targets []string) (*App, *grpc.ClientConn, func() error) {
+// start runs an App for targets (built with opts) until the test ends, and
+// returns it with a connection to it and a function that stops it and waits
+// for Run to return.
+func start(t *testing.T, cfg config.Config, targets []string, opts ...Option) (*App, *grpc.ClientConn, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zap.NewNop()
 	if os.Getenv("RECOTEST_LOG") == "1" { // a development log of the suite, for debugging
 		log, _ = zap.NewDevelopment()
 	}
-	a, err := New(ctx, cfg, log, targets)
+	a, err := New(ctx, cfg, log, targets, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

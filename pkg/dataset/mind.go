@@ -97,22 +97,115 @@ func FormatArticleID(id int64) string { return "N" + strconv.FormatInt(id, 10) }
 // Read reads dir/news.tsv and dir/behaviors.tsv, checking that every article a
 // behaviour names is in news.tsv.
 func Read(dir string) (*Dataset, error) {
+	ds, _, err := ReadWith(dir, ReadOptions{})
+	return ds, err
+}
+
+// ReadOptions tune ReadWith.
+type ReadOptions struct {
+	// SkipUnknown drops the references of behaviors.tsv to articles news.tsv
+	// lacks — history entries and impressions — and counts them, instead of
+	// failing on the first: real MIND files are not perfectly consistent. A
+	// line left without an impression is dropped whole. Every other check
+	// stays strict.
+	SkipUnknown bool
+}
+
+// Skipped is what a read with SkipUnknown dropped.
+type Skipped struct {
+	// Lines is the behaviour lines that named an article news.tsv lacks;
+	// DroppedLines is those of them left without an impression, which were
+	// dropped whole.
+	Lines        int `json:"lines"`
+	DroppedLines int `json:"dropped_lines"`
+	// History and Impressions are the entries dropped from those lines.
+	History     int `json:"history_entries"`
+	Impressions int `json:"impressions"`
+	// Examples are the first few references dropped (MaxSkippedExamples).
+	Examples []UnknownRef `json:"examples,omitempty"`
+}
+
+// MaxSkippedExamples bounds Skipped.Examples: a few show what is wrong, a
+// million would bury it.
+const MaxSkippedExamples = 5
+
+// UnknownRef is one reference of behaviors.tsv to an article news.tsv lacks.
+type UnknownRef struct {
+	Line    int    `json:"line"`
+	Field   string `json:"field"` // "history" or "impressions"
+	Article string `json:"article"`
+}
+
+// Total is the number of references dropped.
+func (s Skipped) Total() int { return s.History + s.Impressions }
+
+// String says what was dropped, for people: counts, then the examples.
+func (s Skipped) String() string {
+	if s.Total() == 0 {
+		return "no reference to an article missing from " + NewsFile
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s to articles missing from %s on %s of %s (%s, %s; %s left without impressions, dropped)",
+		plural(s.Total(), "reference", "references"), NewsFile, plural(s.Lines, "line", "lines"), BehaviorsFile,
+		plural(s.History, "history entry", "history entries"), plural(s.Impressions, "impression", "impressions"),
+		plural(s.DroppedLines, "line", "lines"))
+	for i, e := range s.Examples {
+		sep := ", "
+		if i == 0 {
+			sep = "; e.g. "
+		}
+		fmt.Fprintf(&b, "%sline %d %s %s", sep, e.Line, e.Field, e.Article)
+	}
+	return b.String()
+}
+
+// add counts one dropped reference of line n.
+func (s *Skipped) add(n int, field, article string) {
+	if field == "history" {
+		s.History++
+	} else {
+		s.Impressions++
+	}
+	if len(s.Examples) < MaxSkippedExamples {
+		s.Examples = append(s.Examples, UnknownRef{Line: n, Field: field, Article: article})
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// ReadWith reads dir/news.tsv and dir/behaviors.tsv as Read does, and with
+// o.SkipUnknown drops what names an article news.tsv lacks, saying how much
+// it dropped.
+func ReadWith(dir string, o ReadOptions) (*Dataset, Skipped, error) {
 	articles, err := ReadNews(filepath.Join(dir, NewsFile))
 	if err != nil {
-		return nil, err
+		return nil, Skipped{}, err
 	}
 	known := make(map[int64]struct{}, len(articles))
 	for _, a := range articles {
 		known[a.ID] = struct{}{}
 	}
-	behaviors, err := ReadBehaviors(filepath.Join(dir, BehaviorsFile), func(id int64) bool {
+	var skipped *Skipped
+	if o.SkipUnknown {
+		skipped = &Skipped{}
+	}
+	behaviors, err := readBehaviors(filepath.Join(dir, BehaviorsFile), func(id int64) bool {
 		_, ok := known[id]
 		return ok
-	})
+	}, skipped)
 	if err != nil {
-		return nil, err
+		return nil, Skipped{}, err
 	}
-	return &Dataset{Articles: articles, Behaviors: behaviors}, nil
+	ds := &Dataset{Articles: articles, Behaviors: behaviors}
+	if skipped == nil {
+		return ds, Skipped{}, nil
+	}
+	return ds, *skipped, nil
 }
 
 // lines calls fn with each line of path (without its line ending) and its
@@ -181,8 +274,14 @@ func ReadNews(path string) ([]Article, error) {
 
 // ReadBehaviors reads a behaviors.tsv: five tab-separated fields per line. known
 // (if not nil) says whether an article id is in news.tsv; an unknown one is an
-// error.
+// error wrapping ErrUnknownArticle.
 func ReadBehaviors(path string, known func(int64) bool) ([]Behavior, error) {
+	return readBehaviors(path, known, nil)
+}
+
+// readBehaviors is ReadBehaviors; with skipped not nil, a reference to an
+// unknown article is dropped and counted there instead of failing.
+func readBehaviors(path string, known func(int64) bool, skipped *Skipped) ([]Behavior, error) {
 	var out []Behavior
 	seen := map[int64]int{}
 	err := lines(path, func(n int, line string) error {
@@ -192,6 +291,10 @@ func ReadBehaviors(path string, known func(int64) bool) ([]Behavior, error) {
 		}
 		var b Behavior
 		var err error
+		var refs, imps int // what skipped counted before this line
+		if skipped != nil {
+			refs, imps = skipped.Total(), skipped.Impressions
+		}
 		if b.ID, err = strconv.ParseInt(f[0], 10, 64); err != nil || b.ID <= 0 {
 			return lineErr(path, n, "impression_id %q is not a positive integer", f[0])
 		}
@@ -212,7 +315,11 @@ func ReadBehaviors(path string, known func(int64) bool) ([]Behavior, error) {
 				return lineErr(path, n, "history: %v", err)
 			}
 			if known != nil && !known(id) {
-				return lineErr(path, n, "history names %s, which is not in news.tsv", tok)
+				if skipped == nil {
+					return unknownErr(path, n, "history names %s, which is not in news.tsv", tok)
+				}
+				skipped.add(n, "history", tok)
+				continue
 			}
 			b.History = append(b.History, id)
 		}
@@ -226,11 +333,22 @@ func ReadBehaviors(path string, known func(int64) bool) ([]Behavior, error) {
 				return lineErr(path, n, "impressions: %v", err)
 			}
 			if known != nil && !known(id) {
-				return lineErr(path, n, "impressions name %s, which is not in news.tsv", name)
+				if skipped == nil {
+					return unknownErr(path, n, "impressions name %s, which is not in news.tsv", name)
+				}
+				skipped.add(n, "impressions", name)
+				continue
 			}
 			b.Impressions = append(b.Impressions, Impression{Article: id, Clicked: label == "1"})
 		}
+		if skipped != nil && skipped.Total() > refs {
+			skipped.Lines++
+		}
 		if len(b.Impressions) == 0 {
+			if skipped != nil && skipped.Impressions > imps {
+				skipped.DroppedLines++ // every impression named an unknown article
+				return nil
+			}
 			return lineErr(path, n, "impressions are empty")
 		}
 		out = append(out, b)

@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -147,6 +148,68 @@ func TestReadRejectsMalformedLines(t *testing.T) {
 				t.Errorf("error = %q, want prefix %q and %q", err, wantPrefix, tt.msg)
 			}
 		})
+	}
+}
+
+// TestReadSkipsUnknownArticles: with SkipUnknown, what names an article
+// news.tsv lacks is dropped and counted — history entries and impressions,
+// and a line left without impressions whole — while the strict read fails on
+// the first with ErrUnknownArticle, and every other check stays strict.
+func TestReadSkipsUnknownArticles(t *testing.T) {
+	behaviors := "1\tU7\t11/15/2019 8:55:22 AM\tN1 N9\tN2-1 N5-0\n" + // one history entry, one impression
+		"2\tU8\t11/15/2019 1:05:00 PM\t\tN1-0 N2-1\n" + // consistent
+		"3\tU9\t11/15/2019 2:00:00 PM\tN2\tN7-1 N8-0\n" // no impression left: dropped
+	dir := writeFiles(t, goodNews, behaviors)
+
+	_, err := Read(dir)
+	if !errors.Is(err, ErrUnknownArticle) || !errors.Is(err, ErrMalformed) ||
+		!strings.HasPrefix(err.Error(), filepath.Join(dir, BehaviorsFile)+":1: history names N9, which is not in news.tsv") {
+		t.Errorf("strict Read error = %v, want line 1's unknown N9, wrapping ErrUnknownArticle and ErrMalformed", err)
+	}
+
+	ds, skipped, err := ReadWith(dir, ReadOptions{SkipUnknown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Skipped{Lines: 2, DroppedLines: 1, History: 1, Impressions: 3, Examples: []UnknownRef{
+		{1, "history", "N9"}, {1, "impressions", "N5"}, {3, "impressions", "N7"}, {3, "impressions", "N8"},
+	}}
+	if !reflect.DeepEqual(skipped, want) {
+		t.Errorf("skipped = %+v, want %+v", skipped, want)
+	}
+	wantText := "4 references to articles missing from news.tsv on 2 lines of behaviors.tsv (1 history entry, 3 impressions; 1 line left without impressions, dropped); e.g. line 1 history N9, line 1 impressions N5, line 3 impressions N7, line 3 impressions N8"
+	if got := skipped.String(); got != wantText {
+		t.Errorf("skipped.String() = %q, want %q", got, wantText)
+	}
+	if len(ds.Behaviors) != 2 || ds.Behaviors[0].ID != 1 || ds.Behaviors[1].ID != 2 {
+		t.Fatalf("behaviours = %+v, want lines 1 and 2", ds.Behaviors)
+	}
+	if b := ds.Behaviors[0]; !reflect.DeepEqual(b.History, []int64{1}) || !reflect.DeepEqual(b.Impressions, []Impression{{2, true}}) {
+		t.Errorf("line 1 read as history %v, impressions %v; want [1] and [{2 true}]", b.History, b.Impressions)
+	}
+
+	// Consistent files: nothing skipped.
+	if _, skipped, err := ReadWith(writeFiles(t, goodNews, goodBehaviors), ReadOptions{SkipUnknown: true}); err != nil || !reflect.DeepEqual(skipped, Skipped{}) {
+		t.Errorf("consistent files: skipped %+v, %v; want nothing", skipped, err)
+	}
+	// Examples are bounded, counts are not.
+	var many strings.Builder
+	for i := range 9 {
+		fmt.Fprintf(&many, "%d\tU%d\t11/15/2019 8:55:22 AM\tN10%d\tN1-1\n", i+1, i, i)
+	}
+	if _, skipped, err := ReadWith(writeFiles(t, goodNews, many.String()), ReadOptions{SkipUnknown: true}); err != nil ||
+		skipped.History != 9 || skipped.Lines != 9 || len(skipped.Examples) != MaxSkippedExamples {
+		t.Errorf("9 unknown history entries: skipped %+v, %v; want 9 counted on 9 lines, %d examples", skipped, err, MaxSkippedExamples)
+	}
+	// Everything else stays strict.
+	for name, b := range map[string]string{
+		"bad label":         "1\tU7\t11/15/2019 8:55:22 AM\tN9\tN1-2\n",
+		"empty impressions": "1\tU7\t11/15/2019 8:55:22 AM\tN9\t\n",
+		"bad id":            "1\tU7\t11/15/2019 8:55:22 AM\tN09\tN1-1\n",
+	} {
+		if _, _, err := ReadWith(writeFiles(t, goodNews, b), ReadOptions{SkipUnknown: true}); !errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnknownArticle) {
+			t.Errorf("%s: error %v, want a malformed line", name, err)
+		}
 	}
 }
 

@@ -72,11 +72,14 @@ var marshaler = &runtime.JSONPb{
 
 // Dial connects the gateway to the gRPC server that serves the API in this
 // process through dialer (an in-memory listener the server serves): no socket
-// and no extra network hop.
-func Dial(dialer func(context.Context, string) (net.Conn, error)) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient("passthrough:///gateway",
+// and no extra network hop. extra is added to the connection (tracing.Client,
+// so that the call continues the HTTP request's trace).
+func Dial(dialer func(context.Context, string) (net.Conn, error), extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dialer))
+		grpc.WithContextDialer(dialer),
+	}, extra...)
+	conn, err := grpc.NewClient("passthrough:///gateway", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect the http gateway: %w", err)
 	}

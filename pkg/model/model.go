@@ -1,13 +1,21 @@
 // Package model is the CTR model file format shared by the trainer (`reco admin
-// build`) and the sort service, the 121-feature layout of DESIGN.md §5, and
-// prediction.
+// build`) and the sort service, the 121 stored feature values of DESIGN.md §5,
+// the model input built from them (Features), and prediction.
+//
+// The input is the 121 stored values in their order, except the channel id: a
+// channel is a category, not a quantity — channel 12 is not "more" than
+// channel 3 — so it enters one-hot, one input per channel id after the stored
+// values, and each channel gets a weight of its own (and, in the FM, a factor
+// of its own that meets the user's taste and the article's topic). Input 0,
+// where the stored values hold the id, stays 0, so every other input keeps its
+// stored-layout index.
 //
 // A model file is JSON:
 //
 //	{"id": 200, "kind": "logistic", "version": "2026-11-21T10:00:00Z",
-//	 "features": 121, "bias": -1.2, "weights": [121 numbers]}
-//	{"id": 201, "kind": "fm", "version": "…", "features": 121, "bias": …,
-//	 "weights": [121], "factors": [121 rows of k numbers]}
+//	 "features": 146, "bias": -1.2, "weights": [146 numbers]}
+//	{"id": 201, "kind": "fm", "version": "…", "features": 146, "bias": …,
+//	 "weights": [146], "factors": [146 rows of k numbers]}
 //
 // "logistic" scores σ(b + w·x); "fm", a factorization machine, adds the pairwise
 // interactions Σ_{i<j} ⟨v_i, v_j⟩ x_i x_j, computed in O(k·n).
@@ -23,6 +31,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 )
 
 // fileSuffix ends every model file's name: {id}.json, as `reco admin build`
@@ -52,8 +62,9 @@ const (
 	KindFM       = "fm"
 )
 
-// Feature layout (DESIGN.md §5): [channel_id] + article_vector(100) +
-// user_weights(10) + article_keyword_weights(10).
+// Feature layout (DESIGN.md §5): the stored values are [channel_id] +
+// article_vector(100) + user_weights(10) + article_keyword_weights(10); a
+// model's input is those, with the channel id one-hot after them.
 const (
 	ArticleVectorLen  = 100
 	KeywordWeightsLen = 10
@@ -61,8 +72,15 @@ const (
 	// ArticleFeatureLen is the length of a ctr_feature_article value: channel id,
 	// 10 keyword weights, 100-d article vector.
 	ArticleFeatureLen = 1 + KeywordWeightsLen + ArticleVectorLen
+	// StoredFeatures is the number of stored values a model's input is built
+	// from: the channel id, the article vector, the user's weights for the
+	// channel and the article's keyword weights.
+	StoredFeatures = 1 + ArticleVectorLen + UserWeightsLen + KeywordWeightsLen
+	// ChannelInputs is the index of channel 0's one-hot input; channel c's is
+	// ChannelInputs+c.
+	ChannelInputs = StoredFeatures
 	// NumFeatures is the length of a model's input.
-	NumFeatures = 1 + ArticleVectorLen + UserWeightsLen + KeywordWeightsLen
+	NumFeatures = StoredFeatures + int(feed.NumChannels)
 )
 
 // Model is a loaded CTR model.
@@ -123,6 +141,9 @@ func (m *Model) Encode() ([]byte, error) {
 func (m *Model) Validate() error {
 	if m.ID <= 0 {
 		return fmt.Errorf("%w: id must be positive, got %d", ErrInvalid, m.ID)
+	}
+	if m.Features == StoredFeatures {
+		return fmt.Errorf("%w: %d features: a model that reads the channel id as a number, from before it became a category (%d features); build the models again (reco admin build)", ErrInvalid, m.Features, NumFeatures)
 	}
 	if m.Features != NumFeatures {
 		return fmt.Errorf("%w: features must be %d, got %d", ErrInvalid, NumFeatures, m.Features)
@@ -189,18 +210,24 @@ func Sigmoid(z float64) float64 {
 
 // Features builds the model input into dst (reused when large enough) from an
 // article's stored feature value (ArticleFeatureLen floats: channel id, keyword
-// weights, vector) and the user's channel weights. A missing article (nil) or
-// user (nil) contributes zeros, except the channel, which the caller knows.
+// weights, vector) and the user's channel weights: the one construction the
+// trainer and the sort service share, so a model scores online exactly as it
+// was trained. The channel, which the caller knows (the stored id, or the
+// feed's channel), sets its one-hot input; a channel outside
+// 0..feed.NumChannels-1 sets none. A missing article (nil) or user (nil)
+// contributes zeros.
 func Features(dst []float64, channel int32, article, user []float64) []float64 {
 	if cap(dst) < NumFeatures {
 		dst = make([]float64, NumFeatures)
 	}
 	x := dst[:NumFeatures]
 	clear(x)
-	x[0] = float64(channel)
+	if feed.ValidChannel(channel) {
+		x[ChannelInputs+int(channel)] = 1
+	}
 	if len(article) == ArticleFeatureLen {
 		copy(x[1:1+ArticleVectorLen], article[1+KeywordWeightsLen:])
-		copy(x[1+ArticleVectorLen+UserWeightsLen:], article[1:1+KeywordWeightsLen])
+		copy(x[1+ArticleVectorLen+UserWeightsLen:StoredFeatures], article[1:1+KeywordWeightsLen])
 	}
 	if len(user) == UserWeightsLen {
 		copy(x[1+ArticleVectorLen:1+ArticleVectorLen+UserWeightsLen], user)

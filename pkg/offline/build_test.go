@@ -447,6 +447,16 @@ func TestModelsAndReportFiles(t *testing.T) {
 	if len(r.Rankers) != 3 || len(r.Recall) != 4 || r.Data.HoldoutSamples == 0 {
 		t.Errorf("report.json = %s", raw)
 	}
+	if r.Data.RankedImpressions == 0 || r.Data.RankedImpressions > r.Data.HoldoutRows {
+		t.Errorf("%d ranked hold-out impressions of %d", r.Data.RankedImpressions, r.Data.HoldoutRows)
+	}
+	for _, m := range r.Rankers {
+		for name, v := range map[string]float64{"AUC": m.AUC, "MRR": m.MRR, "nDCG@5": m.NDCG5, "nDCG@10": m.NDCG10, "pooled AUC": m.PooledAUC} {
+			if !(v > 0 && v < 1) {
+				t.Errorf("ranker %s: %s = %v, want in (0, 1)", m.Name, name, v)
+			}
+		}
+	}
 	for _, m := range r.Recall {
 		if m.RecallAt50 < 0 || m.RecallAt50 > 1 || m.Coverage < 0 || m.Coverage > 1 {
 			t.Errorf("recall source %s: recall@50 %v, coverage %v", m.Source, m.RecallAt50, m.Coverage)
@@ -454,7 +464,7 @@ func TestModelsAndReportFiles(t *testing.T) {
 	}
 	var table strings.Builder
 	b.res.Report.WriteTable(&table)
-	for _, want := range []string{"200 logistic", "201 fm", "popularity", "100 als", "101 content", "103 new", "104 hot"} {
+	for _, want := range []string{"AUC      MRR   nDCG@5  nDCG@10   pooled AUC  log-loss", "200 logistic", "201 fm", "popularity", "100 als", "101 content", "103 new", "104 hot"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("report table lacks %q:\n%s", want, table.String())
 		}
@@ -470,10 +480,10 @@ func TestModelsBeatPopularity(t *testing.T) {
 	pop := byName["popularity"]
 	for _, name := range []string{"200 logistic", "201 fm"} {
 		m := byName[name]
-		t.Logf("%s: AUC %.4f gAUC %.4f log-loss %.4f; popularity AUC %.4f log-loss %.4f", name, m.AUC, m.GroupAUC, m.LogLoss, pop.AUC, pop.LogLoss)
-		if !(m.AUC > pop.AUC+0.05) || !(m.GroupAUC > pop.GroupAUC) || !(m.LogLoss < pop.LogLoss) {
-			t.Errorf("%s (AUC %.4f, gAUC %.4f, log-loss %.4f) does not beat popularity (AUC %.4f, gAUC %.4f, log-loss %.4f)",
-				name, m.AUC, m.GroupAUC, m.LogLoss, pop.AUC, pop.GroupAUC, pop.LogLoss)
+		t.Logf("%s: %+v; popularity %+v", name, m, pop)
+		if !(m.PooledAUC > pop.PooledAUC+0.05) || !(m.AUC > pop.AUC) || !(m.MRR > pop.MRR) || !(m.NDCG5 > pop.NDCG5) ||
+			!(m.NDCG10 > pop.NDCG10) || !(m.LogLoss < pop.LogLoss) {
+			t.Errorf("%s %+v does not beat popularity %+v", name, m, pop)
 		}
 	}
 }

@@ -76,6 +76,10 @@ type Options struct {
 	// HoldoutDays is how many of the last days are held out for the report; 0
 	// builds from everything and reports no hold-out metrics.
 	HoldoutDays int
+	// SkipUnknown builds from data whose behaviours name articles news.tsv
+	// lacks: those references are dropped, counted and reported
+	// (Report.Data.Skipped) instead of failing the build.
+	SkipUnknown bool
 	// FreshDays is how far back before the cutoff an article still counts as
 	// news: recall candidates and hot counts come from these days.
 	FreshDays int
@@ -161,8 +165,10 @@ const day = 24 * time.Hour
 type build struct {
 	opts Options
 	ds   *dataset.Dataset
-	c    *corpus
-	u    *users
+	// skipped is what Options.SkipUnknown dropped from the input.
+	skipped dataset.Skipped
+	c       *corpus
+	u       *users
 
 	logStart time.Time // first day of the log, 00:00 UTC
 	cutoff   time.Time // first held-out instant; after the log when nothing is held out
@@ -202,12 +208,16 @@ func run(ctx context.Context, opts Options, st Stores, m *meter) (*Result, error
 
 	m.step("read")
 	bar := prog.start("read", 1)
-	ds, err := dataset.Read(opts.DataDir)
+	ds, skipped, err := dataset.ReadWith(opts.DataDir, dataset.ReadOptions{SkipUnknown: opts.SkipUnknown})
 	if err != nil {
 		return nil, err
 	}
-	b.ds = ds
-	bar.finish("%d articles, %d behaviours", len(ds.Articles), len(ds.Behaviors))
+	b.ds, b.skipped = ds, skipped
+	var note string
+	if skipped.Total() > 0 {
+		note = "; skipped " + skipped.String()
+	}
+	bar.finish("%d articles, %d behaviours%s", len(ds.Articles), len(ds.Behaviors), note)
 
 	m.step("prepare")
 	if err := b.prepare(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/dataset"
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/train"
@@ -47,15 +48,29 @@ type DataInfo struct {
 	HoldoutClicks   int    `json:"holdout_clicks"`
 	FreshArticles   int    `json:"fresh_articles"`
 	UnknownArticles int    `json:"holdout_clicks_on_unknown_articles"`
+	// RankedImpressions is the hold-out impressions with a click and a
+	// non-click: those the per-impression metrics average.
+	RankedImpressions int `json:"holdout_ranked_impressions"`
+	// Skipped is what Options.SkipUnknown dropped from behaviors.tsv (nil
+	// without it: then such a reference fails the build).
+	Skipped *dataset.Skipped `json:"skipped_unknown,omitempty"`
 }
 
-// RankerMetrics are one ranker's hold-out scores.
+// RankerMetrics are one ranker's hold-out scores. AUC, MRR, NDCG5 and
+// NDCG10 are MIND's leaderboard metrics (train.ImpressionMetrics): computed
+// within each hold-out impression and averaged over those with a click and a
+// non-click (DataInfo.RankedImpressions). PooledAUC and LogLoss are over
+// every hold-out sample at once, so they also reward telling apart readers
+// who click much from readers who click little, which ordering a feed does
+// not need.
 type RankerMetrics struct {
-	Name string  `json:"name"`
-	AUC  float64 `json:"auc"`
-	// GroupAUC is the mean AUC within impressions (MIND's metric).
-	GroupAUC float64 `json:"group_auc"`
-	LogLoss  float64 `json:"log_loss"`
+	Name      string  `json:"name"`
+	AUC       float64 `json:"auc"`
+	MRR       float64 `json:"mrr"`
+	NDCG5     float64 `json:"ndcg_5"`
+	NDCG10    float64 `json:"ndcg_10"`
+	PooledAUC float64 `json:"pooled_auc"`
+	LogLoss   float64 `json:"log_loss"`
 }
 
 // RecallMetrics are one recall source's scores.
@@ -83,6 +98,9 @@ func (b *build) evaluate() *Report {
 		}
 	}
 	d.Cutoff = b.cutoff.UTC().Format(time.RFC3339)
+	if b.opts.SkipUnknown {
+		d.Skipped = &b.skipped
+	}
 	d.TrainSamples, d.HoldoutSamples = b.train.Len(), b.holdout.Len()
 	for _, f := range b.c.fresh {
 		if f {
@@ -116,9 +134,11 @@ func (b *build) evaluate() *Report {
 		}
 	}
 	for i, name := range []string{"200 logistic", "201 fm", "popularity"} {
-		g, _ := train.GroupAUC(preds[i], labels, groups)
+		m := train.PerImpression(preds[i], labels, groups)
+		d.RankedImpressions = m.Impressions
 		r.Rankers = append(r.Rankers, RankerMetrics{
-			Name: name, AUC: train.AUC(preds[i], labels), GroupAUC: g, LogLoss: train.LogLoss(preds[i], labels),
+			Name: name, AUC: m.AUC, MRR: m.MRR, NDCG5: m.NDCG5, NDCG10: m.NDCG10,
+			PooledAUC: train.AUC(preds[i], labels), LogLoss: train.LogLoss(preds[i], labels),
 		})
 	}
 
@@ -203,15 +223,20 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "offline report, build %s\n", r.Version)
 	fmt.Fprintf(w, "data: %d articles, %d users, %d impressions, %d shown, %d clicks (CTR %.2f%%)\n",
 		d.Articles, d.Users, d.Impressions, d.Shown, d.Clicks, 100*float64(d.Clicks)/float64(max(1, d.Shown)))
+	if d.Skipped != nil {
+		fmt.Fprintf(w, "skipped: %s\n", d.Skipped)
+	}
 	if len(r.Rankers) == 0 {
 		fmt.Fprintf(w, "no hold-out: built from everything up to %s\n", d.Cutoff)
 		return
 	}
 	fmt.Fprintf(w, "hold-out from %s: %d impressions, %d shown, %d clicks (%.1f%% on articles first shown after the cutoff); trained on %d samples\n",
 		d.Cutoff, d.HoldoutRows, d.HoldoutSamples, d.HoldoutClicks, 100*float64(d.UnknownArticles)/float64(max(1, d.HoldoutClicks)), d.TrainSamples)
-	fmt.Fprintf(w, "\n%-16s %8s %8s %9s\n", "ranker", "AUC", "gAUC", "log-loss")
+	fmt.Fprintf(w, "\nMIND's metrics per impression, averaged over the %d hold-out impressions with a click and a non-click; pooled AUC and log-loss over all %d shown\n",
+		d.RankedImpressions, d.HoldoutSamples)
+	fmt.Fprintf(w, "%-16s %8s %8s %8s %8s   %10s %9s\n", "ranker", "AUC", "MRR", "nDCG@5", "nDCG@10", "pooled AUC", "log-loss")
 	for _, m := range r.Rankers {
-		fmt.Fprintf(w, "%-16s %8.4f %8.4f %9.4f\n", m.Name, m.AUC, m.GroupAUC, m.LogLoss)
+		fmt.Fprintf(w, "%-16s %8.4f %8.4f %8.4f %8.4f   %10.4f %9.4f\n", m.Name, m.AUC, m.MRR, m.NDCG5, m.NDCG10, m.PooledAUC, m.LogLoss)
 	}
 	fmt.Fprintf(w, "\n%-16s %10s %10s   (coverage of the %d fresh articles)\n", "recall source", "recall@50", "coverage", d.FreshArticles)
 	for _, m := range r.Recall {
@@ -222,11 +247,14 @@ func (r *Report) WriteTable(w io.Writer) {
 // MarshalJSON writes NaN (a metric with nothing to measure) as null.
 func (m RankerMetrics) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Name     string   `json:"name"`
-		AUC      *float64 `json:"auc"`
-		GroupAUC *float64 `json:"group_auc"`
-		LogLoss  *float64 `json:"log_loss"`
-	}{m.Name, nanNull(m.AUC), nanNull(m.GroupAUC), nanNull(m.LogLoss)})
+		Name      string   `json:"name"`
+		AUC       *float64 `json:"auc"`
+		MRR       *float64 `json:"mrr"`
+		NDCG5     *float64 `json:"ndcg_5"`
+		NDCG10    *float64 `json:"ndcg_10"`
+		PooledAUC *float64 `json:"pooled_auc"`
+		LogLoss   *float64 `json:"log_loss"`
+	}{m.Name, nanNull(m.AUC), nanNull(m.MRR), nanNull(m.NDCG5), nanNull(m.NDCG10), nanNull(m.PooledAUC), nanNull(m.LogLoss)})
 }
 
 // MarshalJSON writes NaN as null.

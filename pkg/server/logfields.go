@@ -6,6 +6,8 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/tracing"
 )
 
 // The request log line carries who asked (user, channel) and what answered
@@ -22,8 +24,10 @@ type logFields struct {
 }
 
 // AddLogFields adds key/value pairs to the request log line of the call ctx
-// belongs to; outside a call it does nothing.
+// belongs to, and to its span when the call is traced (as reco.<key>); outside
+// a call it does nothing.
 func AddLogFields(ctx context.Context, kv ...any) {
+	tracing.Annotate(ctx, kv...)
 	if h, ok := ctx.Value(logFieldsKey{}).(*logFields); ok {
 		h.mu.Lock()
 		h.fields = append(h.fields, kv...)
@@ -42,7 +46,7 @@ func fieldsFromContext(ctx context.Context) logging.Fields {
 }
 
 // withLogFields starts a call's holder with the user and channel of requests
-// that have them.
+// that have them, and puts them on the call's span.
 func withLogFields(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	h := &logFields{}
 	if r, ok := req.(interface{ GetUserId() string }); ok {
@@ -51,5 +55,6 @@ func withLogFields(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handle
 	if r, ok := req.(interface{ GetChannelId() int32 }); ok {
 		h.fields = append(h.fields, "channel", r.GetChannelId())
 	}
+	tracing.Annotate(ctx, h.fields...)
 	return handler(context.WithValue(ctx, logFieldsKey{}, h), req)
 }

@@ -2,7 +2,8 @@
 // the same plumbing in all-in-one and split mode: Prometheus metrics, zap logging,
 // an in-flight limit, INVALID_ARGUMENT for requests that do not parse, panic
 // recovery, health checking with a lame-duck drain, keepalive and reflection on
-// the server side; per-hop deadlines, keepalive and metrics on the client side.
+// the server side; per-hop deadlines, keepalive and metrics on the client side;
+// OpenTelemetry spans on both when the process traces (pkg/tracing).
 package server
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/timeout"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,6 +29,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/tracing"
 )
 
 // Namespace prefixes every metric the suite exports.
@@ -61,6 +65,9 @@ type Options struct {
 	// Authz, when not nil, decides per method who may call (see authz.go); nil
 	// lets every caller call every method.
 	Authz *Authorizer
+	// Tracer, when not nil, gives every call a span that continues its
+	// caller's trace (pkg/tracing); nil traces nothing and costs nothing.
+	Tracer trace.TracerProvider
 }
 
 // Keepalive of the server and of the clients of Dial. The two go together: a
@@ -137,6 +144,9 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 	}
 	srv.Server = grpc.NewServer(
 		grpc.Creds(creds),
+		// The span is started before the first interceptor, so a shed, refused
+		// or malformed call is in the trace with its status code too.
+		tracing.Server(opts.Tracer),
 		// A body that does not parse is INVALID_ARGUMENT, not Internal (see
 		// codec.go; ForceServerCodecV2 is marked experimental in grpc-go, and
 		// the test of malformed requests catches it changing).
@@ -257,7 +267,8 @@ func NewClientMetrics(reg prometheus.Registerer) (*ClientMetrics, error) {
 // Every call on it carries a deadline of at most callTimeout, so no hop waits
 // forever on a stuck peer. dialer, when not nil, replaces the network (the
 // in-process connections of all-in-one mode). extra comes last and so wins:
-// the peers' TLS (PeerTLS) and token (TokenCredentials). breaker puts a circuit breaker in
+// the peers' TLS (PeerTLS) and token (TokenCredentials), and the spans of a
+// traced process (tracing.Client). breaker puts a circuit breaker in
 // front of the peer: for callers with a fallback, to whom a dead peer should
 // cost nothing; a caller without one is better served by the replicas that
 // still answer than by a breaker that fails every call.

@@ -1,12 +1,14 @@
 // Package train fits the CTR models of the sort service — logistic regression
-// (model 200) and a factorization machine (model 201) over the 121-feature
-// layout of pkg/model — and measures rankers (AUC, group AUC, log-loss).
+// (model 200) and a factorization machine (model 201) over the model input of
+// pkg/model (the 121 stored values, the channel one-hot) — and measures
+// rankers (MIND's per-impression AUC, MRR and nDCG; pooled AUC; log-loss).
 //
 // Both trainers run the same loop: features are standardised (zero mean, unit
-// variance, from one pass over the samples), then fitted by per-sample SGD with
-// Adagrad step sizes (row-wise for the FM factors) and L2 regularisation, in an
-// order shuffled from a seed, on one goroutine: the same samples and config
-// give the same model, bit for bit.
+// variance, from one pass over the samples; 0/1 indicators such as the
+// channel's one-hot inputs are left as they are), then fitted by per-sample
+// SGD with Adagrad step sizes (row-wise for the FM factors) and L2
+// regularisation, in an order shuffled from a seed, on one goroutine: the same
+// samples and config give the same model, bit for bit.
 // The standardisation is folded back into the parameters before the model is
 // returned, so a model file scores raw features exactly as the trainer scored
 // standardised ones (for the FM this moves terms between the factors, the
@@ -74,12 +76,25 @@ var ErrNoData = errors.New("training needs both clicked and unclicked samples")
 
 const n = model.NumFeatures
 
-// standardiser holds each feature's mean and standard deviation.
-type standardiser struct{ mean, std [n]float64 }
+// standardiser holds each feature's mean and standard deviation, and which
+// features never vary.
+//
+// An indicator (a feature that is only ever 0 or 1: a channel's one-hot input)
+// keeps mean 0 and deviation 1. Standardising it would divide it by √(p(1-p)),
+// which for a rare channel scales its steps by about 1/√p: a channel seen in a
+// few dozen samples, all clicked, would get a weight in the tens.
+type standardiser struct {
+	mean, std [n]float64
+	constant  [n]bool
+}
 
 func newStandardiser(ctx context.Context, s Samples) (*standardiser, error) {
 	var st standardiser
 	var sum, sumSq [n]float64
+	var indicator [n]bool
+	for j := range indicator {
+		indicator[j] = true
+	}
 	x := make([]float64, n)
 	pos := 0
 	for i := range s.Len() {
@@ -92,6 +107,7 @@ func newStandardiser(ctx context.Context, s Samples) (*standardiser, error) {
 		for j, v := range x {
 			sum[j] += v
 			sumSq[j] += v * v
+			indicator[j] = indicator[j] && (v == 0 || v == 1)
 		}
 		if s.Label(i) {
 			pos++
@@ -105,9 +121,12 @@ func newStandardiser(ctx context.Context, s Samples) (*standardiser, error) {
 		st.mean[j] = sum[j] / cnt
 		v := sumSq[j]/cnt - st.mean[j]*st.mean[j]
 		// A constant feature carries nothing; dividing by 1 keeps it at 0.
-		st.std[j] = 1
+		st.std[j], st.constant[j] = 1, true
 		if v > 1e-12 {
-			st.std[j] = math.Sqrt(v)
+			st.std[j], st.constant[j] = math.Sqrt(v), false
+		}
+		if indicator[j] && !st.constant[j] {
+			st.mean[j], st.std[j] = 0, 1
 		}
 	}
 	return &st, nil
@@ -240,6 +259,14 @@ func fit(ctx context.Context, s Samples, cfg Config, k int) (*params, *standardi
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xda942042e4dd58b5))
 	p := newParams(k, cfg.InitStd, rng)
+	for j, c := range st.constant {
+		// A feature that never varied (input 0, a channel without
+		// impressions) never moves its factor: zero, it adds no noise when
+		// serving sees the feature set.
+		if c {
+			clear(p.v[j])
+		}
+	}
 	order := make([]int, s.Len())
 	for i := range order {
 		order[i] = i

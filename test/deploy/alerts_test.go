@@ -224,6 +224,52 @@ func TestAlertRules(t *testing.T) {
 		}
 	})
 
+	t.Run("CTR drop alert", func(t *testing.T) {
+		r, e := need("RecoCTRDropped")
+		if r.For == "" || !strings.Contains(e.String(), "reco:ctr:rate1h offset 1d") {
+			t.Errorf("RecoCTRDropped = %s, for %q: want the hour's CTR against the same hour a day before, for a while", e, r.For)
+		}
+		if !slices.ContainsFunc(comparedWith(e), func(v float64) bool { return v > 0 && v < 1 }) {
+			t.Errorf("RecoCTRDropped = %s: want today / yesterday < a share between 0 and 1", e)
+		}
+		_, e = need("reco:ctr:rate1h")
+		if !selects(e, "reco_actions_total", "action", "click") || !groupsBy(e, "strategy") {
+			t.Errorf("reco:ctr:rate1h = %s: want the clicks / exposures per strategy", e)
+		}
+	})
+
+	t.Run("latency, error and degradation alerts", func(t *testing.T) {
+		_, e := need("grpc_service:reco_grpc_server_handling_seconds:p99_rate5m")
+		if q := quantileOf(e); q != 0.99 || !selects(e, "reco_grpc_server_handling_seconds_bucket", "grpc_type", "unary") {
+			t.Errorf("the latency record %s: want the p99 (got quantile %v) of unary calls", e, q)
+		}
+		_, e = need("grpc_service:reco_grpc_server_errors:ratio_rate5m")
+		if !selects(e, "reco_grpc_server_handled_total", "", "") || !groupsBy(e, "grpc_service") {
+			t.Errorf("the error record %s: want reco_grpc_server_handled_total per grpc_service", e)
+		}
+		_, e = need("cause:reco_feed_degradations:ratio_rate5m")
+		if !selects(e, "reco_feed_degradations_total", "", "") || !selects(e, "reco_grpc_server_handled_total", "grpc_method", "user_recommend") {
+			t.Errorf("the degradation record %s: want degradations per user_recommend call", e)
+		}
+		for _, c := range []struct {
+			alert, record string
+			max           float64
+		}{
+			{"RecoLatencyHigh", "grpc_service:reco_grpc_server_handling_seconds:p99_rate5m", 2.5}, // the histogram's last bucket
+			{"RecoErrorsHigh", "grpc_service:reco_grpc_server_errors:ratio_rate5m", 1},
+			{"RecoFeedDegraded", "cause:reco_feed_degradations:ratio_rate5m", 1},
+		} {
+			r, e := need(c.alert)
+			if th := threshold(e, c.record, parser.GTR); th <= 0 || th >= c.max || r.For == "" {
+				t.Errorf("%s = %s, for %q: want %s > a number in (0, %v), for a while", c.alert, e, r.For, c.record, c.max)
+			}
+		}
+		_, e = need("RecoHistoryWriteFailures")
+		if !selects(e, "reco_history_write_failures_total", "", "") || threshold(e, "sum", parser.GTR) != 0 {
+			t.Errorf("RecoHistoryWriteFailures = %s: want any increase of reco_history_write_failures_total", e)
+		}
+	})
+
 	t.Run("the PrometheusRule carries the same rules", func(t *testing.T) {
 		var pr struct {
 			APIVersion string            `json:"apiVersion"`

@@ -76,6 +76,11 @@ type Cells interface {
 	PutCells(ctx context.Context, cells []CellValue) error
 	// Bootstrap creates the tables of Schema; running it twice is harmless.
 	Bootstrap(ctx context.Context) error
+
+	// PeekQueue returns the id queue in c, head first, without taking any or
+	// writing anything: a malformed queue is reported, reads as empty and is
+	// left as it is.
+	PeekQueue(ctx context.Context, c Cell) ([]int64, error)
 }
 
 // SortedSets is the Redis role of an engine: sorted sets of article ids, keyed
@@ -137,6 +142,18 @@ type SortedSets interface {
 	AddNames(ctx context.Context, key string, names []string) error
 	// Names returns the names in the set key, in no particular order.
 	Names(ctx context.Context, key string) ([]string, error)
+
+	// PeekSet returns up to n members of key with the highest scores, in the
+	// order PopMax would pop them (n <= 0: none), with how many members key
+	// holds and its time to live, in one consistent read that changes
+	// nothing: a malformed member is reported and skipped (it counts toward
+	// n) but not removed, and the expiry stays as it was.
+	PeekSet(ctx context.Context, key string, n int) (SetPeek, error)
+	// PeekSeen returns what the seen set key (ClaimUnseen, SeedSeen) holds:
+	// whether it has the marker, every id besides it (in no particular
+	// order) and its time to live, in one consistent read that changes
+	// nothing. A malformed member is reported and skipped, not removed.
+	PeekSeen(ctx context.Context, key string) (SeenPeek, error)
 }
 
 // MarkedScore adds By to member ID's score, for the action at Mark.

@@ -57,6 +57,7 @@ func Tables(t *testing.T, tables storage.Tables) {
 	t.Run("Similarity", func(t *testing.T) { similarity(t, tables) })
 	t.Run("Features", func(t *testing.T) { features(t, tables) })
 	t.Run("Loader", func(t *testing.T) { loader(t, tables) })
+	t.Run("WaitInspector", func(t *testing.T) { inspectWait(t, tables) })
 }
 
 func timestamps(vs []storage.Version) []int64 {
@@ -599,6 +600,7 @@ func Sets(t *testing.T, sets storage.Sets) {
 	t.Run("Tier1", func(t *testing.T) { tier1(t, sets) })
 	t.Run("ServedClaims", func(t *testing.T) { servedClaims(t, sets) })
 	t.Run("Interactions", func(t *testing.T) { interactions(t, sets) })
+	t.Run("CacheInspector", func(t *testing.T) { inspectCache(t, sets) })
 }
 
 func channelLists(t *testing.T, sets storage.Sets) {
