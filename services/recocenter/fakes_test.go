@@ -542,19 +542,21 @@ type fakeServedLog struct {
 	applied *fakeHistory
 	mu      sync.Mutex
 	entries []storage.Version
+	claimed []bool // each entry's claimed
 }
 
 func newFakeServedLog(applied *fakeHistory) *fakeServedLog {
 	return &fakeServedLog{port: newPort(), applied: applied}
 }
 
-func (l *fakeServedLog) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error {
+func (l *fakeServedLog) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64, claimed bool) error {
 	if err := l.enter(ctx, "Append"); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries = append(l.entries, storage.Version{Timestamp: ts, IDs: slices.Clone(ids)})
+	l.claimed = append(l.claimed, claimed)
 	// A history that fails its writes takes none from the applier either.
 	if l.applied != nil && !l.applied.failing("Record") {
 		l.applied.add(user, channel, ts, ids...)

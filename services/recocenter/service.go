@@ -94,7 +94,9 @@ type Ranker interface {
 // before a refresh answers becomes a history version even if history is down
 // now or this process dies right after answering.
 type ServedLog interface {
-	Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error
+	// Append logs ids as the refresh at ts; claimed says they all passed
+	// the seen sets' claim (none came from the fallback claim).
+	Append(ctx context.Context, user string, channel int32, ts int64, ids []int64, claimed bool) error
 }
 
 // Ports are what reco-center reaches: its peers, the popular articles, the
@@ -228,7 +230,7 @@ func (c *Center) refreshFrom(ctx context.Context, r feed.Request, p *page, last 
 		c.refresh(rctx, p, historyUp)
 		cancel()
 	}
-	if err := c.record(ctx, r, p.ids); err != nil {
+	if err := c.record(ctx, r, p.ids, !p.fellBack); err != nil {
 		return feed.Page{}, err
 	}
 	return feed.Page{IDs: p.ids, Timestamp: last}, nil
@@ -337,6 +339,9 @@ type page struct {
 	c   *Center
 	r   feed.Request
 	ids []int64
+	// fellBack says the fallback claim served some of ids: the seen sets
+	// lack them until the served log's applier adds them.
+	fellBack bool
 }
 
 func (p *page) full() bool { return len(p.ids) >= p.r.N }
@@ -344,7 +349,9 @@ func (p *page) want() int  { return p.r.N - len(p.ids) }
 
 // add claims ids for the reader and keeps those the claim gives this page.
 func (p *page) add(ctx context.Context, ids []int64) {
-	p.ids = append(p.ids, p.c.claim(ctx, p.r, ids)...)
+	claimed, fellBack := p.c.claim(ctx, p.r, ids)
+	p.ids = append(p.ids, claimed...)
+	p.fellBack = p.fellBack || fellBack && len(claimed) > 0
 }
 
 // maxPops bounds the pops of one page: each pop that loses ids to the claim
@@ -413,12 +420,11 @@ func (p *page) fromPopular(ctx context.Context, exclude map[int64]bool) {
 // Redis or expired are seeded from history first. When the claims are down,
 // history filters instead; when history is unreadable too, nothing is served:
 // a short page is better than a repeat.
-func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64 {
+func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) (claimed []int64, fellBack bool) {
 	if len(ids) == 0 {
-		return nil
+		return nil, false
 	}
 	err := c.syncFallback(ctx, r)
-	var claimed []int64
 	if err == nil {
 		claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 	}
@@ -429,7 +435,7 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 	}
 	if err == nil {
 		c.recent.add(r.User, r.Channel, claimed)
-		return claimed
+		return claimed, false
 	}
 	c.degraded(r, "claims", err)
 	seen, herr := c.seenIn(ctx, r.User, seenChannels(r.Channel))
@@ -437,9 +443,9 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 		// Nothing can tell what the reader has seen: serve nothing rather
 		// than risk a repeat.
 		c.degraded(r, "history", herr)
-		return nil
+		return nil, true
 	}
-	return c.recent.claim(r.User, r.Channel, seen, ids)
+	return c.recent.claim(r.User, r.Channel, seen, ids), true
 }
 
 // syncFallback adds to the reader's seen sets what the fallback claim served
@@ -673,12 +679,12 @@ func mix(ranked, fresh, hot []int64, newRatio, hotRatio float64) []int64 {
 // the applier's write of an entry that also reached the log changes nothing.
 // Only when both fail is the refresh an error: nothing would remember the page
 // (the claims still keep its ids from coming back).
-func (c *Center) record(ctx context.Context, r feed.Request, ids []int64) error {
+func (c *Center) record(ctx context.Context, r feed.Request, ids []int64, claimed bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
-	lerr := c.ports.Served.Append(lctx, r.User, r.Channel, r.Timestamp, ids)
+	lerr := c.ports.Served.Append(lctx, r.User, r.Channel, r.Timestamp, ids, claimed)
 	cancel()
 	if lerr == nil {
 		return nil

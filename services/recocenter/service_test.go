@@ -490,6 +490,9 @@ func TestFeedDegradations(t *testing.T) {
 				if got := e.served.entries; len(got) != 1 || got[0].Timestamp != 200 || !slices.Equal(got[0].IDs, []int64{4, 3}) {
 					t.Errorf("served log = %v, want [4 3] at 200", got)
 				}
+				if !slices.Equal(e.served.claimed, []bool{true}) {
+					t.Errorf("served log entries claimed = %v, want [true]", e.served.claimed)
+				}
 			},
 		},
 		{
@@ -527,6 +530,11 @@ func TestFeedDegradations(t *testing.T) {
 			faults:     func(e *env) { e.claims.failOn("Claim", fault{err: boom}); e.cache.failOn("Take", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
 			wantCauses: map[string]float64{"claims": 1}, causesAtLeast: true,
+			check: func(t *testing.T, e *env) {
+				if !slices.Equal(e.served.claimed, []bool{false}) {
+					t.Errorf("served log entries claimed = %v, want [false]: the seen sets lack the page", e.served.claimed)
+				}
+			},
 			wantRecorded: []int64{4, 3},
 		},
 		{
