@@ -44,7 +44,7 @@ func TestMalformedRequestsAreInvalidArgument(t *testing.T) {
 		"/reco.recocenter.v1.RecoCenterService/Feed",
 		"/reco.recall.v1.RecallService/Recall",
 		"/reco.sort.v1.SortService/Rank",
-		"/reco.cache.v1.CacheService/Pop",
+		"/reco.cache.v1.CacheService/Take",
 	} {
 		for name, body := range map[string][]byte{"garbage": garbage, "invalid UTF-8": badUTF8} {
 			if method == "/UserRecommend/article_recommend" && name == "invalid UTF-8" {

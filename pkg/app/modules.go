@@ -152,7 +152,7 @@ var modules = map[string]module{
 	Cache: {
 		roles: TablesRole | SetsRole,
 		register: func(s *grpc.Server, d *deps) error {
-			c, err := cache.New(d.cfg.Cache, cache.Stores{
+			c, err := cache.New(d.cfg.Cache, d.cfg.RecoCenter.SeenTTL, cache.Stores{
 				Tier1: d.stores.Sets,
 				Tier2: d.stores.Tables,
 			}, d.logger(Cache), d.reg)

@@ -37,7 +37,7 @@ var policy = server.Policy{
 
 	// Only reco-center fills and serves a reader's queue: a Store from anyone
 	// else would put articles in front of that reader.
-	cachev1.CacheService_Pop_FullMethodName:   {RecoCenter},
+	cachev1.CacheService_Take_FullMethodName:  {RecoCenter},
 	cachev1.CacheService_Store_FullMethodName: {RecoCenter},
 
 	// Publishing puts articles in every reader's new list; the A/B readout

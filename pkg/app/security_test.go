@@ -145,9 +145,9 @@ func TestSplitSuiteOverMutualTLS(t *testing.T) {
 
 	t.Run("a certificate of another CA is refused", func(t *testing.T) {
 		conn := s.dial(t, Cache, s.as(t, certstest.NewCA(t, "rogue CA"), RecoCenter))
-		_, err := cachev1.NewCacheServiceClient(conn).Pop(callCtx(t), &cachev1.PopRequest{UserId: "U1", ChannelId: 1, N: 1})
+		_, err := cachev1.NewCacheServiceClient(conn).Take(callCtx(t), &cachev1.TakeRequest{UserId: "U1", ChannelId: 1, N: 1})
 		if status.Code(err) != codes.Unavailable {
-			t.Errorf("Pop with a rogue CA's recocenter certificate: %v, want Unavailable (handshake refused)", err)
+			t.Errorf("Take with a rogue CA's recocenter certificate: %v, want Unavailable (handshake refused)", err)
 		}
 	})
 
@@ -175,8 +175,8 @@ func TestSplitSuiteOverMutualTLS(t *testing.T) {
 					t.Errorf("%s: Store(%v): %v, want %v", tt.name, req.GetArticleIds(), err, tt.want)
 				}
 			}
-			if _, err := cache.Pop(ctx, &cachev1.PopRequest{UserId: "victim", ChannelId: 1, N: 10}); status.Code(err) != tt.want {
-				t.Errorf("%s: Pop: %v, want %v", tt.name, err, tt.want)
+			if _, err := cache.Take(ctx, &cachev1.TakeRequest{UserId: "victim", ChannelId: 1, N: 10}); status.Code(err) != tt.want {
+				t.Errorf("%s: Take: %v, want %v", tt.name, err, tt.want)
 			}
 		}
 
@@ -186,9 +186,9 @@ func TestSplitSuiteOverMutualTLS(t *testing.T) {
 		if _, err := asCenter.Store(callCtx(t), forged); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("reco-center's Store of %v: %v, want InvalidArgument", forged.GetArticleIds(), err)
 		}
-		got, err := asCenter.Pop(callCtx(t), &cachev1.PopRequest{UserId: "victim", ChannelId: 1, N: 10})
+		got, err := asCenter.Take(callCtx(t), &cachev1.TakeRequest{UserId: "victim", ChannelId: 1, N: 10})
 		if err != nil || len(got.GetArticleIds()) != 0 {
-			t.Errorf("Pop as reco-center after the refused Stores = %v, %v; want nothing", got.GetArticleIds(), err)
+			t.Errorf("Take as reco-center after the refused Stores = %v, %v; want nothing", got.GetArticleIds(), err)
 		}
 
 		body := s.scrape(t, Cache)
@@ -284,8 +284,8 @@ func TestSplitSuiteOverMutualTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		cache := cachev1.NewCacheServiceClient(s.dial(t, Cache, grpc.WithTransportCredentials(server.PeerTLS(cli))))
-		if _, err := cache.Pop(callCtx(t), &cachev1.PopRequest{UserId: "U2", ChannelId: 1, N: 1}); err != nil {
-			t.Errorf("Pop with reco-center's rotated certificate: %v", err)
+		if _, err := cache.Take(callCtx(t), &cachev1.TakeRequest{UserId: "U2", ChannelId: 1, N: 1}); err != nil {
+			t.Errorf("Take with reco-center's rotated certificate: %v", err)
 		}
 	})
 }

@@ -138,7 +138,7 @@ func Default() Config {
 		Log:        Log{Level: "info"},
 		Routing:    routing.Config{MaxArticleNum: 100, AnonymousUsers: []string{"anony"}, StrategiesReload: 10 * time.Second, MaxFutureSkew: 10 * time.Minute},
 		RecoCenter: recocenter.Config{FillTimeout: 600 * time.Millisecond, PopularNum: 100, PopularScan: 2000, SeenTTL: 24 * time.Hour, HistoryTimeout: 150 * time.Millisecond},
-		Recall:     recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200},
+		Recall:     recall.Config{HotNum: 10, NewNum: 10, SourceLimit: 200, SimilarCacheTTL: time.Minute, SimilarCacheSize: 100_000},
 		Sort:       sort.Config{ModelDir: ".cache/models", ReloadInterval: 10 * time.Second, FeatureCacheTTL: 5 * time.Minute, FeatureCacheSize: 200000},
 		Cache:      cache.Config{Tier1Size: 100, RefillSize: 100, TTL: 30 * time.Minute, TTLJitter: 5 * time.Minute},
 		Track:      track.Config{Topic: "click-trace", Timezone: "Local", MaxBatch: 10000},

@@ -45,7 +45,7 @@ func startReplica(t *testing.T, name string, opts Options) *replica {
 		Methods: []grpc.MethodDesc{{
 			MethodName: "Who",
 			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				in := new(cachev1.PopRequest)
+				in := new(cachev1.TakeRequest)
 				if err := dec(in); err != nil {
 					return nil, err
 				}
@@ -79,7 +79,7 @@ func (r *replica) answered(user string) int {
 }
 
 func who(conn *grpc.ClientConn, user string) error {
-	return conn.Invoke(context.Background(), "/test.Replica/Who", &cachev1.PopRequest{UserId: user}, &emptypb.Empty{})
+	return conn.Invoke(context.Background(), "/test.Replica/Who", &cachev1.TakeRequest{UserId: user}, &emptypb.Empty{})
 }
 
 func TestReplicasKeepAReaderOnOneAndTakeOverWhenItDies(t *testing.T) {

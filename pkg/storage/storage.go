@@ -212,6 +212,16 @@ type Tier1 interface {
 	// (DESIGN §8). Ids the tier holds move ahead; a repeated id keeps its
 	// first place; ids must be positive.
 	Boost(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) error
+	// TakeUnseen is a refresh's cache hit in one atomic step (DESIGN §4): when at
+	// is after the reader's newest refresh of channel it starts the refresh
+	// at at, then pops up to n ids from their tier 1, best first, claims
+	// them as Claim does and returns those it claimed; ids popped that the
+	// claim refuses are dropped from the tier (another path served them).
+	// When at is not after the newest refresh it changes nothing and the
+	// answer is Older: a history page. at = 0 pops and claims for a
+	// refresh already started. ErrUnseeded means nothing changed: Seed both
+	// channels' sets first. The reader's set expires ttl after the call.
+	TakeUnseen(ctx context.Context, user string, channel int32, at int64, n int, ttl time.Duration) (Taken, error)
 }
 
 // ErrUnseeded is returned by a claim when the reader's seen sets are not a copy
@@ -231,8 +241,23 @@ type ServedClaims interface {
 	// ErrUnseeded means nothing was claimed: Seed both channels' sets first.
 	Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error)
 	// Seed adds seen (the reader's history of channel) to their set for channel
-	// and marks it seeded.
-	Seed(ctx context.Context, user string, channel int32, seen []int64, ttl time.Duration) error
+	// and marks it seeded, with last, the time stamp of their newest refresh
+	// of channel (0: none), unless the set knows a later one.
+	Seed(ctx context.Context, user string, channel int32, seen []int64, last int64, ttl time.Duration) error
+}
+
+// Taken is what TakeUnseen did for one refresh.
+type Taken struct {
+	// Older says the request's time stamp is not after Last: a history page,
+	// nothing taken.
+	Older bool
+	// Last is the time stamp of the reader's newest refresh of the channel
+	// before this one, 0 when there is none (for at > 0).
+	Last int64
+	// IDs are the ids claimed for the refresh, best first.
+	IDs []int64
+	// Dry says tier 1 ran out before n ids were claimed.
+	Dry bool
 }
 
 // Sets is the Redis role of a backend.

@@ -26,11 +26,23 @@ func newCache(t *testing.T) *Cache {
 		t.Fatal(err)
 	}
 	cfg := Config{Tier1Size: 100, RefillSize: 40, TTL: time.Minute, TTLJitter: 10 * time.Second}
-	c, err := New(cfg, Stores{Tier1: db.Sets(), Tier2: db.Tables()}, zap.NewNop(), prometheus.NewRegistry())
+	c, err := New(cfg, time.Minute, Stores{Tier1: db.Sets(), Tier2: db.Tables()}, zap.NewNop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Reader u's seen sets, seeded from an empty history.
+	for _, ch := range []int32{0, 1, 2} {
+		if err := db.Sets().Seed(context.Background(), "u", ch, nil, 0, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return c
+}
+
+// pop takes n ids for a refresh under way.
+func pop(c *Cache, user string, channel int32, n int) ([]int64, error) {
+	t, err := c.Take(context.Background(), user, channel, 0, n)
+	return t.IDs, err
 }
 
 func span(from, to int64) []int64 {
@@ -41,7 +53,7 @@ func span(from, to int64) []int64 {
 	return ids
 }
 
-func TestPopServesRankedOrderAcrossTiers(t *testing.T) {
+func TestTakeServesRankedOrderAcrossTiers(t *testing.T) {
 	c := newCache(t)
 	ctx := context.Background()
 	ranked := span(1, 151) // best first
@@ -52,15 +64,14 @@ func TestPopServesRankedOrderAcrossTiers(t *testing.T) {
 		n    int
 		want []int64
 	}{
-		{0, nil},
 		{30, span(1, 31)},
 		{80, span(31, 111)}, // tier 1's last 70, then the head of tier 2 moves up
 		{100, span(111, 151)},
 		{5, nil},
 	} {
-		got, err := c.Pop(ctx, "u", 2, tt.n)
+		got, err := pop(c, "u", 2, tt.n)
 		if err != nil || !slices.Equal(got, tt.want) {
-			t.Errorf("Pop(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
+			t.Errorf("Take(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
 		}
 	}
 }
@@ -71,8 +82,8 @@ func TestRefillMovesOnlyTheHead(t *testing.T) {
 	if err := c.stores.Tier2.Push(ctx, "u", 1, span(1, 101)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := c.Pop(ctx, "u", 1, 10); err != nil || !slices.Equal(got, span(1, 11)) {
-		t.Fatalf("Pop = %v, %v; want 1..10", got, err)
+	if got, err := pop(c, "u", 1, 10); err != nil || !slices.Equal(got, span(1, 11)) {
+		t.Fatalf("Take = %v, %v; want 1..10", got, err)
 	}
 	// RefillSize is 40: 30 wait in tier 1, 60 stay in tier 2.
 	if tier1, _ := c.stores.Tier1.Pop(ctx, "u", 1, 100); !slices.Equal(tier1, span(11, 41)) {
@@ -107,19 +118,44 @@ func (downQueue) Take(context.Context, string, int32, int) ([]int64, error) {
 
 // Tier 2 down: what tier 1 held is served, and a tier 1 that ran dry answers
 // empty rather than failing (an error would lose the ids already popped).
-func TestPopWithTier2DownAnswersFromTier1(t *testing.T) {
+func TestTakeWithTier2DownAnswersFromTier1(t *testing.T) {
 	c := newCache(t)
 	ctx := context.Background()
 	if err := c.Store(ctx, "u", 2, span(1, 4)); err != nil {
 		t.Fatal(err)
 	}
 	c.stores.Tier2 = downQueue{c.stores.Tier2}
-	got, err := c.Pop(ctx, "u", 2, 10)
+	got, err := pop(c, "u", 2, 10)
 	if err != nil || !slices.Equal(got, span(1, 4)) {
-		t.Errorf("Pop with tier 2 down = %v, %v; want [1 2 3], no error", got, err)
+		t.Errorf("Take with tier 2 down = %v, %v; want [1 2 3], no error", got, err)
 	}
-	got, err = c.Pop(ctx, "u", 2, 10)
+	got, err = pop(c, "u", 2, 10)
 	if err != nil || len(got) != 0 {
-		t.Errorf("Pop of an empty tier 1 with tier 2 down = %v, %v; want nothing, no error", got, err)
+		t.Errorf("Take of an empty tier 1 with tier 2 down = %v, %v; want nothing, no error", got, err)
+	}
+}
+
+// A refresh starts once per stamp: the first take at a stamp after the
+// newest refresh takes, a second at it or before is a history page; and an
+// id served elsewhere (claimed in channel 0) never comes out of the queue.
+func TestTakeStartsARefreshOnce(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	if err := c.Store(ctx, "u", 2, span(1, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.stores.Tier1.(storage.ServedClaims).Claim(ctx, "u", 0, []int64{1}, time.Minute); err != nil || !slices.Equal(got, []int64{1}) {
+		t.Fatalf("Claim(0, [1]) = %v, %v", got, err)
+	}
+	got, err := c.Take(ctx, "u", 2, 100, 2)
+	if err != nil || got.Older || got.Last != 0 || !slices.Equal(got.IDs, []int64{2, 3}) {
+		t.Errorf("Take(at 100) = %+v, %v; want [2 3] after no refresh", got, err)
+	}
+	got, err = c.Take(ctx, "u", 2, 100, 2)
+	if err != nil || !got.Older || got.Last != 100 || len(got.IDs) != 0 {
+		t.Errorf("Take(at 100) again = %+v, %v; want a history page of 100", got, err)
+	}
+	if _, err := c.Take(ctx, "nobody", 2, 100, 2); !errors.Is(err, storage.ErrUnseeded) {
+		t.Errorf("Take for a reader never seeded: err = %v, want ErrUnseeded", err)
 	}
 }

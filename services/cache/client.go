@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // Client reaches a cache over gRPC (in all-in-one mode over an in-process
@@ -17,13 +18,17 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 	return &Client{c: cachev1.NewCacheServiceClient(conn)}
 }
 
-// Pop takes up to n of the reader's cached ids in ranked order.
-func (c *Client) Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error) {
-	resp, err := c.c.Pop(ctx, &cachev1.PopRequest{UserId: user, ChannelId: channel, N: int32(n)})
+// Take starts a refresh at at (0: one under way) and takes up to n of the
+// reader's cached ids in ranked order, claimed for them.
+func (c *Client) Take(ctx context.Context, user string, channel int32, at int64, n int) (storage.Taken, error) {
+	resp, err := c.c.Take(ctx, &cachev1.TakeRequest{UserId: user, ChannelId: channel, N: int32(n), TimeStamp: at})
 	if err != nil {
-		return nil, err
+		return storage.Taken{}, err
 	}
-	return resp.GetArticleIds(), nil
+	if resp.GetUnseeded() {
+		return storage.Taken{}, storage.ErrUnseeded
+	}
+	return storage.Taken{IDs: resp.GetArticleIds(), Last: resp.GetLastTimeStamp(), Older: resp.GetOlder()}, nil
 }
 
 // Store keeps ranked ids (best first) for the reader's later refreshes.

@@ -4,6 +4,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,6 +12,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 	cachev1 "github.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // maxIDs bounds one call, so a bad caller cannot ask to drain a whole queue.
@@ -36,21 +38,25 @@ func validUserChannel(user string, channel int32) error {
 	return nil
 }
 
-// Pop takes up to n ids in ranked order.
-func (s *Server) Pop(ctx context.Context, req *cachev1.PopRequest) (*cachev1.PopResponse, error) {
+// Take starts a refresh (or pops for one under way) and takes up to n ids.
+func (s *Server) Take(ctx context.Context, req *cachev1.TakeRequest) (*cachev1.TakeResponse, error) {
 	if err := validUserChannel(req.GetUserId(), req.GetChannelId()); err != nil {
 		return nil, err
 	}
 	if n := req.GetN(); n < 1 || n > maxIDs {
 		return nil, status.Errorf(codes.InvalidArgument, "n must be 1..%d, got %d", maxIDs, n)
 	}
-	ids, err := s.cache.Pop(ctx, req.GetUserId(), req.GetChannelId(), int(req.GetN()))
-	if err != nil && len(ids) == 0 {
-		return nil, server.Error(err, codes.Unavailable, "pop cache")
+	if req.GetTimeStamp() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "time_stamp must not be negative, got %d", req.GetTimeStamp())
 	}
-	// Ids popped before a failure are claimed already: returning them is the only
-	// way they are served at all.
-	return &cachev1.PopResponse{ArticleIds: ids}, nil
+	t, err := s.cache.Take(ctx, req.GetUserId(), req.GetChannelId(), req.GetTimeStamp(), int(req.GetN()))
+	if errors.Is(err, storage.ErrUnseeded) {
+		return &cachev1.TakeResponse{Unseeded: true}, nil
+	}
+	if err != nil {
+		return nil, server.Error(err, codes.Unavailable, "take from cache")
+	}
+	return &cachev1.TakeResponse{ArticleIds: t.IDs, LastTimeStamp: t.Last, Older: t.Older}, nil
 }
 
 // Store keeps ranked ids for later refreshes.

@@ -36,6 +36,7 @@ func (c Config) Validate() error {
 	if c.TTL <= 0 || c.TTLJitter < 0 {
 		return fmt.Errorf("cache.ttl must be positive and cache.ttl_jitter not negative, got %v and %v", c.TTL, c.TTLJitter)
 	}
+
 	return nil
 }
 
@@ -47,14 +48,21 @@ type Stores struct {
 
 // Cache is the per-user queue of ranked, not yet served articles.
 type Cache struct {
-	cfg    Config
-	stores Stores
-	log    *zap.Logger
-	pops   *prometheus.CounterVec
+	cfg     Config
+	seenTTL time.Duration
+	stores  Stores
+	log     *zap.Logger
+	pops    *prometheus.CounterVec
 }
 
 // New returns a cache over stores, with its metrics registered in reg.
-func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) (*Cache, error) {
+// seenTTL is how long the seen sets a take claims in live after it: not a
+// key of the cache's own, but recocenter.seen_ttl, the one lifetime of a
+// reader's seen sets.
+func New(cfg Config, seenTTL time.Duration, stores Stores, log *zap.Logger, reg prometheus.Registerer) (*Cache, error) {
+	if seenTTL <= 0 {
+		return nil, fmt.Errorf("cache: the seen sets' ttl (recocenter.seen_ttl) must be positive, got %v", seenTTL)
+	}
 	pops := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: server.Namespace,
 		Name:      "cache_pops_total",
@@ -63,45 +71,60 @@ func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) 
 	if err := reg.Register(pops); err != nil {
 		return nil, fmt.Errorf("register cache metrics: %w", err)
 	}
-	return &Cache{cfg: cfg, stores: stores, log: log, pops: pops}, nil
+	return &Cache{cfg: cfg, seenTTL: seenTTL, stores: stores, log: log, pops: pops}, nil
 }
 
-// Pop takes up to n ids in ranked order. Tier 1 pops are atomic; when tier 1 is
-// empty the head of tier 2 moves up. Two refreshes that both stored one ranking
-// pop overlapping ids: reco-center's serve-time claim gives each to one of them.
-func (c *Cache) Pop(ctx context.Context, user string, channel int32, n int) (out []int64, err error) {
-	refilled, refillFailed := false, false
+// Take pops and claims up to n ids in ranked order in one atomic step per
+// tier-1 pop, starting the refresh at at (0: one under way), and refills
+// tier 1 from the head of tier 2 when it runs dry. ErrUnseeded and an Older
+// answer come from the first step, before anything is taken.
+func (c *Cache) Take(ctx context.Context, user string, channel int32, at int64, n int) (storage.Taken, error) {
+	var out storage.Taken
+	refilled, refillFailed, taken := false, false, false
 	defer func() {
-		if n > 0 {
-			c.pops.WithLabelValues(popOutcome(len(out), n, refilled, refillFailed)).Inc()
+		if taken && n > 0 && !out.Older {
+			c.pops.WithLabelValues(popOutcome(len(out.IDs), n, refilled, refillFailed)).Inc()
 		}
 	}()
-	for len(out) < n {
-		ids, err := c.stores.Tier1.Pop(ctx, user, channel, n-len(out))
+	for {
+		t, err := c.stores.Tier1.TakeUnseen(ctx, user, channel, at, n-len(out.IDs), c.seenTTL)
 		if err != nil {
-			return out, fmt.Errorf("pop tier 1: %w", err)
-		}
-		if len(ids) == 0 {
-			moved, err := c.refill(ctx, user, channel)
-			if err != nil {
-				// Tier 2 down is the cache running short, not failing: the
-				// ids popped are served (an error would lose them) and an
-				// empty answer sends the refresh to a fresh ranking. An
-				// error here would also trip the callers' breaker on the
-				// cache, and so skip the readers tier 1 can still serve.
-				refillFailed = true
-				c.log.Warn("tier 2 refill failed: answering from tier 1 alone", zap.String("user", user), zap.Int32("channel", channel), zap.Error(err))
-				return out, nil
+			if at > 0 {
+				return storage.Taken{}, fmt.Errorf("take from tier 1: %w", err)
 			}
-			if !moved {
-				return out, nil
-			}
-			refilled = true
-			continue
+			// The refresh started: what it took is claimed, and an
+			// error would lose it.
+			c.log.Warn("tier 1 failed after the refresh took ids: answering with them", zap.String("user", user), zap.Int32("channel", channel), zap.Error(err))
+			out.Dry = true
+			return out, nil
 		}
-		out = append(out, ids...)
+		taken = true
+		if at > 0 {
+			out.Older, out.Last = t.Older, t.Last
+			at = 0
+		}
+		out.IDs = append(out.IDs, t.IDs...)
+		if out.Older || len(out.IDs) >= n || !t.Dry {
+			return out, nil
+		}
+		moved, err := c.refill(ctx, user, channel)
+		if err != nil {
+			// Tier 2 down is the cache running short, not failing: the
+			// ids taken are served (an error would lose them) and a short
+			// answer sends the refresh to a fresh ranking. An error here
+			// would also trip the callers' breaker on the cache, and so
+			// skip the readers tier 1 can still serve.
+			refillFailed = true
+			c.log.Warn("tier 2 refill failed: answering from tier 1 alone", zap.String("user", user), zap.Int32("channel", channel), zap.Error(err))
+			out.Dry = true
+			return out, nil
+		}
+		if !moved {
+			out.Dry = true
+			return out, nil
+		}
+		refilled = true
 	}
-	return out, nil
 }
 
 // refill moves the head of tier 2 into tier 1; moved is false when tier 2 is

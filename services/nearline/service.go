@@ -41,6 +41,7 @@ import (
 	"github.com/toutiao-reco/toutiao-reco/pkg/actions"
 	"github.com/toutiao-reco/toutiao-reco/pkg/eventlog"
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
+	"github.com/toutiao-reco/toutiao-reco/pkg/memo"
 	"github.com/toutiao-reco/toutiao-reco/pkg/model"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
@@ -133,9 +134,9 @@ type Nearline struct {
 	m      metrics
 	labels *strategyLabels
 	// similar and profiles spare the tables a read per action (memo.go).
-	similar  *memo[int64, []storage.Scored]
-	features *memo[int64, []float64]
-	profiles *memo[string, model.Profile]
+	similar  *memo.Memo[int64, []storage.Scored]
+	features *memo.Memo[int64, []float64]
+	profiles *memo.Memo[string, model.Profile]
 }
 
 // How long memos trust what they read: similar articles change with a build
@@ -192,8 +193,8 @@ func New(cfg Config, trk track.Config, st Stores, log *zap.Logger, reg prometheu
 		}
 	}
 	return &Nearline{cfg: cfg, track: trk, loc: loc, st: st, log: log, now: time.Now, m: m, labels: newStrategyLabels(100),
-		similar: newMemo[int64, []storage.Scored](similarTTL, memoSize), features: newMemo[int64, []float64](similarTTL, featuresSize),
-		profiles: newMemo[string, model.Profile](profileTTL, memoSize)}, nil
+		similar: memo.New[int64, []storage.Scored](similarTTL, memoSize), features: memo.New[int64, []float64](similarTTL, featuresSize),
+		profiles: memo.New[string, model.Profile](profileTTL, memoSize)}, nil
 }
 
 // Run applies the action log until ctx ends, as the groups of the parts this
@@ -384,7 +385,7 @@ func (n *Nearline) articleFeatures(ctx context.Context, all []action) (map[int64
 		if _, done := out[id]; done || !a.Kind.Engaged() {
 			continue
 		}
-		if f, ok := n.features.get(id); ok {
+		if f, ok := n.features.Get(id); ok {
 			out[id] = f
 			continue
 		}
@@ -400,7 +401,7 @@ func (n *Nearline) articleFeatures(ctx context.Context, all []action) (map[int64
 	}
 	for _, id := range ids {
 		out[id] = f[id] // nil for an article without features: remembered too
-		n.features.put(id, f[id])
+		n.features.Put(id, f[id])
 	}
 	return out, nil
 }
@@ -504,12 +505,12 @@ func (n *Nearline) readers(ctx context.Context, all []action, features map[int64
 	}
 	if err := n.st.Tables.Load(ctx, records); err != nil {
 		for u := range profiles {
-			n.profiles.forget(u) // what the store holds is unknown now
+			n.profiles.Forget(u) // what the store holds is unknown now
 		}
 		return fmt.Errorf("write online recall and weights of %d readers: %w", len(users), err)
 	}
 	for u, p := range profiles {
-		n.profiles.put(u, p)
+		n.profiles.Put(u, p)
 	}
 	return nil
 }
@@ -584,7 +585,7 @@ func (n *Nearline) onlineRecall(ctx context.Context, user string, acts []action,
 // similarOf is article's similar articles (none for an article the store
 // does not know), through the memo.
 func (n *Nearline) similarOf(ctx context.Context, article int64) ([]storage.Scored, error) {
-	if s, ok := n.similar.get(article); ok {
+	if s, ok := n.similar.Get(article); ok {
 		return s, nil
 	}
 	s, err := n.st.Tables.Similar(ctx, article, n.cfg.OnlineSimilar)
@@ -594,7 +595,7 @@ func (n *Nearline) similarOf(ctx context.Context, article int64) ([]storage.Scor
 	if err != nil {
 		return nil, fmt.Errorf("similar articles of %d: %w", article, err)
 	}
-	n.similar.put(article, s)
+	n.similar.Put(article, s)
 	return s, nil
 }
 
@@ -628,7 +629,7 @@ func (n *Nearline) profile(ctx context.Context, user string, acts []action, feat
 	if len(clicks) == 0 {
 		return nil, model.Profile{}, nil
 	}
-	p, ok := n.profiles.get(user)
+	p, ok := n.profiles.Get(user)
 	if !ok {
 		stored, err := n.st.Tables.UserWeights(ctx, user, allChannels)
 		if err != nil {

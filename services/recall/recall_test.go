@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,5 +195,43 @@ func TestSimilarTellsUnknownArticlesFromLonelyOnes(t *testing.T) {
 		if status.Code(err) != tt.code || !slices.Equal(resp.GetArticleIds(), tt.want) {
 			t.Errorf("Similar(%d) = %v, %v; want %v, %v", tt.article, resp.GetArticleIds(), err, tt.want, tt.code)
 		}
+	}
+}
+
+// countingSimilarity counts the store's similar-article reads.
+type countingSimilarity struct {
+	storage.Similarity
+	reads atomic.Int64
+}
+
+func (c *countingSimilarity) Similar(ctx context.Context, article int64, n int) ([]storage.Scored, error) {
+	c.reads.Add(1)
+	return c.Similarity.Similar(ctx, article, n)
+}
+
+// article_recommend is answered from memory once read: lists change with a
+// build, and a popular article must not cost a store round trip per call.
+// An unknown article is remembered as unknown.
+func TestSimilarIsKeptInMemory(t *testing.T) {
+	t.Parallel()
+	tables, sets := open(t)
+	ctx := context.Background()
+	if err := tables.Load(ctx, []storage.Record{storage.Neighbours{Article: 1, Similar: []storage.Scored{{ID: 2, Score: 0.5}}}}); err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingSimilarity{Similarity: tables}
+	st := stores(tables, sets)
+	st.Similarity = counted
+	r := newRecall(t, Config{HotNum: 1, NewNum: 1, SourceLimit: 10, SimilarCacheTTL: time.Hour, SimilarCacheSize: 10}, st)
+	for range 3 {
+		if got, err := r.Similar(ctx, 1, 5); err != nil || !slices.Equal(got, []int64{2}) {
+			t.Fatalf("Similar(1) = %v, %v; want [2]", got, err)
+		}
+		if _, err := r.Similar(ctx, 9, 5); !errors.Is(err, storage.ErrUnknownArticle) {
+			t.Fatalf("Similar(9): err = %v, want ErrUnknownArticle", err)
+		}
+	}
+	if n := counted.reads.Load(); n != 2 {
+		t.Errorf("store reads = %d for 6 calls on 2 articles, want 2", n)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
+	"github.com/toutiao-reco/toutiao-reco/pkg/memo"
 	"github.com/toutiao-reco/toutiao-reco/pkg/server"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
@@ -23,12 +25,21 @@ type Config struct {
 	NewNum int `yaml:"new_num"`
 	// SourceLimit caps the candidates of each recall set source (100–102).
 	SourceLimit int `yaml:"source_limit"`
+	// SimilarCacheTTL is how long article_recommend's answers are kept in
+	// memory: similar articles change with a build or a publish, and an
+	// in-process hit costs no store round trip. SimilarCacheSize bounds the
+	// answers kept.
+	SimilarCacheTTL  time.Duration `yaml:"similar_cache_ttl"`
+	SimilarCacheSize int           `yaml:"similar_cache_size"`
 }
 
 // Validate checks the limits.
 func (c Config) Validate() error {
-	if c.HotNum < 1 || c.NewNum < 1 || c.SourceLimit < 1 {
-		return fmt.Errorf("recall.hot_num, recall.new_num and recall.source_limit must be at least 1, got %d, %d, %d", c.HotNum, c.NewNum, c.SourceLimit)
+	if c.HotNum < 1 || c.NewNum < 1 || c.SourceLimit < 1 || c.SimilarCacheSize < 1 {
+		return fmt.Errorf("recall.hot_num, recall.new_num, recall.source_limit and recall.similar_cache_size must be at least 1, got %d, %d, %d, %d", c.HotNum, c.NewNum, c.SourceLimit, c.SimilarCacheSize)
+	}
+	if c.SimilarCacheTTL <= 0 {
+		return fmt.Errorf("recall.similar_cache_ttl must be positive, got %v", c.SimilarCacheTTL)
 	}
 	return nil
 }
@@ -49,6 +60,19 @@ type Recall struct {
 	stores     Stores
 	log        *zap.Logger
 	candidates *prometheus.HistogramVec
+	similar    *memo.Memo[similarKey, similarAnswer]
+}
+
+// similarKey is one article_recommend question; similarAnswer its answer,
+// an unknown article included.
+type similarKey struct {
+	article int64
+	n       int
+}
+
+type similarAnswer struct {
+	ids     []int64
+	unknown bool
 }
 
 // New returns a recall over stores, with its metrics registered in reg.
@@ -62,7 +86,7 @@ func New(cfg Config, stores Stores, log *zap.Logger, reg prometheus.Registerer) 
 	if err := reg.Register(candidates); err != nil {
 		return nil, fmt.Errorf("register recall metrics: %w", err)
 	}
-	return &Recall{cfg: cfg, stores: stores, log: log, candidates: candidates}, nil
+	return &Recall{cfg: cfg, stores: stores, log: log, candidates: candidates, similar: memo.New[similarKey, similarAnswer](cfg.SimilarCacheTTL, cfg.SimilarCacheSize)}, nil
 }
 
 // channelList is the channel list behind sources 103 and 104.
@@ -240,9 +264,18 @@ func (p *Popular) Popular(ctx context.Context, channel int32, n int) ([]int64, e
 // Similar returns the n highest-scored neighbours of article; an article the
 // store holds nothing of is storage.ErrUnknownArticle.
 func (r *Recall) Similar(ctx context.Context, article int64, n int) ([]int64, error) {
-	similar, err := r.stores.Similarity.Similar(ctx, article, n)
-	if err != nil {
-		return nil, err
+	k := similarKey{article, n}
+	a, ok := r.similar.Get(k)
+	if !ok {
+		similar, err := r.stores.Similarity.Similar(ctx, article, n)
+		if err != nil && !errors.Is(err, storage.ErrUnknownArticle) {
+			return nil, err
+		}
+		a = similarAnswer{ids: ids(similar), unknown: err != nil}
+		r.similar.Put(k, a)
 	}
-	return ids(similar), nil
+	if a.unknown {
+		return nil, storage.ErrUnknownArticle
+	}
+	return a.ids, nil
 }

@@ -124,7 +124,7 @@ func TestClaimsDownTheFallbackKnowsWhatHistoryLacks(t *testing.T) {
 	// Redis down: no cache and no seen sets; recall down too, so every
 	// refresh is offered the same popular list; history takes no writes.
 	e.claims.failOn("Claim", fault{err: errBoom})
-	e.cache.failOn("Pop", fault{err: errBoom})
+	e.cache.failOn("Take", fault{err: errBoom})
 	e.cache.failOn("Store", fault{err: errBoom})
 	e.recall.failOn("Recall", fault{err: errBoom})
 	e.history.failOn("Record", fault{err: errBoom})

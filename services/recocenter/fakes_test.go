@@ -61,6 +61,14 @@ func (p *port) failOn(method string, f fault) {
 	p.faults[method] = f
 }
 
+// failing says whether a fault is set on method.
+func (p *port) failing(method string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.faults[method]
+	return ok
+}
+
 // gate makes calls of method wait until the returned release is called (or
 // their context ends).
 func (p *port) gate(method string) (release func()) {
@@ -137,18 +145,20 @@ func (p *port) enter(ctx context.Context, method string) error {
 
 func key(user string, channel int32) string { return user + "/" + strconv.Itoa(int(channel)) }
 
-// fakeCache is a reader's queue of ranked ids. Pop is atomic; like the cache
-// service, it may return an id again that a later Store queued again: the
-// serve-time claim (fakeClaims) is what serves it once.
+// fakeCache is a reader's queue of ranked ids. Take is atomic and claims in
+// the readers' seen sets (claims), starting a refresh by their stamps; like
+// the cache service, a later Store may queue an id again: the claim is what
+// serves it once.
 type fakeCache struct {
 	port
+	claims *fakeClaims
 	mu     sync.Mutex
 	queued map[string][]int64
 	stored [][]int64
 }
 
-func newFakeCache() *fakeCache {
-	return &fakeCache{port: newPort(), queued: map[string][]int64{}}
+func newFakeCache(claims *fakeClaims) *fakeCache {
+	return &fakeCache{port: newPort(), claims: claims, queued: map[string][]int64{}}
 }
 
 // put queues ids for the reader's channel.
@@ -165,17 +175,39 @@ func (c *fakeCache) queue(user string, channel int32) []int64 {
 	return slices.Clone(c.queued[key(user, channel)])
 }
 
-func (c *fakeCache) Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error) {
-	if err := c.enter(ctx, "Pop"); err != nil {
-		return nil, err
+func (c *fakeCache) Take(ctx context.Context, user string, channel int32, at int64, n int) (storage.Taken, error) {
+	if err := c.enter(ctx, "Take"); err != nil {
+		return storage.Taken{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cl := c.claims
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if !cl.ready(user, channel) {
+		return storage.Taken{}, storage.ErrUnseeded
+	}
 	k := key(user, channel)
+	var t storage.Taken
+	if at > 0 {
+		t.Last = cl.stamps[k]
+		if at <= t.Last {
+			t.Older = true
+			return t, nil
+		}
+		cl.stamps[k] = at
+	}
 	q := c.queued[k]
-	out := slices.Clone(q[:min(n, len(q))])
-	c.queued[k] = q[len(out):]
-	return out, nil
+	for len(q) > 0 && len(t.IDs) < n {
+		id := q[0]
+		q = q[1:]
+		if cl.claimLocked(user, channel, id) {
+			t.IDs = append(t.IDs, id)
+		}
+	}
+	c.queued[k] = q
+	t.Dry = len(t.IDs) < n
+	return t, nil
 }
 
 func (c *fakeCache) Store(ctx context.Context, user string, channel int32, ranked []int64) error {
@@ -400,19 +432,22 @@ type fakeClaims struct {
 	lost   bool
 	seen   map[string]map[int64]bool
 	seeded map[string]bool
+	// stamps are the newest refresh of each seeded set, as TakeUnseen keeps
+	// it.
+	stamps map[string]int64
 }
 
 var _ storage.ServedClaims = (*fakeClaims)(nil)
 
 func newFakeClaims(from *fakeHistory) *fakeClaims {
-	return &fakeClaims{port: newPort(), from: from, seen: map[string]map[int64]bool{}, seeded: map[string]bool{}}
+	return &fakeClaims{port: newPort(), from: from, seen: map[string]map[int64]bool{}, seeded: map[string]bool{}, stamps: map[string]int64{}}
 }
 
 // lose forgets every seen set, as Redis restarted empty would.
 func (c *fakeClaims) lose() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lost, c.seen, c.seeded = true, map[string]map[int64]bool{}, map[string]bool{}
+	c.lost, c.seen, c.seeded, c.stamps = true, map[string]map[int64]bool{}, map[string]bool{}, map[string]int64{}
 }
 
 // warm builds k's set from history, unless the sets were lost.
@@ -428,7 +463,27 @@ func (c *fakeClaims) warm(user string, channel int32) {
 		for _, id := range v.IDs {
 			c.seen[k][id] = true
 		}
+		c.stamps[k] = max(c.stamps[k], v.Timestamp)
 	}
+}
+
+// ready warms the sets a claim in channel checks and says whether both are
+// seeded; c.mu is held.
+func (c *fakeClaims) ready(user string, channel int32) bool {
+	c.warm(user, channel)
+	c.warm(user, 0)
+	return c.seeded[key(user, channel)] && c.seeded[key(user, 0)]
+}
+
+// claimLocked claims id in channel unless channel or channel 0 saw it; c.mu
+// is held and the sets are ready.
+func (c *fakeClaims) claimLocked(user string, channel int32, id int64) bool {
+	k, k0 := key(user, channel), key(user, 0)
+	if c.seen[k][id] || c.seen[k0][id] {
+		return false
+	}
+	c.seen[k][id] = true
+	return true
 }
 
 // served is what the reader's channel set holds, sorted.
@@ -449,24 +504,19 @@ func (c *fakeClaims) Claim(ctx context.Context, user string, channel int32, ids 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.warm(user, channel)
-	c.warm(user, 0)
-	k, k0 := key(user, channel), key(user, 0)
-	if !c.seeded[k] || !c.seeded[k0] {
+	if !c.ready(user, channel) {
 		return nil, storage.ErrUnseeded
 	}
 	var out []int64
 	for _, id := range ids {
-		if c.seen[k][id] || c.seen[k0][id] {
-			continue
+		if c.claimLocked(user, channel, id) {
+			out = append(out, id)
 		}
-		c.seen[k][id] = true
-		out = append(out, id)
 	}
 	return out, nil
 }
 
-func (c *fakeClaims) Seed(ctx context.Context, user string, channel int32, seen []int64, ttl time.Duration) error {
+func (c *fakeClaims) Seed(ctx context.Context, user string, channel int32, seen []int64, last int64, ttl time.Duration) error {
 	if err := c.enter(ctx, "Seed"); err != nil {
 		return err
 	}
@@ -480,25 +530,37 @@ func (c *fakeClaims) Seed(ctx context.Context, user string, channel int32, seen 
 		c.seen[k][id] = true
 	}
 	c.seeded[k] = true
+	c.stamps[k] = max(c.stamps[k], last)
 	return nil
 }
 
-// fakeServedLog is the served-ids log: what was appended, in order.
+// fakeServedLog is the served-ids log: what was appended, in order. Its
+// applier has no lag: an entry is in history (applied) as it is appended,
+// unless history's writes fail.
 type fakeServedLog struct {
 	port
+	applied *fakeHistory
 	mu      sync.Mutex
 	entries []storage.Version
+	claimed []bool // each entry's claimed
 }
 
-func newFakeServedLog() *fakeServedLog { return &fakeServedLog{port: newPort()} }
+func newFakeServedLog(applied *fakeHistory) *fakeServedLog {
+	return &fakeServedLog{port: newPort(), applied: applied}
+}
 
-func (l *fakeServedLog) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error {
+func (l *fakeServedLog) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64, claimed bool) error {
 	if err := l.enter(ctx, "Append"); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries = append(l.entries, storage.Version{Timestamp: ts, IDs: slices.Clone(ids)})
+	l.claimed = append(l.claimed, claimed)
+	// A history that fails its writes takes none from the applier either.
+	if l.applied != nil && !l.applied.failing("Record") {
+		l.applied.add(user, channel, ts, ids...)
+	}
 	return nil
 }
 
@@ -521,17 +583,17 @@ func newEnv() *env {
 	core, logs := observer.New(zap.DebugLevel)
 	e := &env{
 		cfg:     Config{FillTimeout: time.Second, PopularNum: 10, PopularScan: 100, SeenTTL: time.Hour, HistoryTimeout: time.Second},
-		cache:   newFakeCache(),
 		recall:  newFakeRecaller(),
 		popular: newFakePopular(),
 		sort:    newFakeRanker(),
 		history: newFakeHistory(),
-		served:  newFakeServedLog(),
 		reg:     prometheus.NewRegistry(),
 		logs:    logs,
 		core:    core,
 	}
 	e.claims = newFakeClaims(e.history)
+	e.cache = newFakeCache(e.claims)
+	e.served = newFakeServedLog(e.history)
 	return e
 }
 

@@ -75,7 +75,7 @@ func TestRecallRunningShortIsBackfilledFromPopular(t *testing.T) {
 // hot/new for the channel"; §4 "Never dark".
 //
 // Input: article_num 2, cache empty; the pass ranks [4 3 2 1] and stores it;
-// then the cache's Pop of this refresh's share fails.
+// then the cache's Take of this refresh's share fails.
 // Then: an empty page (cause cache counted). fillAndPop logs the failed pop and
 // returns nil, although the ranking is in hand and popular is healthy.
 // Want: 2 unseen ids (the head of the ranking, or the popular fallback minus
@@ -84,7 +84,7 @@ func TestPopFailingAfterStoreServesPopular(t *testing.T) {
 	t.Parallel()
 	e := bugEnv()
 	e.recall.cands[3] = candidates(feed.SourceALS, 1, 2, 3, 4, 5, 6)
-	e.cache.failOn("Pop", fault{err: errBoom, skip: 1})
+	e.cache.failOn("Take", fault{err: errBoom, skip: 1})
 	got, err := e.center(t).Feed(testCtx(t), refreshOf(3, 2, 200))
 	if err != nil {
 		t.Fatalf("Feed: %v", err)

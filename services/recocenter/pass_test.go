@@ -30,10 +30,13 @@ func concurrentRefreshes(t *testing.T, e *env, c *Center, n, articles int) []fee
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
 	for i := range n {
+		// Each a refresh after the one before: the first to start one at
+		// a stamp makes the others at it or before history pages.
 		wg.Go(func() {
-			page, err := c.Feed(ctx, refreshOf(3, articles, 200))
+			page, err := c.Feed(ctx, refreshOf(3, articles, int64(200+i)))
 			results[i] = feedResult{page, err}
 		})
+		e.cache.waitCalls(t, "Take", i+1)
 	}
 	e.history.waitCalls(t, "Seen", n)
 	time.Sleep(joinGrace)
@@ -111,8 +114,11 @@ func TestFeedSharedPass(t *testing.T) {
 					break
 				}
 			}
-			// Every served id lands in history, merged at the shared stamp.
-			rec := e.history.at("u1", 3, 200)
+			// Every served id lands in history, at its refresh's stamp.
+			var rec []int64
+			for i := range tt.callers {
+				rec = append(rec, e.history.at("u1", 3, int64(200+i))...)
+			}
 			slices.Sort(rec)
 			if !slices.Equal(rec, all) {
 				t.Errorf("history at 200 = %v, want %v", rec, all)

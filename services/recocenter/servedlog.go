@@ -25,12 +25,15 @@ const (
 	seenGroup   = "seen"
 )
 
-// servedEntry is one refresh's served ids on the log.
+// servedEntry is one refresh's served ids on the log. Claimed says every id
+// passed the seen sets' claim, which added it there: only an entry that is
+// not needs applying to them.
 type servedEntry struct {
 	User      string  `json:"user"`
 	Channel   int32   `json:"channel"`
 	Timestamp int64   `json:"time_stamp"`
 	IDs       []int64 `json:"ids"`
+	Claimed   bool    `json:"claimed,omitempty"`
 }
 
 // Served is the log of served ids over an event log: reco-center appends to it
@@ -51,9 +54,10 @@ func NewServed(log eventlog.Log, history storage.History, claims storage.ServedC
 }
 
 // Append stores one refresh's served ids durably; the reader's id keys the
-// entry, so one reader's refreshes stay in order.
-func (s *Served) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error {
-	b, err := json.Marshal(servedEntry{User: user, Channel: channel, Timestamp: ts, IDs: ids})
+// entry, so one reader's refreshes stay in order. claimed says they are all
+// in the seen sets already.
+func (s *Served) Append(ctx context.Context, user string, channel int32, ts int64, ids []int64, claimed bool) error {
+	b, err := json.Marshal(servedEntry{User: user, Channel: channel, Timestamp: ts, IDs: ids, Claimed: claimed})
 	if err != nil {
 		return fmt.Errorf("encode served ids: %w", err)
 	}
@@ -79,6 +83,9 @@ func (s *Served) Apply(ctx context.Context) error {
 // history when next needed, and skipped here.
 func (s *Served) ApplySeen(ctx context.Context) error {
 	return s.apply(ctx, seenGroup, func(ctx context.Context, v servedEntry) error {
+		if v.Claimed {
+			return nil // the claim that served them added them
+		}
 		if _, err := s.claims.Claim(ctx, v.User, v.Channel, v.IDs, s.seenTTL); err != nil && !errors.Is(err, storage.ErrUnseeded) {
 			return err
 		}

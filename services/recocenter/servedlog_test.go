@@ -29,11 +29,11 @@ func TestServedLogBecomesHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // delivered twice: merged, not doubled
-		if err := served.Append(ctx, "u1", 3, 200, []int64{4, 3}); err != nil {
+		if err := served.Append(ctx, "u1", 3, 200, []int64{4, 3}, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := served.Append(ctx, "u1", 3, 300, []int64{5}); err != nil {
+	if err := served.Append(ctx, "u1", 3, 300, []int64{5}, false); err != nil {
 		t.Fatal(err)
 	}
 	actx, cancel := context.WithCancel(ctx)
@@ -73,7 +73,12 @@ func TestServedLogReachesTheSeenSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	served := NewServed(log, history, claims, time.Hour, zap.NewNop())
-	if err := served.Append(ctx, "u1", 0, 200, []int64{7, 8}); err != nil {
+	// 6 was claimed as it was served: the entry says so, and is not claimed
+	// again (here, where the claim never ran, it stays out of the set).
+	if err := served.Append(ctx, "u1", 0, 100, []int64{6}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := served.Append(ctx, "u1", 0, 200, []int64{7, 8}, false); err != nil {
 		t.Fatal(err)
 	}
 	actx, cancel := context.WithCancel(ctx)

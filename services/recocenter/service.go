@@ -62,10 +62,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Cache is the reader's queue of ranked, not yet served articles. Pop claims
-// what it returns, so concurrent refreshes never share an id.
+// Cache is the reader's queue of ranked, not yet served articles. Take
+// starts a refresh and claims what it returns (storage.Tier1.TakeUnseen), so
+// concurrent refreshes never share an id.
 type Cache interface {
-	Pop(ctx context.Context, user string, channel int32, n int) ([]int64, error)
+	Take(ctx context.Context, user string, channel int32, at int64, n int) (storage.Taken, error)
 	Store(ctx context.Context, user string, channel int32, ranked []int64) error
 }
 
@@ -93,7 +94,9 @@ type Ranker interface {
 // before a refresh answers becomes a history version even if history is down
 // now or this process dies right after answering.
 type ServedLog interface {
-	Append(ctx context.Context, user string, channel int32, ts int64, ids []int64) error
+	// Append logs ids as the refresh at ts; claimed says they all passed
+	// the seen sets' claim (none came from the fallback claim).
+	Append(ctx context.Context, user string, channel int32, ts int64, ids []int64, claimed bool) error
 }
 
 // Ports are what reco-center reaches: its peers, the popular articles, the
@@ -166,6 +169,44 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 		}
 		return feed.Page{IDs: ids}, nil
 	}
+	// The cache decides, in the step that takes its ids: its seen sets keep
+	// the stamp of the reader's newest refresh. A cache hit costs that step
+	// and the served log's append, and no history round trip.
+	t, err := c.start(ctx, r)
+	if err != nil {
+		c.degraded(r, "cache", err)
+		return c.feedUncached(ctx, r)
+	}
+	if t.Older {
+		return c.historyPage(ctx, r, t.Last)
+	}
+	return c.refreshFrom(ctx, r, &page{c: c, r: r, ids: t.IDs}, t.Last, true)
+}
+
+// start takes the refresh's ids from the cache, first seeding the reader's
+// seen sets from history when they are not a copy of it.
+func (c *Center) start(ctx context.Context, r feed.Request) (storage.Taken, error) {
+	if err := c.syncFallback(ctx, r); err != nil {
+		return storage.Taken{}, err
+	}
+	t, err := c.ports.Cache.Take(ctx, r.User, r.Channel, r.Timestamp, r.N)
+	if errors.Is(err, storage.ErrUnseeded) {
+		if err := c.seed(ctx, r); err != nil {
+			return storage.Taken{}, err
+		}
+		t, err = c.ports.Cache.Take(ctx, r.User, r.Channel, r.Timestamp, r.N)
+	}
+	if err != nil {
+		return storage.Taken{}, err
+	}
+	c.recent.add(r.User, r.Channel, t.IDs)
+	return t, nil
+}
+
+// feedUncached serves the request with the cache unreachable: history tells
+// a refresh from a history page, and the refresh is a fresh ranking or the
+// popular articles, through the claims.
+func (c *Center) feedUncached(ctx context.Context, r feed.Request) (feed.Page, error) {
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
 	last, err := c.ports.History.Newest(hctx, r.User, r.Channel)
 	cancel()
@@ -175,18 +216,24 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 		c.degraded(r, "history", err)
 		last = 0
 	} else if r.Timestamp <= last {
-		return c.historyPage(ctx, r)
+		return c.historyPage(ctx, r, last)
 	}
-	// The page is recorded before it is answered: what the refresh may take
-	// leaves the record's bound and the answer's way back (DESIGN §6: a
-	// hop's deadline leaves room).
-	rctx, cancel := withReserve(ctx, c.cfg.HistoryTimeout+answerMargin)
-	ids := c.refresh(rctx, r, err == nil)
-	cancel()
-	if err := c.record(ctx, r, ids); err != nil {
+	return c.refreshFrom(ctx, r, &page{c: c, r: r}, last, err == nil)
+}
+
+// refreshFrom fills page p up and records it. The page is recorded before it
+// is answered: what the refresh may take leaves the record's bound and the
+// answer's way back (DESIGN §6: a hop's deadline leaves room).
+func (c *Center) refreshFrom(ctx context.Context, r feed.Request, p *page, last int64, historyUp bool) (feed.Page, error) {
+	if !p.full() {
+		rctx, cancel := withReserve(ctx, c.cfg.HistoryTimeout+answerMargin)
+		c.refresh(rctx, p, historyUp)
+		cancel()
+	}
+	if err := c.record(ctx, r, p.ids, !p.fellBack); err != nil {
 		return feed.Page{}, err
 	}
-	return feed.Page{IDs: ids, Timestamp: last}, nil
+	return feed.Page{IDs: p.ids, Timestamp: last}, nil
 }
 
 // answerMargin is the part of a refresh's deadline kept for its answer to
@@ -194,18 +241,33 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 const answerMargin = 100 * time.Millisecond
 
 // historyPage returns the newest refresh at or before the request's time stamp
-// and the time stamp of the one before it (0 when there is none). History
-// unreadable in time answers an empty page, as for a reader with nothing
-// older: the app shows no more to scroll back to, and the degradation is
-// counted, rather than the call failing.
-func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, error) {
+// and the time stamp of the one before it (0 when there is none). last is the
+// reader's newest refresh: history has it once the served log's applier has
+// written it, milliseconds after it was served, and a page that should show
+// it waits that long for it. History unreadable in time answers an empty
+// page, as for a reader with nothing older: the app shows no more to scroll
+// back to, and the degradation is counted, rather than the call failing.
+func (c *Center) historyPage(ctx context.Context, r feed.Request, last int64) (feed.Page, error) {
 	hctx, cancel := withReserve(ctx, answerMargin)
 	defer cancel()
 	page := feed.Page{History: true}
-	versions, err := c.ports.History.Page(hctx, r.User, r.Channel, r.Timestamp)
-	if err != nil {
-		c.degraded(r, "history", err)
-		return page, nil
+	var versions []storage.Version
+	for try := 0; ; try++ {
+		var err error
+		if versions, err = c.ports.History.Page(hctx, r.User, r.Channel, r.Timestamp); err != nil {
+			c.degraded(r, "history", err)
+			return page, nil
+		}
+		applied := last == 0 || r.Timestamp < last || len(versions) > 0 && versions[0].Timestamp >= last
+		if applied || try == applierWaits {
+			break
+		}
+		select {
+		case <-time.After(applierPoll):
+		case <-hctx.Done():
+			c.degraded(r, "history", hctx.Err())
+			return page, nil
+		}
 	}
 	switch len(versions) {
 	case 0:
@@ -217,26 +279,25 @@ func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, er
 	return page, nil
 }
 
-// refresh serves up to r.N ids the reader has not seen, in this order: the
-// cache; the recall + sort pass that refills it (which, with the cache down,
+// applierWaits and applierPoll bound the wait of a history page for the
+// newest refresh to reach history: well above the applier's usual lag.
+const (
+	applierWaits = 10
+	applierPoll  = 10 * time.Millisecond
+)
+
+// refresh fills p up to r.N ids the reader has not seen, after what the cache
+// gave, in this order: the recall + sort pass that refills the cache (which, with the cache down,
 // hands its ranking out directly); the channel's hot and new articles. Every
 // id goes through the serve-time claim (page.add), so none is served twice
 // whatever path it came by. historyUp says whether the reader's history is
 // readable. Each failing dependency degrades the page rather than failing it.
-func (c *Center) refresh(ctx context.Context, r feed.Request, historyUp bool) []int64 {
-	p := &page{c: c, r: r}
-	if err := p.fromCache(ctx, r.N); err != nil {
-		c.degraded(r, "cache", err)
-	}
-	if p.full() {
-		return p.ids
-	}
-	exclude := c.exclude(ctx, r, historyUp, p.ids)
+func (c *Center) refresh(ctx context.Context, p *page, historyUp bool) {
+	exclude := c.exclude(ctx, p.r, historyUp, p.ids)
 	p.fromFill(ctx, exclude)
 	if !p.full() {
 		p.fromPopular(ctx, exclude)
 	}
-	return p.ids
 }
 
 // exclude is what the reader has seen in the channel and in channel 0, as far
@@ -278,6 +339,9 @@ type page struct {
 	c   *Center
 	r   feed.Request
 	ids []int64
+	// fellBack says the fallback claim served some of ids: the seen sets
+	// lack them until the served log's applier adds them.
+	fellBack bool
 }
 
 func (p *page) full() bool { return len(p.ids) >= p.r.N }
@@ -285,27 +349,23 @@ func (p *page) want() int  { return p.r.N - len(p.ids) }
 
 // add claims ids for the reader and keeps those the claim gives this page.
 func (p *page) add(ctx context.Context, ids []int64) {
-	p.ids = append(p.ids, p.c.claim(ctx, p.r, ids)...)
+	claimed, fellBack := p.c.claim(ctx, p.r, ids)
+	p.ids = append(p.ids, claimed...)
+	p.fellBack = p.fellBack || fellBack && len(claimed) > 0
 }
 
 // maxPops bounds the pops of one page: each pop that loses ids to the claim
 // asks again, and a queue full of seen ids must not keep a refresh looping.
 const maxPops = 4
 
-// fromCache pops from the reader's cache until the page is full or the cache
-// is empty.
-func (p *page) fromCache(ctx context.Context, n int) error {
-	for range maxPops {
-		want := p.want()
-		popped, err := p.c.ports.Cache.Pop(ctx, p.r.User, p.r.Channel, want)
-		if err != nil {
-			return err
-		}
-		p.add(ctx, popped)
-		if len(popped) < want || p.full() {
-			return nil
-		}
+// fromCache takes what the cache holds for the page, for a refresh under way.
+func (p *page) fromCache(ctx context.Context) error {
+	t, err := p.c.ports.Cache.Take(ctx, p.r.User, p.r.Channel, 0, p.want())
+	if err != nil {
+		return err
 	}
+	p.c.recent.add(p.r.User, p.r.Channel, t.IDs)
+	p.ids = append(p.ids, t.IDs...)
 	return nil
 }
 
@@ -319,7 +379,7 @@ func (p *page) fromFill(ctx context.Context, exclude map[int64]bool) {
 		return
 	}
 	if f.stored {
-		err := p.fromCache(ctx, p.want())
+		err := p.fromCache(ctx)
 		if err == nil {
 			return
 		}
@@ -360,12 +420,11 @@ func (p *page) fromPopular(ctx context.Context, exclude map[int64]bool) {
 // Redis or expired are seeded from history first. When the claims are down,
 // history filters instead; when history is unreadable too, nothing is served:
 // a short page is better than a repeat.
-func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64 {
+func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) (claimed []int64, fellBack bool) {
 	if len(ids) == 0 {
-		return nil
+		return nil, false
 	}
 	err := c.syncFallback(ctx, r)
-	var claimed []int64
 	if err == nil {
 		claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 	}
@@ -376,7 +435,7 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 	}
 	if err == nil {
 		c.recent.add(r.User, r.Channel, claimed)
-		return claimed
+		return claimed, false
 	}
 	c.degraded(r, "claims", err)
 	seen, herr := c.seenIn(ctx, r.User, seenChannels(r.Channel))
@@ -384,9 +443,9 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) []int64
 		// Nothing can tell what the reader has seen: serve nothing rather
 		// than risk a repeat.
 		c.degraded(r, "history", herr)
-		return nil
+		return nil, true
 	}
-	return c.recent.claim(r.User, r.Channel, seen, ids)
+	return c.recent.claim(r.User, r.Channel, seen, ids), true
 }
 
 // syncFallback adds to the reader's seen sets what the fallback claim served
@@ -418,11 +477,17 @@ func (c *Center) seed(ctx context.Context, r feed.Request) error {
 		if err != nil {
 			return fmt.Errorf("read history to seed seen set: %w", err)
 		}
+		hctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+		last, err := c.ports.History.Newest(hctx, r.User, ch)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read history to seed seen set: %w", err)
+		}
 		ids := c.recent.served(r.User, ch)
 		for id := range seen {
 			ids = append(ids, id)
 		}
-		if err := c.ports.Claims.Seed(ctx, r.User, ch, ids, c.cfg.SeenTTL); err != nil {
+		if err := c.ports.Claims.Seed(ctx, r.User, ch, ids, last, c.cfg.SeenTTL); err != nil {
 			return fmt.Errorf("seed seen set: %w", err)
 		}
 	}
@@ -609,31 +674,26 @@ func mix(ranked, fresh, hot []int64, newRatio, hotRatio float64) []int64 {
 // record makes the served ids durable before the page is answered (DESIGN §8
 // "served ids"): the served-log entry, which the history applier turns into a
 // history version even if history is down now or this process dies right
-// after answering, and the history write itself (bounded by HistoryTimeout),
-// so that a history page right after the refresh shows it. History merges
-// writes at one stamp, so the applier's write of the same entry changes
-// nothing. Only when both fail is the refresh an error: nothing would remember
-// the page (the claims still keep its ids from coming back).
-func (c *Center) record(ctx context.Context, r feed.Request, ids []int64) error {
+// after answering. Only when the log fails is history written directly, each
+// write bounded by HistoryTimeout; history merges writes at one stamp, so
+// the applier's write of an entry that also reached the log changes nothing.
+// Only when both fail is the refresh an error: nothing would remember the page
+// (the claims still keep its ids from coming back).
+func (c *Center) record(ctx context.Context, r feed.Request, ids []int64, claimed bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	// Both writes share one bound: a dead log or history costs the refresh
-	// HistoryTimeout, and the other one still records it.
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
-	defer cancel()
-	logged := make(chan error, 1)
-	go func() { logged <- c.ports.Served.Append(wctx, r.User, r.Channel, r.Timestamp, ids) }()
-	herr := c.ports.History.Record(wctx, r.User, r.Channel, r.Timestamp, ids)
-	lerr := <-logged
-	switch {
-	case lerr == nil && herr == nil:
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+	lerr := c.ports.Served.Append(lctx, r.User, r.Channel, r.Timestamp, ids, claimed)
+	cancel()
+	if lerr == nil {
 		return nil
-	case lerr == nil:
-		c.degraded(r, "history", herr)
-		return nil
-	case herr == nil:
-		c.degraded(r, "log", lerr)
+	}
+	c.degraded(r, "log", lerr)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.HistoryTimeout)
+	herr := c.ports.History.Record(hctx, r.User, r.Channel, r.Timestamp, ids)
+	cancel()
+	if herr == nil {
 		return nil
 	}
 	c.metrics.historyFailed.Inc()

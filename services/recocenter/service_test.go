@@ -87,8 +87,12 @@ func TestFeedRefreshOrHistory(t *testing.T) {
 				if n := e.history.count("Record"); n != 0 {
 					t.Errorf("history page made %d Record calls, want 0", n)
 				}
-				if n := e.cache.total() + e.recall.total() + e.popular.total() + e.sort.total(); n != 0 {
-					t.Errorf("history page made %d cache/recall/popular/sort calls, want 0", n)
+				// The cache's Take tells it from a refresh, taking nothing.
+				if n := e.cache.count("Take"); n != 1 {
+					t.Errorf("history page made %d cache Take calls, want 1", n)
+				}
+				if n := e.cache.total() - 1 + e.recall.total() + e.popular.total() + e.sort.total(); n != 0 {
+					t.Errorf("history page made %d more cache/recall/popular/sort calls, want 0", n)
 				}
 			}
 		})
@@ -359,10 +363,14 @@ func TestFeedDegradations(t *testing.T) {
 		check      func(t *testing.T, e *env)
 	}{
 		{
-			name:       "history Newest fails: still serves a refresh, the claims keep out what was seen",
-			faults:     func(e *env) { e.history.failOn("Newest", fault{err: boom}) },
+			name: "cache down and history Newest fails: still serves a refresh, the claims keep out what was seen",
+			faults: func(e *env) {
+				e.cache.failOn("Take", fault{err: boom})
+				e.cache.failOn("Store", fault{err: boom})
+				e.history.failOn("Newest", fault{err: boom})
+			},
 			want:       feed.Page{IDs: []int64{4, 3}},
-			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"cache": 2, "history": 1}, wantRecorded: []int64{4, 3},
 			check: func(t *testing.T, e *env) {
 				if n := e.history.count("Seen"); n != 0 {
 					t.Errorf("Seen calls = %d, want 0 with history down", n)
@@ -373,38 +381,38 @@ func TestFeedDegradations(t *testing.T) {
 			name:       "history Seen fails: the claims keep out what was seen",
 			faults:     func(e *env) { e.history.failOn("Seen", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"history": 1}, wantRecorded: []int64{4, 3},
 		},
 		{
 			name: "cache down: the ranking is served directly, minus seen",
 			faults: func(e *env) {
-				e.cache.failOn("Pop", fault{err: boom})
+				e.cache.failOn("Take", fault{err: boom})
 				e.cache.failOn("Store", fault{err: boom})
 			},
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 2}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"cache": 2}, wantRecorded: []int64{4, 3},
 		},
 		{
-			name:       "cache Pop fails after Store worked: the ranking is served directly",
-			faults:     func(e *env) { e.cache.failOn("Pop", fault{err: boom}) },
+			name:       "cache Take fails after Store worked: the ranking is served directly",
+			faults:     func(e *env) { e.cache.failOn("Take", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 2}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"cache": 2}, wantRecorded: []int64{4, 3},
 		},
 		{
 			name: "cache down and history Seen fails: the ranking, the claims keep out what was seen",
 			faults: func(e *env) {
-				e.cache.failOn("Pop", fault{err: boom})
+				e.cache.failOn("Take", fault{err: boom})
 				e.cache.failOn("Store", fault{err: boom})
 				e.history.failOn("Seen", fault{err: boom})
 			},
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 2, "history": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"cache": 2, "history": 1}, wantRecorded: []int64{4, 3},
 		},
 		{
 			name:       "cache Store fails: the ranking is served directly",
 			faults:     func(e *env) { e.cache.failOn("Store", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"cache": 1}, wantRecorded: []int64{4, 3},
 			check: func(t *testing.T, e *env) {
 				if q := e.cache.queue("u1", 3); len(q) != 0 {
 					t.Errorf("cache holds %v, want nothing", q)
@@ -415,14 +423,14 @@ func TestFeedDegradations(t *testing.T) {
 			name:       "cache Store hangs: bounded by fill_timeout, the ranking is served directly",
 			faults:     func(e *env) { e.cache.failOn("Store", fault{hang: true}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses: map[string]float64{"cache": 1}, wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"cache": 1}, wantRecorded: []int64{4, 3},
 			maxElapsed: time.Second,
 		},
 		{
 			name:       "recall fails: popular fallback minus seen, the rest queued",
 			faults:     func(e *env) { e.recall.failOn("Recall", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{7, 8}, Timestamp: 100},
-			wantCauses: map[string]float64{"recall": 1}, wantRecorded: []int64{7, 8}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"recall": 1}, wantRecorded: []int64{7, 8},
 			check: func(t *testing.T, e *env) {
 				if q := e.cache.queue("u1", 3); !slices.Equal(q, []int64{9}) {
 					t.Errorf("cache holds %v, want [9]", q)
@@ -445,13 +453,13 @@ func TestFeedDegradations(t *testing.T) {
 			name:       "sort fails: recall order",
 			faults:     func(e *env) { e.sort.failOn("Rank", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{1, 2}, Timestamp: 100},
-			wantCauses: map[string]float64{"sort": 1}, wantRecorded: []int64{1, 2}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"sort": 1}, wantRecorded: []int64{1, 2},
 		},
 		{
 			name:       "sort hangs: bounded by fill_timeout, recall order",
 			faults:     func(e *env) { e.sort.failOn("Rank", fault{hang: true}) },
 			want:       feed.Page{IDs: []int64{1, 2}, Timestamp: 100},
-			wantCauses: map[string]float64{"sort": 1}, causesAtLeast: true, wantRecorded: []int64{1, 2}, wantRecordCalls: 1,
+			wantCauses: map[string]float64{"sort": 1}, causesAtLeast: true, wantRecorded: []int64{1, 2},
 			maxElapsed: time.Second,
 		},
 		{
@@ -467,7 +475,7 @@ func TestFeedDegradations(t *testing.T) {
 		{
 			name: "cache, recall and popular fail: empty page, no error",
 			faults: func(e *env) {
-				e.cache.failOn("Pop", fault{err: boom})
+				e.cache.failOn("Take", fault{err: boom})
 				e.recall.failOn("Recall", fault{err: boom})
 				e.popular.failOn("Popular", fault{err: boom})
 			},
@@ -475,24 +483,30 @@ func TestFeedDegradations(t *testing.T) {
 			wantCauses: map[string]float64{"cache": 1, "recall": 1, "popular": 2},
 		},
 		{
-			name:            "history Record fails: the served log holds the ids",
-			faults:          func(e *env) { e.history.failOn("Record", fault{err: boom}) },
-			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses:      map[string]float64{"history": 1},
-			wantRecordCalls: 1,
+			name:   "history Record fails: untouched, the served log holds the ids",
+			faults: func(e *env) { e.history.failOn("Record", fault{err: boom}) },
+			want:   feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
 			check: func(t *testing.T, e *env) {
 				if got := e.served.entries; len(got) != 1 || got[0].Timestamp != 200 || !slices.Equal(got[0].IDs, []int64{4, 3}) {
 					t.Errorf("served log = %v, want [4 3] at 200", got)
 				}
+				if !slices.Equal(e.served.claimed, []bool{true}) {
+					t.Errorf("served log entries claimed = %v, want [true]", e.served.claimed)
+				}
 			},
 		},
 		{
-			name:            "history Record hangs: bounded by history_timeout, the served log holds the ids",
-			faults:          func(e *env) { e.history.failOn("Record", fault{hang: true}) },
-			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantCauses:      map[string]float64{"history": 1},
-			wantRecordCalls: 1,
-			maxElapsed:      time.Second,
+			name:       "history Record hangs: untouched, the refresh takes no history round trip",
+			faults:     func(e *env) { e.history.failOn("Record", fault{hang: true}); e.cache.put("u1", 3, 4, 3) },
+			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
+			maxElapsed: 50 * time.Millisecond,
+			check: func(t *testing.T, e *env) {
+				for _, m := range []string{"Newest", "Seen", "Page", "Record"} {
+					if n := e.history.count(m); n != 0 {
+						t.Errorf("history %s calls = %d, want 0 on a cache hit with the seen sets warm", m, n)
+					}
+				}
+			},
 		},
 		{
 			name:            "served log fails: history holds the ids",
@@ -512,17 +526,22 @@ func TestFeedDegradations(t *testing.T) {
 			maxElapsed:      time.Second,
 		},
 		{
-			name:       "claims fail: history filters instead",
-			faults:     func(e *env) { e.claims.failOn("Claim", fault{err: boom}) },
+			name:       "claims fail (Redis down): history filters instead",
+			faults:     func(e *env) { e.claims.failOn("Claim", fault{err: boom}); e.cache.failOn("Take", fault{err: boom}) },
 			want:       feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
 			wantCauses: map[string]float64{"claims": 1}, causesAtLeast: true,
-			wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			check: func(t *testing.T, e *env) {
+				if !slices.Equal(e.served.claimed, []bool{false}) {
+					t.Errorf("served log entries claimed = %v, want [false]: the seen sets lack the page", e.served.claimed)
+				}
+			},
+			wantRecorded: []int64{4, 3},
 		},
 		{
 			name:         "seen sets lost (Redis restarted empty): seeded from history, nothing seen comes back",
 			faults:       func(e *env) { e.claims.lose(); e.cache.put("u1", 3, 6, 5) },
 			want:         feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
-			wantRecorded: []int64{4, 3}, wantRecordCalls: 1,
+			wantRecorded: []int64{4, 3},
 			check: func(t *testing.T, e *env) {
 				if n := e.claims.count("Seed"); n != 2 {
 					t.Errorf("Seed calls = %d, want 2 (the channel and channel 0)", n)

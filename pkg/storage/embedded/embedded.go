@@ -59,12 +59,14 @@
 //
 // # Durability and speed
 //
-// Every write is one transaction, fsynced on commit unless Config.NoSync says
-// otherwise. The freelist is not written on commit (NoFreelistSync: one page write
-// less per transaction; bbolt rebuilds it by scanning the file on Open) and is kept
-// in a hashmap, which stays fast as the file grows. Writers queue on a lock that
-// honours the caller's context, so a deadline expires while waiting rather than
-// after; once a transaction runs it completes.
+// Every write is fsynced on commit unless Config.NoSync says otherwise; the
+// writes that wait while a commit runs share the next transaction and its
+// fsync (group commit), so concurrent writers cost one disk flush, not one
+// each. The freelist is not written on commit (NoFreelistSync: one page write
+// less per transaction; bbolt rebuilds it by scanning the file on Open) and is
+// kept in a hashmap, which stays fast as the file grows. Writers queue in a
+// way that honours the caller's context, so a deadline expires while waiting
+// rather than after; once a write runs it completes.
 package embedded
 
 import (
@@ -105,10 +107,11 @@ const lockTimeout = 2 * time.Second
 // closes it.
 type DB struct {
 	bolt *bolt.DB
-	// writer is bbolt's single-writer lock taken one step early, with a select on
-	// the caller's context, because bolt.DB.Update waits for its own lock without
-	// one.
-	writer chan struct{}
+	// writes queue the write transactions for the committer, which runs
+	// those waiting together in one transaction (group commit); stop ends it.
+	writes chan *write
+	stop   chan struct{}
+	done   chan struct{}
 	// now is the clock of TTLs, expiries and the timestamps of single-version
 	// cells; tests move it.
 	now func() time.Time
@@ -142,7 +145,7 @@ func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
 	}
 	writeHolder(cfg.Path)
-	db := &DB{bolt: b, writer: make(chan struct{}, 1), now: time.Now}
+	db := &DB{bolt: b, writes: make(chan *write), stop: make(chan struct{}), done: make(chan struct{}), now: time.Now}
 	for _, o := range opts {
 		o(db)
 	}
@@ -159,7 +162,10 @@ func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 		_ = b.Close()
 		return nil, nil, fmt.Errorf("open embedded storage %s: %w", cfg.Path, err)
 	}
+	go db.commit()
 	cleanup := func() error {
+		close(db.stop)
+		<-db.done
 		removeHolder(cfg.Path)
 		if err := b.Close(); err != nil {
 			return fmt.Errorf("close embedded storage %s: %w", cfg.Path, err)
@@ -175,20 +181,92 @@ func (db *DB) Tables() storage.Tables { return layout.NewTables(&tables{db: db})
 // Sets returns the Redis role of db.
 func (db *DB) Sets() storage.Sets { return layout.NewSets(&sortedSets{db: db}) }
 
-// update runs fn in a write transaction, waiting for the writer lock no longer
-// than ctx allows.
+// write is one caller's write transaction, queued for the committer.
+type write struct {
+	ctx  context.Context
+	fn   func(tx *bolt.Tx) error
+	done chan error
+}
+
+// update runs fn in a write transaction, waiting for the committer no longer
+// than ctx allows; once fn runs, its transaction completes. fn may run more
+// than once (see commit) and must leave its results as the last run set them.
 func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	w := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
-	case db.writer <- struct{}{}:
+	case db.writes <- w:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-db.stop:
+		return bolt.ErrDatabaseNotOpen
 	}
-	defer func() { <-db.writer }()
-	// select picks at random when both cases are ready.
-	if err := ctx.Err(); err != nil {
-		return err
+	return <-w.done
+}
+
+// maxGroup bounds the writes one transaction commits.
+const maxGroup = 256
+
+// commit runs the queued writes until stop: every write waiting when the
+// last commit ended shares the next transaction and its one fsync (group
+// commit), so writers that arrive together cost one disk flush, and a lone
+// writer waits for no one. When one write of a group fails, the transaction
+// rolls back and each write of the group runs alone, so that one caller's
+// error is never another's.
+func (db *DB) commit() {
+	defer close(db.done)
+	group := make([]*write, 0, maxGroup)
+	for {
+		select {
+		case w := <-db.writes:
+			group = append(group[:0], w)
+		case <-db.stop:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case w := <-db.writes:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		db.run(group)
 	}
-	return db.bolt.Update(fn)
+}
+
+// run commits group, answering each of its writes.
+func (db *DB) run(group []*write) {
+	live := group[:0]
+	for _, w := range group {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- err // the caller stopped waiting before it ran
+			continue
+		}
+		live = append(live, w)
+	}
+	if len(live) == 0 {
+		return
+	}
+	failed := false
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, w := range live {
+			if err := w.fn(tx); err != nil {
+				failed = true
+				return err
+			}
+		}
+		return nil
+	})
+	if !failed || len(live) == 1 {
+		for _, w := range live {
+			w.done <- err
+		}
+		return
+	}
+	for _, w := range live {
+		w.done <- db.bolt.Update(w.fn)
+	}
 }
 
 // view runs fn in a read transaction, unless ctx is already done.

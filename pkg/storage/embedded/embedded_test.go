@@ -458,13 +458,71 @@ func TestCallsHonourTheContext(t *testing.T) {
 	}
 
 	// A writer queued behind another gives up at its deadline.
-	db.writer <- struct{}{}
+	release := busyCommitter(t, db)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	err := tb.Append(ctx, c, 1, []int64{1})
-	<-db.writer
+	release()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Append behind a busy writer: err = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// busyCommitter holds db's committer in a transaction until release.
+func busyCommitter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	started, hold := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = db.update(context.Background(), func(*bolt.Tx) error {
+			close(started)
+			<-hold
+			return nil
+		})
+	}()
+	<-started
+	var once sync.Once
+	return func() { once.Do(func() { close(hold) }) }
+}
+
+// Writes that wait while a commit runs share the next one, and one of them
+// failing fails only itself: the others land.
+func TestGroupCommitKeepsWritesApart(t *testing.T) {
+	db := open(t, false)
+	sets := zsets(db)
+	ctx := context.Background()
+	release := busyCommitter(t, db)
+	errs := make(chan error, 3)
+	put := func(key string, id int64) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			b, err := tx.Bucket(bucketSets).CreateBucketIfNotExists([]byte(key))
+			if err != nil {
+				return err
+			}
+			return putMember(b, storage.Scored{ID: id, Score: 1})
+		}
+	}
+	boom := errors.New("boom")
+	for _, fn := range []func(*bolt.Tx) error{put("a", 1), func(*bolt.Tx) error { return boom }, put("b", 3)} {
+		go func() { errs <- db.update(ctx, fn) }()
+	}
+	time.Sleep(50 * time.Millisecond) // all three queued behind the busy commit
+	release()
+	failed := 0
+	for range 3 {
+		if err := <-errs; err != nil {
+			failed++
+			if !errors.Is(err, boom) {
+				t.Errorf("a write failed with %v, want only the failing one's error", err)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d of 3 writes failed, want 1", failed)
+	}
+	for key, want := range map[string]int64{"a": 1, "b": 3} {
+		if got, err := sets.Top(ctx, key, 1); err != nil || len(got) != 1 || got[0].ID != want {
+			t.Errorf("Top(%s) = %v, %v; want [%d]", key, got, err, want)
+		}
 	}
 }
 

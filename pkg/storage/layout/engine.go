@@ -107,8 +107,22 @@ type SortedSets interface {
 	// expiry to ttl. When key or also lacks the marker SeedSeen puts (member 0),
 	// it changes nothing and seeded is false: the set is not a copy of history.
 	ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration) (claimed []int64, seeded bool, err error)
-	// SeedSeen adds ids and the marker to key and (re)sets its expiry to ttl.
-	SeedSeen(ctx context.Context, key string, ids []int64, ttl time.Duration) error
+	// SeedSeen adds ids and the marker to key, records last as key's
+	// stamp (the time of the newest refresh its channel served) unless the
+	// stamp is later already, and (re)sets the expiry of both to ttl.
+	SeedSeen(ctx context.Context, key string, ids []int64, last int64, ttl time.Duration) error
+	// PopUnseen is a refresh's cache hit in one atomic call. With at > 0 it
+	// first starts the refresh at at: when seen's stamp is at or after at,
+	// it changes nothing and reports Older (a history page); otherwise at
+	// becomes the stamp, expiring with seen. Then it pops members of queue,
+	// best first, until n of them are ids neither seen nor also (when not
+	// empty) holds, or the queue is empty, adding those to seen and
+	// (re)setting its expiry to ttl: popped ids the sets hold are dropped,
+	// as they were served already by another path. With at = 0 it only
+	// pops (a refresh that is under way). When seen or also lacks the
+	// marker, or (with at > 0) seen has no stamp, it changes nothing and
+	// Seeded is false.
+	PopUnseen(ctx context.Context, queue, seen, also string, at int64, n int, ttl time.Duration) (Popped, error)
 	// AddAbove atomically scores ids above every member of key, the first
 	// highest (the highest score plus len(ids), down to plus 1; an empty key
 	// counts as highest 0), moving those key holds. A ttl > 0 (re)sets the
@@ -154,6 +168,19 @@ type SortedSets interface {
 	// order) and its time to live, in one consistent read that changes
 	// nothing. A malformed member is reported and skipped, not removed.
 	PeekSeen(ctx context.Context, key string) (SeenPeek, error)
+}
+
+// Popped is what PopUnseen did.
+type Popped struct {
+	Seeded bool
+	// Older says at was not after the stamp, Last: nothing was popped.
+	Older bool
+	// Last is seen's stamp before the call (with at > 0).
+	Last int64
+	// IDs are the ids claimed, best first; Dry says the queue ran out
+	// before n of them.
+	IDs []int64
+	Dry bool
 }
 
 // MarkedScore adds By to member ID's score, for the action at Mark.

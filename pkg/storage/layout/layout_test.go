@@ -46,9 +46,14 @@ func (f *fakeSets) ClaimUnseen(_ context.Context, key, also string, ids []int64,
 	return ids, true, nil
 }
 
-func (f *fakeSets) SeedSeen(_ context.Context, key string, ids []int64, ttl time.Duration) error {
+func (f *fakeSets) SeedSeen(_ context.Context, key string, ids []int64, _ int64, ttl time.Duration) error {
 	f.calls = append(f.calls, "seed "+key)
 	return nil
+}
+
+func (f *fakeSets) PopUnseen(_ context.Context, queue, seen, also string, _ int64, _ int, _ time.Duration) (Popped, error) {
+	f.calls = append(f.calls, "take "+queue+" "+seen+" "+also)
+	return Popped{Seeded: true}, nil
 }
 
 func (f *fakeSets) Top(_ context.Context, key string, n int) ([]storage.Scored, error) {
@@ -107,8 +112,10 @@ func TestStoreClaimAndSeedKeys(t *testing.T) {
 	f.calls = nil
 	_, _ = s.Claim(ctx, "u", 2, []int64{1}, time.Minute)
 	_, _ = s.Claim(ctx, "u", 0, []int64{1}, time.Minute)
-	_ = s.Seed(ctx, "u", 2, nil, time.Minute)
-	want := []string{"claim " + SeenKey("u", 2) + " " + SeenKey("u", 0), "claim " + SeenKey("u", 0) + " ", "seed " + SeenKey("u", 2)}
+	_ = s.Seed(ctx, "u", 2, nil, 0, time.Minute)
+	_, _ = s.TakeUnseen(ctx, "u", 2, 1, 1, time.Minute)
+	want := []string{"claim " + SeenKey("u", 2) + " " + SeenKey("u", 0), "claim " + SeenKey("u", 0) + " ", "seed " + SeenKey("u", 2),
+		"take " + CacheKey("u", 2) + " " + SeenKey("u", 2) + " " + SeenKey("u", 0)}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("calls = %q, want %q", f.calls, want)
 	}
@@ -218,7 +225,7 @@ func hashTag(key string) string {
 func TestCompanionKeysShareASlot(t *testing.T) {
 	for _, keys := range [][]string{
 		{HotKey(3), HotAppliedKey(3), HotCooledKey(3)},
-		{SeenKey("u", 2), SeenKey("u", 0)},
+		{SeenKey("u", 2), SeenKey("u", 0), CacheKey("u", 2)},
 	} {
 		for _, k := range keys[1:] {
 			if hashTag(k) != hashTag(keys[0]) {

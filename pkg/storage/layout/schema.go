@@ -124,8 +124,10 @@ func NewKey(channel int32) string { return "ch:" + strconv.Itoa(int(channel)) + 
 func HotKey(channel int32) string { return "ch:" + strconv.Itoa(int(channel)) + ":hot" }
 
 // CacheKey is tier 1 of user's cache for channel: ranked, not yet served ids.
+// The user id is a hash tag, as in SeenKey: a cache hit pops the queue and
+// claims in the seen sets in one script, so they share a Redis Cluster slot.
 func CacheKey(user string, channel int32) string {
-	return "reco:" + user + ":" + strconv.Itoa(int(channel)) + ":art"
+	return "reco:{" + user + "}:" + strconv.Itoa(int(channel)) + ":art"
 }
 
 // SimilarRow is the article_similar row of article; its columns are

@@ -104,14 +104,19 @@ func (s *sets) Boost(ctx context.Context, user string, channel int32, ids []int6
 	return s.s.AddAbove(ctx, CacheKey(user, channel), storage.MergeIDs(nil, ids), ttl)
 }
 
+// alsoSeen is the seen set a claim in channel checks besides channel's own:
+// channel 0's, for any other channel.
+func alsoSeen(user string, channel int32) string {
+	if channel == feed.ChannelAll {
+		return ""
+	}
+	return SeenKey(user, feed.ChannelAll)
+}
+
 // Claim claims ids in the reader's seen set of channel, checking channel 0's
 // too for any other channel, in one atomic engine call.
 func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {
-	also := ""
-	if channel != feed.ChannelAll {
-		also = SeenKey(user, feed.ChannelAll)
-	}
-	claimed, seeded, err := s.s.ClaimUnseen(ctx, SeenKey(user, channel), also, ids, ttl)
+	claimed, seeded, err := s.s.ClaimUnseen(ctx, SeenKey(user, channel), alsoSeen(user, channel), ids, ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +127,25 @@ func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int6
 }
 
 // Seed adds seen to the reader's seen set of channel and marks it seeded.
-func (s *sets) Seed(ctx context.Context, user string, channel int32, seen []int64, ttl time.Duration) error {
-	return s.s.SeedSeen(ctx, SeenKey(user, channel), seen, ttl)
+func (s *sets) Seed(ctx context.Context, user string, channel int32, seen []int64, last int64, ttl time.Duration) error {
+	if last < 0 {
+		return fmt.Errorf("seed seen set of user %s channel %d: a time stamp is not negative, got %d", user, channel, last)
+	}
+	return s.s.SeedSeen(ctx, SeenKey(user, channel), seen, last, ttl)
+}
+
+// TakeUnseen pops and claims from the reader's tier 1 in one atomic engine call;
+// the seen set of the channel keeps the stamp of its newest refresh.
+func (s *sets) TakeUnseen(ctx context.Context, user string, channel int32, at int64, n int, ttl time.Duration) (storage.Taken, error) {
+	if at < 0 || n < 0 {
+		return storage.Taken{}, fmt.Errorf("take from cache of user %s channel %d: time stamp and count are not negative, got %d and %d", user, channel, at, n)
+	}
+	p, err := s.s.PopUnseen(ctx, CacheKey(user, channel), SeenKey(user, channel), alsoSeen(user, channel), at, n, ttl)
+	if err != nil {
+		return storage.Taken{}, err
+	}
+	if !p.Seeded {
+		return storage.Taken{}, storage.ErrUnseeded
+	}
+	return storage.Taken{Older: p.Older, Last: p.Last, IDs: p.IDs, Dry: p.Dry}, nil
 }

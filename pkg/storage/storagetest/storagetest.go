@@ -699,41 +699,13 @@ func tier1(t *testing.T, sets storage.Sets) {
 		if err := sets.Store(ctx(t), user, 1, in, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		var (
-			mu   sync.Mutex
-			seen = map[int64]int{}
-			wg   sync.WaitGroup
-		)
-		for range 10 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					got, err := sets.Pop(ctx(t), user, 1, 3)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(got) == 0 {
-						return
-					}
-					if !slices.IsSorted(got) {
-						t.Errorf("Pop returned %v, not in stored order", got)
-					}
-					mu.Lock()
-					for _, id := range got {
-						seen[id]++
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for _, id := range in {
-			if seen[id] != 1 {
-				t.Errorf("id %d popped %d times, want once", id, seen[id])
+		takenOnce(t, in, func() ([]int64, bool, error) {
+			got, err := sets.Pop(ctx(t), user, 1, 3)
+			if !slices.IsSorted(got) {
+				t.Errorf("Pop returned %v, not in stored order", got)
 			}
-		}
+			return got, len(got) == 0, err
+		})
 	})
 
 	boost(t, sets)
@@ -767,7 +739,7 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 			if ch == 0 {
 				history = []int64{9}
 			}
-			if err := sets.Seed(ctx(t), user, ch, history, time.Minute); err != nil {
+			if err := sets.Seed(ctx(t), user, ch, history, 0, time.Minute); err != nil {
 				t.Fatalf("Seed(%d): %v", ch, err)
 			}
 		}
@@ -802,14 +774,14 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 		if got, err := sets.Claim(ctx(t), user, 1, []int64{1}, time.Minute); !errors.Is(err, storage.ErrUnseeded) || len(got) != 0 {
 			t.Fatalf("Claim before Seed = %v, %v; want ErrUnseeded", got, err)
 		}
-		if err := sets.Seed(ctx(t), user, 1, []int64{1, 2}, time.Minute); err != nil {
+		if err := sets.Seed(ctx(t), user, 1, []int64{1, 2}, 0, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		// Channel 0's set is checked too, and it is not seeded yet.
 		if _, err := sets.Claim(ctx(t), user, 1, []int64{3}, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
 			t.Fatalf("Claim with channel 0 unseeded: err = %v, want ErrUnseeded", err)
 		}
-		if err := sets.Seed(ctx(t), user, 0, nil, time.Minute); err != nil {
+		if err := sets.Seed(ctx(t), user, 0, nil, 0, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		got, err := sets.Claim(ctx(t), user, 1, []int64{2, 3, 1}, time.Minute)
@@ -817,7 +789,7 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 			t.Errorf("Claim after Seed = %v, %v; want [3]: history held 1 and 2", got, err)
 		}
 		// Seeding again adds to what was claimed meanwhile, never removes.
-		if err := sets.Seed(ctx(t), user, 1, []int64{4}, time.Minute); err != nil {
+		if err := sets.Seed(ctx(t), user, 1, []int64{4}, 0, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := sets.Claim(ctx(t), user, 1, []int64{3, 4, 5}, time.Minute); err != nil || !slices.Equal(got, []int64{5}) {
@@ -860,10 +832,96 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 		}
 	})
 
+	t.Run("take starts a refresh after the newest one, pops and claims in one step", func(t *testing.T) {
+		user := unique(t)
+		for ch, last := range map[int32]int64{0: 500, 1: 1000} {
+			if err := sets.Seed(ctx(t), user, ch, []int64{9}, last, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// 9 was served (history), 8 goes out through channel 0 meanwhile.
+		if err := sets.Store(ctx(t), user, 1, []int64{7, 9, 8, 6, 5, 4}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sets.Claim(ctx(t), user, 0, []int64{8}, time.Minute); err != nil || !slices.Equal(got, []int64{8}) {
+			t.Fatalf("Claim(0, [8]) = %v, %v", got, err)
+		}
+		for _, tt := range []struct {
+			name string
+			at   int64
+			n    int
+			want storage.Taken
+		}{
+			{"a stamp not after the newest refresh is a history page", 1000, 3, storage.Taken{Older: true, Last: 1000}},
+			{"a refresh pops past what was served elsewhere", 2000, 3, storage.Taken{Last: 1000, IDs: []int64{7, 6, 5}}},
+			{"the refresh just started is the newest", 2000, 3, storage.Taken{Older: true, Last: 2000}},
+			{"an older stamp pages back", 1500, 3, storage.Taken{Older: true, Last: 2000}},
+			{"a refresh under way pops on; the tier runs dry", 0, 3, storage.Taken{IDs: []int64{4}, Dry: true}},
+			{"an empty tier starts a refresh all the same", 3000, 2, storage.Taken{Last: 2000, IDs: []int64{}, Dry: true}},
+		} {
+			got, err := sets.TakeUnseen(ctx(t), user, 1, tt.at, tt.n, time.Minute)
+			if len(got.IDs) == 0 && len(tt.want.IDs) == 0 {
+				got.IDs, tt.want.IDs = nil, nil
+			}
+			if err != nil || got.Older != tt.want.Older || got.Last != tt.want.Last || got.Dry != tt.want.Dry || !slices.Equal(got.IDs, tt.want.IDs) {
+				t.Errorf("%s: TakeUnseen(at %d, n %d) = %+v, %v; want %+v", tt.name, tt.at, tt.n, got, err, tt.want)
+			}
+		}
+		// What Take claimed, no other path serves.
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{7, 6, 5, 4, 3}, time.Minute); err != nil || !slices.Equal(got, []int64{3}) {
+			t.Errorf("Claim after Take = %v, %v; want [3]", got, err)
+		}
+	})
+
+	t.Run("take on unseeded sets changes nothing", func(t *testing.T) {
+		user := unique(t)
+		if err := sets.Store(ctx(t), user, 1, []int64{3, 2, 1}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sets.TakeUnseen(ctx(t), user, 1, 100, 2, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
+			t.Fatalf("Take before Seed: err = %v, want ErrUnseeded", err)
+		}
+		if err := sets.Seed(ctx(t), user, 1, nil, 50, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sets.TakeUnseen(ctx(t), user, 1, 100, 2, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
+			t.Fatalf("Take with channel 0 unseeded: err = %v, want ErrUnseeded", err)
+		}
+		if err := sets.Seed(ctx(t), user, 0, nil, 0, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// A seed never lowers the stamp a refresh raised.
+		got, err := sets.TakeUnseen(ctx(t), user, 1, 100, 2, time.Minute)
+		if err != nil || !slices.Equal(got.IDs, []int64{3, 2}) || got.Last != 50 {
+			t.Fatalf("Take after Seed = %+v, %v; want [3 2] after 50", got, err)
+		}
+		if err := sets.Seed(ctx(t), user, 1, nil, 60, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sets.TakeUnseen(ctx(t), user, 1, 90, 2, time.Minute); err != nil || !got.Older || got.Last != 100 {
+			t.Errorf("Take(at 90) after a seed at 60 = %+v, %v; want Older than 100", got, err)
+		}
+	})
+
+	t.Run("concurrent takes of one queue: each id once", func(t *testing.T) {
+		user := seeded(t)
+		var queued []int64
+		for id := int64(1000); id < 1100; id++ {
+			queued = append(queued, id)
+		}
+		if err := sets.Store(ctx(t), user, 1, queued, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		takenOnce(t, queued, func() ([]int64, bool, error) {
+			got, err := sets.TakeUnseen(ctx(t), user, 1, 0, 7, time.Minute)
+			return got.IDs, got.Dry, err
+		})
+	})
+
 	t.Run("a set expires ttl after its last claim, then needs seeding again", func(t *testing.T) {
 		user := unique(t)
 		for _, ch := range []int32{0, 1} {
-			if err := sets.Seed(ctx(t), user, ch, nil, 300*time.Millisecond); err != nil {
+			if err := sets.Seed(ctx(t), user, ch, nil, 0, 300*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -875,4 +933,40 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 			t.Errorf("Claim after the ttl: err = %v, want ErrUnseeded", err)
 		}
 	})
+}
+
+// takenOnce runs concurrent takers of a queue holding queued until it runs
+// dry (take says done) and checks that each id came out exactly once.
+func takenOnce(t *testing.T, queued []int64, take func() (ids []int64, done bool, err error)) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		wins = map[int64]int{}
+		wg   sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				got, done, err := take()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, id := range got {
+					wins[id]++
+				}
+				mu.Unlock()
+				if done {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range queued {
+		if wins[id] != 1 {
+			t.Errorf("id %d taken %d times, want once", id, wins[id])
+		}
+	}
 }

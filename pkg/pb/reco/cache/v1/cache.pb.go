@@ -21,30 +21,30 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// PopRequest asks for up to n cached ids of a user's channel.
-type PopRequest struct {
+type TakeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	ChannelId     int32                  `protobuf:"varint,2,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
 	N             int32                  `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	TimeStamp     int64                  `protobuf:"varint,4,opt,name=time_stamp,json=timeStamp,proto3" json:"time_stamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *PopRequest) Reset() {
-	*x = PopRequest{}
+func (x *TakeRequest) Reset() {
+	*x = TakeRequest{}
 	mi := &file_reco_cache_v1_cache_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *PopRequest) String() string {
+func (x *TakeRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*PopRequest) ProtoMessage() {}
+func (*TakeRequest) ProtoMessage() {}
 
-func (x *PopRequest) ProtoReflect() protoreflect.Message {
+func (x *TakeRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_reco_cache_v1_cache_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -56,54 +56,70 @@ func (x *PopRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use PopRequest.ProtoReflect.Descriptor instead.
-func (*PopRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use TakeRequest.ProtoReflect.Descriptor instead.
+func (*TakeRequest) Descriptor() ([]byte, []int) {
 	return file_reco_cache_v1_cache_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *PopRequest) GetUserId() string {
+func (x *TakeRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
 	}
 	return ""
 }
 
-func (x *PopRequest) GetChannelId() int32 {
+func (x *TakeRequest) GetChannelId() int32 {
 	if x != nil {
 		return x.ChannelId
 	}
 	return 0
 }
 
-func (x *PopRequest) GetN() int32 {
+func (x *TakeRequest) GetN() int32 {
 	if x != nil {
 		return x.N
 	}
 	return 0
 }
 
-// PopResponse holds the popped ids in ranked order.
-type PopResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ArticleIds    []int64                `protobuf:"varint,1,rep,packed,name=article_ids,json=articleIds,proto3" json:"article_ids,omitempty"`
+func (x *TakeRequest) GetTimeStamp() int64 {
+	if x != nil {
+		return x.TimeStamp
+	}
+	return 0
+}
+
+type TakeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ids claimed for the refresh, best first.
+	ArticleIds []int64 `protobuf:"varint,1,rep,packed,name=article_ids,json=articleIds,proto3" json:"article_ids,omitempty"`
+	// The time stamp of the reader's newest refresh of the channel before
+	// this one (0: none), for a time_stamp other than 0.
+	LastTimeStamp int64 `protobuf:"varint,2,opt,name=last_time_stamp,json=lastTimeStamp,proto3" json:"last_time_stamp,omitempty"`
+	// time_stamp is not after last_time_stamp: nothing was taken; the request
+	// is a history page.
+	Older bool `protobuf:"varint,3,opt,name=older,proto3" json:"older,omitempty"`
+	// The reader's seen sets are not a copy of their history (never seeded,
+	// expired, or lost with Redis): nothing was taken; seed them and take again.
+	Unseeded      bool `protobuf:"varint,4,opt,name=unseeded,proto3" json:"unseeded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *PopResponse) Reset() {
-	*x = PopResponse{}
+func (x *TakeResponse) Reset() {
+	*x = TakeResponse{}
 	mi := &file_reco_cache_v1_cache_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *PopResponse) String() string {
+func (x *TakeResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*PopResponse) ProtoMessage() {}
+func (*TakeResponse) ProtoMessage() {}
 
-func (x *PopResponse) ProtoReflect() protoreflect.Message {
+func (x *TakeResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_reco_cache_v1_cache_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -115,19 +131,39 @@ func (x *PopResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use PopResponse.ProtoReflect.Descriptor instead.
-func (*PopResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use TakeResponse.ProtoReflect.Descriptor instead.
+func (*TakeResponse) Descriptor() ([]byte, []int) {
 	return file_reco_cache_v1_cache_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *PopResponse) GetArticleIds() []int64 {
+func (x *TakeResponse) GetArticleIds() []int64 {
 	if x != nil {
 		return x.ArticleIds
 	}
 	return nil
 }
 
-// StoreRequest holds ranked ids to cache, best first.
+func (x *TakeResponse) GetLastTimeStamp() int64 {
+	if x != nil {
+		return x.LastTimeStamp
+	}
+	return 0
+}
+
+func (x *TakeResponse) GetOlder() bool {
+	if x != nil {
+		return x.Older
+	}
+	return false
+}
+
+func (x *TakeResponse) GetUnseeded() bool {
+	if x != nil {
+		return x.Unseeded
+	}
+	return false
+}
+
 type StoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -188,7 +224,6 @@ func (x *StoreRequest) GetArticleIds() []int64 {
 	return nil
 }
 
-// StoreResponse is empty.
 type StoreResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -229,25 +264,29 @@ var File_reco_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_reco_cache_v1_cache_proto_rawDesc = "" +
 	"\n" +
-	"\x19reco/cache/v1/cache.proto\x12\rreco.cache.v1\"R\n" +
-	"\n" +
-	"PopRequest\x12\x17\n" +
+	"\x19reco/cache/v1/cache.proto\x12\rreco.cache.v1\"r\n" +
+	"\vTakeRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\x05R\tchannelId\x12\f\n" +
-	"\x01n\x18\x03 \x01(\x05R\x01n\".\n" +
-	"\vPopResponse\x12\x1f\n" +
+	"\x01n\x18\x03 \x01(\x05R\x01n\x12\x1d\n" +
+	"\n" +
+	"time_stamp\x18\x04 \x01(\x03R\ttimeStamp\"\x89\x01\n" +
+	"\fTakeResponse\x12\x1f\n" +
 	"\varticle_ids\x18\x01 \x03(\x03R\n" +
-	"articleIds\"g\n" +
+	"articleIds\x12&\n" +
+	"\x0flast_time_stamp\x18\x02 \x01(\x03R\rlastTimeStamp\x12\x14\n" +
+	"\x05older\x18\x03 \x01(\bR\x05older\x12\x1a\n" +
+	"\bunseeded\x18\x04 \x01(\bR\bunseeded\"g\n" +
 	"\fStoreRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\x05R\tchannelId\x12\x1f\n" +
 	"\varticle_ids\x18\x03 \x03(\x03R\n" +
 	"articleIds\"\x0f\n" +
-	"\rStoreResponse2\x94\x01\n" +
-	"\fCacheService\x12>\n" +
-	"\x03Pop\x12\x19.reco.cache.v1.PopRequest\x1a\x1a.reco.cache.v1.PopResponse\"\x00\x12D\n" +
+	"\rStoreResponse2\x97\x01\n" +
+	"\fCacheService\x12A\n" +
+	"\x04Take\x12\x1a.reco.cache.v1.TakeRequest\x1a\x1b.reco.cache.v1.TakeResponse\"\x00\x12D\n" +
 	"\x05Store\x12\x1b.reco.cache.v1.StoreRequest\x1a\x1c.reco.cache.v1.StoreResponse\"\x00BCZAgithub.com/toutiao-reco/toutiao-reco/pkg/pb/reco/cache/v1;cachev1b\x06proto3"
 
 var (
@@ -264,15 +303,15 @@ func file_reco_cache_v1_cache_proto_rawDescGZIP() []byte {
 
 var file_reco_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_reco_cache_v1_cache_proto_goTypes = []any{
-	(*PopRequest)(nil),    // 0: reco.cache.v1.PopRequest
-	(*PopResponse)(nil),   // 1: reco.cache.v1.PopResponse
+	(*TakeRequest)(nil),   // 0: reco.cache.v1.TakeRequest
+	(*TakeResponse)(nil),  // 1: reco.cache.v1.TakeResponse
 	(*StoreRequest)(nil),  // 2: reco.cache.v1.StoreRequest
 	(*StoreResponse)(nil), // 3: reco.cache.v1.StoreResponse
 }
 var file_reco_cache_v1_cache_proto_depIdxs = []int32{
-	0, // 0: reco.cache.v1.CacheService.Pop:input_type -> reco.cache.v1.PopRequest
+	0, // 0: reco.cache.v1.CacheService.Take:input_type -> reco.cache.v1.TakeRequest
 	2, // 1: reco.cache.v1.CacheService.Store:input_type -> reco.cache.v1.StoreRequest
-	1, // 2: reco.cache.v1.CacheService.Pop:output_type -> reco.cache.v1.PopResponse
+	1, // 2: reco.cache.v1.CacheService.Take:output_type -> reco.cache.v1.TakeResponse
 	3, // 3: reco.cache.v1.CacheService.Store:output_type -> reco.cache.v1.StoreResponse
 	2, // [2:4] is the sub-list for method output_type
 	0, // [0:2] is the sub-list for method input_type

@@ -19,7 +19,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CacheService_Pop_FullMethodName   = "/reco.cache.v1.CacheService/Pop"
+	CacheService_Take_FullMethodName  = "/reco.cache.v1.CacheService/Take"
 	CacheService_Store_FullMethodName = "/reco.cache.v1.CacheService/Store"
 )
 
@@ -30,9 +30,13 @@ const (
 // CacheService is the per-user queue of ranked, not yet served articles: tier 1
 // in Redis, tier 2 in HBase wait_recommend.
 type CacheServiceClient interface {
-	// Pop atomically takes up to n ids in ranked order, refilling tier 1 from
-	// tier 2 when it is empty.
-	Pop(ctx context.Context, in *PopRequest, opts ...grpc.CallOption) (*PopResponse, error)
+	// Take is a refresh's cache hit in one atomic step: when time_stamp is
+	// after the reader's newest refresh of the channel, it starts the refresh
+	// at time_stamp, then pops up to n ids the reader was not served (in the
+	// channel nor in channel 0) from tier 1, best first, and claims them;
+	// tier 1 run dry is refilled from the head of tier 2. time_stamp 0 pops
+	// for a refresh already started.
+	Take(ctx context.Context, in *TakeRequest, opts ...grpc.CallOption) (*TakeResponse, error)
 	// Store keeps ranked ids for later refreshes: tier 1 up to its size, the rest
 	// in tier 2.
 	Store(ctx context.Context, in *StoreRequest, opts ...grpc.CallOption) (*StoreResponse, error)
@@ -46,10 +50,10 @@ func NewCacheServiceClient(cc grpc.ClientConnInterface) CacheServiceClient {
 	return &cacheServiceClient{cc}
 }
 
-func (c *cacheServiceClient) Pop(ctx context.Context, in *PopRequest, opts ...grpc.CallOption) (*PopResponse, error) {
+func (c *cacheServiceClient) Take(ctx context.Context, in *TakeRequest, opts ...grpc.CallOption) (*TakeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(PopResponse)
-	err := c.cc.Invoke(ctx, CacheService_Pop_FullMethodName, in, out, cOpts...)
+	out := new(TakeResponse)
+	err := c.cc.Invoke(ctx, CacheService_Take_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -73,9 +77,13 @@ func (c *cacheServiceClient) Store(ctx context.Context, in *StoreRequest, opts .
 // CacheService is the per-user queue of ranked, not yet served articles: tier 1
 // in Redis, tier 2 in HBase wait_recommend.
 type CacheServiceServer interface {
-	// Pop atomically takes up to n ids in ranked order, refilling tier 1 from
-	// tier 2 when it is empty.
-	Pop(context.Context, *PopRequest) (*PopResponse, error)
+	// Take is a refresh's cache hit in one atomic step: when time_stamp is
+	// after the reader's newest refresh of the channel, it starts the refresh
+	// at time_stamp, then pops up to n ids the reader was not served (in the
+	// channel nor in channel 0) from tier 1, best first, and claims them;
+	// tier 1 run dry is refilled from the head of tier 2. time_stamp 0 pops
+	// for a refresh already started.
+	Take(context.Context, *TakeRequest) (*TakeResponse, error)
 	// Store keeps ranked ids for later refreshes: tier 1 up to its size, the rest
 	// in tier 2.
 	Store(context.Context, *StoreRequest) (*StoreResponse, error)
@@ -89,8 +97,8 @@ type CacheServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedCacheServiceServer struct{}
 
-func (UnimplementedCacheServiceServer) Pop(context.Context, *PopRequest) (*PopResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method Pop not implemented")
+func (UnimplementedCacheServiceServer) Take(context.Context, *TakeRequest) (*TakeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Take not implemented")
 }
 func (UnimplementedCacheServiceServer) Store(context.Context, *StoreRequest) (*StoreResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Store not implemented")
@@ -116,20 +124,20 @@ func RegisterCacheServiceServer(s grpc.ServiceRegistrar, srv CacheServiceServer)
 	s.RegisterService(&CacheService_ServiceDesc, srv)
 }
 
-func _CacheService_Pop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(PopRequest)
+func _CacheService_Take_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TakeRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(CacheServiceServer).Pop(ctx, in)
+		return srv.(CacheServiceServer).Take(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: CacheService_Pop_FullMethodName,
+		FullMethod: CacheService_Take_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CacheServiceServer).Pop(ctx, req.(*PopRequest))
+		return srv.(CacheServiceServer).Take(ctx, req.(*TakeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -160,8 +168,8 @@ var CacheService_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*CacheServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
-			MethodName: "Pop",
-			Handler:    _CacheService_Pop_Handler,
+			MethodName: "Take",
+			Handler:    _CacheService_Take_Handler,
 		},
 		{
 			MethodName: "Store",
