@@ -107,10 +107,10 @@ func inspectCache(t *testing.T, sets storage.Sets) {
 		if _, err := sets.Claim(ctx(t), user, 1, []int64{1}, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
 			t.Fatalf("Claim after a peek: err = %v, want ErrUnseeded: a peek seeds nothing", err)
 		}
-		if err := sets.Seed(ctx(t), user, 0, []int64{9}, time.Minute); err != nil {
+		if err := sets.Seed(ctx(t), user, 0, []int64{9}, 0, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if err := sets.Seed(ctx(t), user, 1, []int64{15, 3}, time.Minute); err != nil {
+		if err := sets.Seed(ctx(t), user, 1, []int64{15, 3}, 0, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := sets.Claim(ctx(t), user, 1, []int64{2, 9, 1}, time.Minute); err != nil || !slices.Equal(got, []int64{2, 1}) {
