@@ -35,8 +35,8 @@
 #   BENCH_MISS_STEP        length of a cache-miss step, which spends fresh users [5s] {2s}
 #   BENCH_ALL_MISS_STEP    the same for make run's 3,000 demo users [2s] {1s}
 #   BENCH_LADDER_MISS, BENCH_LADDER_HIT, BENCH_LADDER_HISTORY, BENCH_LADDER_SIMILAR
-#                          START:MAX (doubling) or RATE,RATE,… [25:800, 100:12800, 100:12800, 100:12800]
-#                          {25:400, 100:6400, 100:6400, 100:6400}
+#                          START:MAX (doubling) or RATE,RATE,… [25:800, 50:12800, 50:12800, 50:12800]
+#                          {25:400, 50:6400, 50:6400, 50:6400}
 #   BENCH_CONCURRENCY      calls in flight of the closed loops [16]
 #   BENCH_CLOSED           length of each closed loop [10s] {5s}
 #   BENCH_LOOP             1: run the loop [1]; BENCH_LOOP_SAMPLES [100] {20},
@@ -46,7 +46,7 @@
 #   BENCH_BASELINE         run to compare with [bench/baseline.json]
 #   BENCH_OUT              where this run's JSON goes [.cache/bench/last.json]; copy it to
 #                          bench/baseline.json to make it the baseline
-#   BENCH_NOTE             note stored with the run (the machine, its load)
+#   BENCH_NOTE             note stored with the run after its settings (the machine, its load)
 #   BENCH_ROUTING_PORT, BENCH_PORT_BASE, BENCH_FLOOR_PORT
 #                          routing's gRPC port [9999], the others' base [10000]
 #                          (gRPC base+1…, metrics +100, HTTP +200), the chain's [11001]
@@ -59,10 +59,10 @@ cd "$ROOT"
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   q_users=3000 q_articles=10000 q_step=3s q_miss=2s q_all_miss=1s q_closed=5s q_samples=20 q_ingest=5s
-  q_lmiss=25:400 q_lhit=100:6400 q_lhist=100:6400 q_lsim=100:6400
+  q_lmiss=25:400 q_lhit=50:6400 q_lhist=50:6400 q_lsim=50:6400
 else
   q_users=10000 q_articles=50000 q_step=10s q_miss=5s q_all_miss=2s q_closed=10s q_samples=100 q_ingest=20s
-  q_lmiss=25:800 q_lhit=100:12800 q_lhist=100:12800 q_lsim=100:12800
+  q_lmiss=25:800 q_lhit=50:12800 q_lhist=50:12800 q_lsim=50:12800
 fi
 BENCH_USERS="${BENCH_USERS:-$q_users}"
 BENCH_ARTICLES="${BENCH_ARTICLES:-$q_articles}"
@@ -74,6 +74,7 @@ baseline="${BENCH_BASELINE:-bench/baseline.json}"
 out="${BENCH_OUT:-.cache/bench/last.json}"
 rport="${BENCH_ROUTING_PORT:-9999}" base="${BENCH_PORT_BASE:-10000}" fport="${BENCH_FLOOR_PORT:-11001}"
 routing=127.0.0.1:$rport
+# shellcheck disable=SC2054 # the commas are --closed-kinds' own
 ladders=(--miss-ladder "${BENCH_LADDER_MISS:-$q_lmiss}" --hit-ladder "${BENCH_LADDER_HIT:-$q_lhit}"
   --history-ladder "${BENCH_LADDER_HISTORY:-$q_lhist}" --similar-ladder "${BENCH_LADDER_SIMILAR:-$q_lsim}"
   --step-duration "$step" --closed "$conc" --closed-duration "$closed" --closed-kinds health,cache-hit)
@@ -224,5 +225,6 @@ fi
 
 echo
 mkdir -p "$(dirname "$out")"
-"$work/loadgen" report --baseline "$baseline" --out "$out" --note "${BENCH_NOTE:-}" "${results[@]}"
+note="BENCH_QUICK=${BENCH_QUICK:-0}, $BENCH_USERS users, $BENCH_ARTICLES articles, $step steps, $(nproc) cores${BENCH_NOTE:+; $BENCH_NOTE}"
+"$work/loadgen" report --baseline "$baseline" --out "$out" --note "$note" "${results[@]}"
 echo "this run: $out (cp it to bench/baseline.json to make it the baseline)"

@@ -92,6 +92,28 @@ func testAdminInspect(t *testing.T, dir string) {
 			}
 			served = append(served, ids)
 		}
+		// History has a refresh once the served log's applier wrote it,
+		// milliseconds after it answered: wait until paging back from the
+		// newest reaches the first.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			pages := 0
+			for ts := stamps[2]; ts != 0 && pages < 4; pages++ {
+				tr, err := c.UserRecommend(ctx, &userreco.User{UserId: user, ChannelId: splitChannel, ArticleNum: 5, TimeStamp: ts})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(tr.GetRecommends()) == 0 {
+					break
+				}
+				ts = tr.GetTimeStamp()
+			}
+			if pages == len(stamps) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("history pages back from the newest refresh: %d, want %d within 10s", pages, len(stamps))
+			}
+		}
 	}) {
 		return
 	}

@@ -227,9 +227,9 @@ var targets = []target{
 // the done-when targets.
 func (r Run) Print(w io.Writer, base *Run, baseName string) {
 	if base != nil {
-		fmt.Fprintf(w, "== this run against %s (recorded %s%s)\n", baseName, base.Recorded, noteOf(base.Note))
+		fmt.Fprintf(w, "== this run (%s) against %s (recorded %s%s)\n", r.Note, baseName, base.Recorded, noteOf(base.Note))
 	} else {
-		fmt.Fprintln(w, "== this run (no baseline to compare with)")
+		fmt.Fprintf(w, "== this run (%s; no baseline to compare with)\n", r.Note)
 	}
 	for _, m := range r.Metrics {
 		line := fmt.Sprintf("%-66s %12s", m.Name, format(m.Value, m.Unit))
