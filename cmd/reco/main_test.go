@@ -52,18 +52,22 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// storageEnv points processes at real HBase and Redis when the test command
-// started them, and at an embedded file otherwise.
-func storageEnv(t *testing.T, dbPath string) []string {
-	if thrift, redis := os.Getenv(storagetest.EnvHBase), os.Getenv(storagetest.EnvRedis); thrift != "" && redis != "" {
-		env := []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis,
-			"RECO_STORAGE_LOG_EMBEDDED_DIR=" + dbPath + ".log"}
-		if kafka := os.Getenv(logtest.EnvKafka); kafka != "" {
-			env = append(env, "RECO_STORAGE_LOG_BACKEND=kafka", "RECO_STORAGE_LOG_KAFKA_BROKERS="+kafka)
-		}
-		return env
+// splitEnv points the processes of one split-mode test at the real HBase,
+// Redis and Kafka the test command started: processes apart share their
+// stores (the cache's seen sets are the claims reco-center seeds), which
+// embedded files, one per process, cannot be. The hops get generous deadlines:
+// the test is about the wiring, and a slow run (-race, CI) must not turn it
+// into a degradation test.
+func splitEnv(t *testing.T) []string {
+	thrift, redis := storagetest.Server(t, storagetest.EnvHBase), storagetest.Server(t, storagetest.EnvRedis)
+	kafka := logtest.Server(t, logtest.EnvKafka)
+	env := []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis,
+		"RECO_STORAGE_LOG_BACKEND=kafka", "RECO_STORAGE_LOG_KAFKA_BROKERS=" + kafka, "RECO_STORAGE_LOG_NAMESPACE=" + logtest.Namespace(t),
+		"RECO_RECOCENTER_FILL_TIMEOUT=10s", "RECO_RECOCENTER_HISTORY_TIMEOUT=10s"}
+	for _, c := range []string{"RECOCENTER", "RECALL", "SORT", "CACHE"} {
+		env = append(env, "RECO_CLIENTS_"+c+"_TIMEOUT=10s")
 	}
-	return []string{"RECO_STORAGE_EMBEDDED_PATH=" + dbPath, "RECO_STORAGE_EMBEDDED_NO_SYNC=true", "RECO_STORAGE_LOG_EMBEDDED_DIR=" + dbPath + ".log"}
+	return env
 }
 
 // cleanEnviron is the test's environment without any RECO_* variable: a process
@@ -127,30 +131,27 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		"RECO_CLIENTS_CACHE_ADDR=" + addrs[app.Cache],
 	}
 
-	// Seed the fixture feed into the store of every process: one shared HBase
-	// and Redis, or one embedded file per process.
+	// Seed the fixture feed into the stores the processes share.
+	storage := splitEnv(t)
 	user := fmt.Sprintf("split-%d", time.Now().UnixNano())
 	modelDir := filepath.Join(dir, "models")
-	dbPath := func(target string) string { return filepath.Join(dir, target+".db") }
-	for _, target := range []string{app.RecoCenter, app.Recall, app.Sort, app.Cache} {
-		cfg, err := config.Load("", append(cleanEnviron(), storageEnv(t, dbPath(target))...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = fixture.SeedChannel(context.Background(), st.Tables, st.Sets, modelDir, splitChannel, user)
-		cleanup()
-		if err != nil {
-			t.Fatal(err)
-		}
+	cfg, err := config.Load("", append(cleanEnviron(), storage...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, cleanup, err := app.OpenStores(context.Background(), cfg.Storage, app.TablesRole|app.SetsRole, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fixture.SeedChannel(context.Background(), st.Tables, st.Sets, modelDir, splitChannel, user)
+	cleanup()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	conns := map[string]*grpc.ClientConn{}
 	for target, addr := range addrs {
-		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_LAME_DUCK=0s", "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SERVER_HTTP_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storageEnv(t, dbPath(target))...)
+		env := append(append([]string{"RECO_SERVER_GRPC_ADDR=" + addr, "RECO_SERVER_LAME_DUCK=0s", "RECO_SERVER_METRICS_ADDR=" + freeAddr(t), "RECO_SERVER_HTTP_ADDR=" + freeAddr(t), "RECO_SORT_MODEL_DIR=" + modelDir}, peers...), storage...)
 		cmd := recoCommand(context.Background(), env, "serve", "--target="+target)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -161,6 +162,9 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("%s did not stop cleanly on SIGTERM: %v\n%s", target, err, &out)
+			}
+			if t.Failed() {
+				t.Logf("%s output:\n%s", target, &out)
 			}
 		})
 		conns[target] = waitServing(t, addr, &out)

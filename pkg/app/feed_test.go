@@ -126,10 +126,11 @@ func (e feedEnv) config(t *testing.T) config.Config {
 		cfg.Storage.Tables, cfg.Storage.HBase.ThriftAddr = "hbase", e.thrift
 		cfg.Storage.Sets, cfg.Storage.Redis.Addrs = "redis", []string{e.redis}
 		cfg.Storage.Log.Backend, cfg.Storage.Log.Kafka.Brokers = "kafka", []string{e.kafka}
-		// An action log and groups of the test's own: the Kafka outlives
-		// tests, and other packages' nearline processes would join a shared
-		// group (and take its partitions) or leave a backlog in a shared topic.
-		cfg.Track.Topic, cfg.Nearline.Group = "click-trace-"+e.user, "nearline-"+e.user
+		// Topics and groups of the test's own: the Kafka outlives tests, and
+		// other tests' processes would join a shared group (pausing it with
+		// their rebalances, taking its partitions) or leave a backlog in a
+		// shared topic.
+		cfg.Storage.Log.Namespace = logtest.Namespace(t)
 	}
 	cfg.Sort.ModelDir = filepath.Join(t.TempDir(), "models")
 	// Recall keeps the test's ALS order deterministic by taking all of it.

@@ -159,7 +159,8 @@ func testClicksReachTheNextPage(t *testing.T, e feedEnv) {
 	}
 	if e.kafka != "" {
 		ways = append(ways, way{"kafka", func(t *testing.T, line string) {
-			// A log shipper's producer: no key, any partition.
+			// A log shipper's producer: no key, any partition, the topic
+			// under the suite's namespace.
 			cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka))
 			if err != nil {
 				t.Fatal(err)
@@ -167,7 +168,7 @@ func testClicksReachTheNextPage(t *testing.T, e feedEnv) {
 			defer cl.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Track.Topic, Value: []byte(line)}).FirstErr(); err != nil {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Storage.Log.Namespace + cfg.Track.Topic, Value: []byte(line)}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}})

@@ -609,7 +609,7 @@ func (r *reader) read(max int) ([]Entry, <-chan struct{}, error) {
 		if r.next >= 0 && r.pos >= r.next {
 			continue
 		}
-		e := Entry{Offset: r.pos}
+		e := Entry{Topic: t.name, Offset: r.pos}
 		if _, err := readRecord(r.br, &e); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

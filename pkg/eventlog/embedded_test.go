@@ -278,3 +278,39 @@ func TestEmbeddedRetention(t *testing.T) {
 		t.Errorf("a new group got %d entries: the deleted segments came back?", len(got))
 	}
 }
+
+// A namespace names every topic and group the log uses: a log without it sees
+// them under their full names, and its own "served" holds nothing of them.
+func TestNamespace(t *testing.T) {
+	dir := t.TempDir()
+	cfg := embeddedConfig(dir, 64<<20)
+	cfg.Namespace = "staging."
+	l, closeLog, err := eventlog.Open(cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := entries("k", 0, 3)
+	appendEach(t, l, "served", es)
+	got := consumeAll(t, l, "served", "history", 3)
+	equal(t, got, es)
+	if got[0].Topic != "staging.served" {
+		t.Errorf("a consumed entry names topic %q, want the full name staging.served", got[0].Topic)
+	}
+	if err := closeLog(); err != nil {
+		t.Fatal(err)
+	}
+
+	plain, _ := openEmbedded(t, dir, 64<<20)
+	equal(t, consumeAll(t, plain, "staging.served", "staging.history", 0), nil)
+	equal(t, consumeAll(t, plain, "staging.served", "other", 3), es)
+	if _, err := os.Stat(filepath.Join(dir, "served")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the namespaced log wrote topic served under its bare name: %v", err)
+	}
+
+	for _, bad := range []string{"a/b", "..", strings.Repeat("n", 101)} {
+		cfg.Namespace = bad
+		if _, _, err := eventlog.Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "namespace") {
+			t.Errorf("namespace %q: Open = %v, want an error naming the namespace", bad, err)
+		}
+	}
+}

@@ -29,10 +29,13 @@ import (
 type Entry struct {
 	Key   string
 	Value []byte
-	// Partition and Offset say where a consumed entry sits in its topic
-	// (Append ignores them): offsets grow within a partition, so a handler
-	// that remembers the newest offset it applied per partition can skip an
-	// entry delivered again. The embedded log has one partition, 0.
+	// Topic, Partition and Offset say where a consumed entry sits (Append
+	// ignores them): offsets grow within a partition, so a handler that
+	// remembers the newest offset it applied per partition can skip an entry
+	// delivered again. Topic is the full name, namespace included: positions
+	// of two namespaces' topics are apart. The embedded log has one
+	// partition, 0.
+	Topic     string
 	Partition int32
 	Offset    int64
 }
@@ -87,9 +90,14 @@ const (
 // (defaults live in config.Default()).
 type Config struct {
 	// Backend is "embedded" or "kafka".
-	Backend  string         `yaml:"backend"`
-	Embedded EmbeddedConfig `yaml:"embedded"`
-	Kafka    KafkaConfig    `yaml:"kafka"`
+	Backend string `yaml:"backend"`
+	// Namespace is put before every topic and consumer-group name: suites
+	// sharing one Kafka cluster (staging beside production, test runs) then
+	// neither read each other's entries nor join each other's groups, whose
+	// rebalances would pause their consumers.
+	Namespace string         `yaml:"namespace"`
+	Embedded  EmbeddedConfig `yaml:"embedded"`
+	Kafka     KafkaConfig    `yaml:"kafka"`
 }
 
 // EmbeddedConfig configures the log on local disk.
@@ -133,6 +141,11 @@ type KafkaConfig struct {
 // Validate reports whether c can be used; only the chosen backend's keys are
 // checked.
 func (c Config) Validate() error {
+	if c.Namespace != "" {
+		if err := validName("namespace", c.Namespace); err != nil || len(c.Namespace) > maxNamespace {
+			return fmt.Errorf("namespace must be at most %d characters of [A-Za-z0-9._-], got %q", maxNamespace, c.Namespace)
+		}
+	}
 	switch c.Backend {
 	case "embedded":
 		if err := c.Embedded.Validate(); err != nil {
@@ -204,6 +217,32 @@ func Open(cfg Config, log *zap.Logger) (Log, func() error, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	l, cleanup, err := open(cfg, log)
+	if err != nil || cfg.Namespace == "" {
+		return l, cleanup, err
+	}
+	return namespaced{l, cfg.Namespace}, cleanup, nil
+}
+
+// maxNamespace leaves a namespaced name room within Kafka's 249 characters.
+const maxNamespace = 100
+
+// namespaced is a log whose topics and groups are all named with a prefix.
+type namespaced struct {
+	log    Log
+	prefix string
+}
+
+func (n namespaced) Append(ctx context.Context, topic string, entries ...Entry) error {
+	return n.log.Append(ctx, n.prefix+topic, entries...)
+}
+
+func (n namespaced) Consume(ctx context.Context, topic, group string, handle func(context.Context, []Entry) error) error {
+	return n.log.Consume(ctx, n.prefix+topic, n.prefix+group, handle)
+}
+
+// open opens cfg's backend.
+func open(cfg Config, log *zap.Logger) (Log, func() error, error) {
 	switch cfg.Backend {
 	case "kafka":
 		l, err := openKafka(cfg.Kafka, log)

@@ -318,7 +318,7 @@ func (k *kafkaLog) Consume(ctx context.Context, topic, group string, handle func
 		// entries keep theirs.
 		batch := make([]Entry, len(recs))
 		for i, r := range recs {
-			batch[i] = Entry{Key: string(r.Key), Value: r.Value, Partition: r.Partition, Offset: r.Offset}
+			batch[i] = Entry{Key: string(r.Key), Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 		}
 		if !deliver(ctx, k.log, topic, group, batch, handle) {
 			return nil // uncommitted: the next owner gets the batch again

@@ -351,7 +351,7 @@ func (n *Nearline) decode(batch []eventlog.Entry, engaged bool) []action {
 					continue
 				}
 				if !engaged || a.Kind.Engaged() {
-					parts[c] = append(parts[c], action{Action: a, mark: storage.Mark{Log: n.track.Topic, Partition: e.Partition, Offset: e.Offset}})
+					parts[c] = append(parts[c], action{Action: a, mark: storage.Mark{Log: e.Topic, Partition: e.Partition, Offset: e.Offset}})
 				}
 			}
 		})

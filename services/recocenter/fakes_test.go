@@ -536,10 +536,11 @@ func (c *fakeClaims) Seed(ctx context.Context, user string, channel int32, seen 
 
 // fakeServedLog is the served-ids log: what was appended, in order. Its
 // applier has no lag: an entry is in history (applied) as it is appended,
-// unless history's writes fail.
+// unless history's writes fail or the applier is stalled.
 type fakeServedLog struct {
 	port
 	applied *fakeHistory
+	stalled bool // set before use: the applier applies nothing
 	mu      sync.Mutex
 	entries []storage.Version
 	claimed []bool // each entry's claimed
@@ -558,7 +559,7 @@ func (l *fakeServedLog) Append(ctx context.Context, user string, channel int32, 
 	l.entries = append(l.entries, storage.Version{Timestamp: ts, IDs: slices.Clone(ids)})
 	l.claimed = append(l.claimed, claimed)
 	// A history that fails its writes takes none from the applier either.
-	if l.applied != nil && !l.applied.failing("Record") {
+	if l.applied != nil && !l.stalled && !l.applied.failing("Record") {
 		l.applied.add(user, channel, ts, ids...)
 	}
 	return nil

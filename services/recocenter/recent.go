@@ -1,9 +1,12 @@
 package recocenter
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // recentPeriod and recentReaders size recent: a period well above the served
@@ -25,13 +28,17 @@ const (
 //     yet hold what was served while it was slow (the served log's applier
 //     has not caught up): the seed adds recent.
 //
+// It also keeps the refreshes recorded lately (time stamp and ids): history
+// has them once the applier wrote them, which a history page asked for right
+// after its refresh must not wait for (pages).
+//
 // It keeps each reader's ids for between one and two periods (two generations
 // of maps, the older dropped at each turn), and at most maxReaders readers
 // per generation (a full generation turns early): bounded memory whatever the
-// traffic, 8 bytes an id.
+// traffic, 8 bytes an id and at most maxPages refreshes a reader.
 type recent struct {
 	mu        sync.Mutex
-	cur, prev map[string][]int64
+	cur, prev map[string]*served
 	// unsynced is what the fallback claim served while the seen sets were
 	// unreachable: a seen set that outlived the outage lacks it, and gets
 	// it before the reader's next claim there (takeUnsynced).
@@ -42,8 +49,18 @@ type recent struct {
 	now        func() time.Time
 }
 
+// served is what recent holds of one reader's channel in one generation.
+type served struct {
+	ids   []int64
+	pages []storage.Version // recorded refreshes, oldest first
+}
+
+// maxPages bounds the refreshes recent keeps of a reader's channel: more than
+// a reader pages back through while history catches up.
+const maxPages = 4
+
 func newRecent(period time.Duration, maxReaders int) *recent {
-	return &recent{cur: map[string][]int64{}, prev: map[string][]int64{}, unsynced: map[string][]int64{}, turned: time.Now(), period: period, maxReaders: maxReaders, now: time.Now}
+	return &recent{cur: map[string]*served{}, prev: map[string]*served{}, unsynced: map[string][]int64{}, turned: time.Now(), period: period, maxReaders: maxReaders, now: time.Now}
 }
 
 func recentKey(user string, channel int32) string {
@@ -61,15 +78,27 @@ func (r *recent) add(user string, channel int32, ids []int64) {
 }
 
 func (r *recent) addLocked(key string, ids []int64) {
+	e := r.entryLocked(key)
+	e.ids = append(e.ids, ids...)
+}
+
+// entryLocked is key's entry in the current generation, which it first turns
+// when due.
+func (r *recent) entryLocked(key string) *served {
 	if now := r.now(); now.Sub(r.turned) >= r.period || len(r.cur) >= r.maxReaders {
-		r.prev, r.cur, r.turned = r.cur, make(map[string][]int64, len(r.cur)), now
+		r.prev, r.cur, r.turned = r.cur, make(map[string]*served, len(r.cur)), now
 		if len(r.unsynced) > r.maxReaders {
 			// An outage longer than anyone's memory: what the seen sets
 			// miss by then, history (seeded from) has.
 			r.unsynced = map[string][]int64{}
 		}
 	}
-	r.cur[key] = append(r.cur[key], ids...)
+	e := r.cur[key]
+	if e == nil {
+		e = &served{}
+		r.cur[key] = e
+	}
+	return e
 }
 
 // served returns what was served to user in channel lately.
@@ -77,7 +106,44 @@ func (r *recent) served(user string, channel int32) []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := recentKey(user, channel)
-	return append(append([]int64(nil), r.prev[key]...), r.cur[key]...)
+	var ids []int64
+	for _, gen := range []map[string]*served{r.prev, r.cur} {
+		if e := gen[key]; e != nil {
+			ids = append(ids, e.ids...)
+		}
+	}
+	return ids
+}
+
+// recorded remembers the refresh at ts that served ids, once it is on the
+// served log.
+func (r *recent) recorded(user string, channel int32, ts int64, ids []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entryLocked(recentKey(user, channel))
+	if len(e.pages) == maxPages {
+		e.pages = slices.Delete(e.pages, 0, 1)
+	}
+	e.pages = append(e.pages, storage.Version{Timestamp: ts, IDs: slices.Clone(ids)})
+}
+
+// pages returns the refreshes recorded lately with time stamp <= at, newest
+// first.
+func (r *recent) pages(user string, channel int32, at int64) []storage.Version {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := recentKey(user, channel)
+	var out []storage.Version
+	for _, gen := range []map[string]*served{r.cur, r.prev} {
+		if e := gen[key]; e != nil {
+			for _, v := range slices.Backward(e.pages) {
+				if v.Timestamp <= at {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // claim is the fallback claim: of ids, those neither in seen (the reader's
@@ -90,9 +156,11 @@ func (r *recent) claim(user string, channel int32, seen map[int64]bool, ids []in
 	key := recentKey(user, channel)
 	for _, ch := range seenChannels(channel) {
 		k := recentKey(user, ch)
-		for _, gen := range []map[string][]int64{r.prev, r.cur} {
-			for _, id := range gen[k] {
-				seen[id] = true
+		for _, gen := range []map[string]*served{r.prev, r.cur} {
+			if e := gen[k]; e != nil {
+				for _, id := range e.ids {
+					seen[id] = true
+				}
 			}
 		}
 	}

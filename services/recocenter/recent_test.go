@@ -37,3 +37,21 @@ func TestRecentHoldsAtMostMaxReadersAGeneration(t *testing.T) {
 		t.Errorf("newest reader's ids = %v, want [1]", got)
 	}
 }
+
+func TestRecentPagesNewestFirstAtMostMaxPages(t *testing.T) {
+	t.Parallel()
+	r := newRecent(time.Hour, 10)
+	for ts := int64(1); ts <= maxPages+2; ts++ {
+		r.recorded("u", 3, ts*100, []int64{ts})
+	}
+	var stamps []int64
+	for _, v := range r.pages("u", 3, 550) {
+		stamps = append(stamps, v.Timestamp)
+	}
+	if want := []int64{500, 400, 300}; !slices.Equal(stamps, want) {
+		t.Errorf("pages at or before 550 = %v, want %v (the oldest past maxPages dropped)", stamps, want)
+	}
+	if got := r.pages("u", 4, 1000); len(got) != 0 {
+		t.Errorf("another channel's pages = %v, want none", got)
+	}
+}

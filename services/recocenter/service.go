@@ -1,9 +1,11 @@
 package recocenter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -178,7 +180,7 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 		return c.feedUncached(ctx, r)
 	}
 	if t.Older {
-		return c.historyPage(ctx, r, t.Last)
+		return c.historyPage(ctx, r)
 	}
 	return c.refreshFrom(ctx, r, &page{c: c, r: r, ids: t.IDs}, t.Last, true)
 }
@@ -216,7 +218,7 @@ func (c *Center) feedUncached(ctx context.Context, r feed.Request) (feed.Page, e
 		c.degraded(r, "history", err)
 		last = 0
 	} else if r.Timestamp <= last {
-		return c.historyPage(ctx, r, last)
+		return c.historyPage(ctx, r)
 	}
 	return c.refreshFrom(ctx, r, &page{c: c, r: r}, last, err == nil)
 }
@@ -241,34 +243,23 @@ func (c *Center) refreshFrom(ctx context.Context, r feed.Request, p *page, last 
 const answerMargin = 100 * time.Millisecond
 
 // historyPage returns the newest refresh at or before the request's time stamp
-// and the time stamp of the one before it (0 when there is none). last is the
-// reader's newest refresh: history has it once the served log's applier has
-// written it, milliseconds after it was served, and a page that should show
-// it waits that long for it. History unreadable in time answers an empty
-// page, as for a reader with nothing older: the app shows no more to scroll
-// back to, and the degradation is counted, rather than the call failing.
-func (c *Center) historyPage(ctx context.Context, r feed.Request, last int64) (feed.Page, error) {
+// and the time stamp of the one before it (0 when there is none). History has
+// a refresh once the served log's applier wrote it, milliseconds after it was
+// served or seconds while the log's consumers rebalance; the refreshes this
+// process recorded lately fill that gap (a reader's calls reach one replica,
+// pkg/server). History unreadable in time answers an empty page, as for a
+// reader with nothing older: the app shows no more to scroll back to, and the
+// degradation is counted, rather than the call failing.
+func (c *Center) historyPage(ctx context.Context, r feed.Request) (feed.Page, error) {
 	hctx, cancel := withReserve(ctx, answerMargin)
 	defer cancel()
 	page := feed.Page{History: true}
-	var versions []storage.Version
-	for try := 0; ; try++ {
-		var err error
-		if versions, err = c.ports.History.Page(hctx, r.User, r.Channel, r.Timestamp); err != nil {
-			c.degraded(r, "history", err)
-			return page, nil
-		}
-		applied := last == 0 || r.Timestamp < last || len(versions) > 0 && versions[0].Timestamp >= last
-		if applied || try == applierWaits {
-			break
-		}
-		select {
-		case <-time.After(applierPoll):
-		case <-hctx.Done():
-			c.degraded(r, "history", hctx.Err())
-			return page, nil
-		}
+	versions, err := c.ports.History.Page(hctx, r.User, r.Channel, r.Timestamp)
+	if err != nil {
+		c.degraded(r, "history", err)
+		return page, nil
 	}
+	versions = newestTwo(append(versions, c.recent.pages(r.User, r.Channel, r.Timestamp)...))
 	switch len(versions) {
 	case 0:
 	case 1:
@@ -279,12 +270,35 @@ func (c *Center) historyPage(ctx context.Context, r feed.Request, last int64) (f
 	return page, nil
 }
 
-// applierWaits and applierPoll bound the wait of a history page for the
-// newest refresh to reach history: well above the applier's usual lag.
-const (
-	applierWaits = 10
-	applierPoll  = 10 * time.Millisecond
-)
+// newestTwo returns the two newest refreshes of vs, one per time stamp: two
+// writes at one stamp are one refresh (history merges them), so a stamp both
+// history and recent hold is the union of their ids, history's first.
+func newestTwo(vs []storage.Version) []storage.Version {
+	slices.SortStableFunc(vs, func(a, b storage.Version) int { return cmp.Compare(b.Timestamp, a.Timestamp) })
+	var out []storage.Version
+	for _, v := range vs {
+		if n := len(out); n > 0 && out[n-1].Timestamp == v.Timestamp {
+			out[n-1].IDs = union(out[n-1].IDs, v.IDs)
+			continue
+		}
+		if len(out) == 2 {
+			break
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// union is a followed by the ids of b it lacks.
+func union(a, b []int64) []int64 {
+	out := slices.Clone(a)
+	for _, id := range b {
+		if !slices.Contains(a, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // refresh fills p up to r.N ids the reader has not seen, after what the cache
 // gave, in this order: the recall + sort pass that refills the cache (which, with the cache down,
@@ -687,6 +701,7 @@ func (c *Center) record(ctx context.Context, r feed.Request, ids []int64, claime
 	lerr := c.ports.Served.Append(lctx, r.User, r.Channel, r.Timestamp, ids, claimed)
 	cancel()
 	if lerr == nil {
+		c.recent.recorded(r.User, r.Channel, r.Timestamp, ids)
 		return nil
 	}
 	c.degraded(r, "log", lerr)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
+	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 )
 
 // TestFeedRefreshOrHistory covers the time-stamp split of DESIGN.md §4: a
@@ -657,5 +658,53 @@ func TestFeedRecordLostIsAnError(t *testing.T) {
 	}
 	if f := lost[0].ContextMap(); fmtIDs(f["ids"]) != fmtInt64s([]int64{1, 2}) || f["user"] != r.User || f["time_stamp"] != r.Timestamp {
 		t.Errorf("lost line fields = %v, want ids [1 2], user and time_stamp", f)
+	}
+}
+
+// TestHistoryPageRightAfterItsRefreshWhileTheApplierLags: the served log's
+// applier writes history behind the answers (seconds while its consumer group
+// rebalances); a reader paging back meanwhile still gets the refreshes this
+// process served them, in order.
+func TestHistoryPageRightAfterItsRefreshWhileTheApplierLags(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.served.stalled = true
+	e.recall.cands[3] = candidates(feed.SourceALS, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	c := e.center(t)
+	var pages [][]int64
+	for _, ts := range []int64{100, 200, 300} {
+		p, err := c.Feed(testCtx(t), refreshOf(3, 3, ts))
+		if err != nil || p.History || len(p.IDs) != 3 {
+			t.Fatalf("refresh at %d = %+v, %v; want 3 ids", ts, p, err)
+		}
+		pages = append(pages, p.IDs)
+	}
+	if got := e.history.count("Record"); got != 0 {
+		t.Fatalf("history got %d writes, want none: the applier is stalled", got)
+	}
+	for _, tt := range []struct {
+		at       int64
+		want     []int64
+		wantNext int64
+	}{{300, pages[2], 200}, {250, pages[1], 100}, {100, pages[0], 0}, {99, nil, 0}} {
+		got, err := c.Feed(testCtx(t), refreshOf(3, 3, tt.at))
+		if err != nil || !got.History || !slices.Equal(got.IDs, tt.want) || got.Timestamp != tt.wantNext {
+			t.Errorf("history page at %d = %+v, %v; want %v next %d", tt.at, got, err, tt.want, tt.wantNext)
+		}
+	}
+}
+
+// Two writes at one stamp are one refresh, whichever store holds them.
+func TestNewestTwoMergesOneStamp(t *testing.T) {
+	t.Parallel()
+	got := newestTwo([]storage.Version{{Timestamp: 100, IDs: []int64{1}}, {Timestamp: 300, IDs: []int64{5, 6}}, {Timestamp: 200, IDs: []int64{3}}, {Timestamp: 300, IDs: []int64{6, 7}}})
+	want := []storage.Version{{Timestamp: 300, IDs: []int64{5, 6, 7}}, {Timestamp: 200, IDs: []int64{3}}}
+	if len(got) != len(want) {
+		t.Fatalf("newestTwo = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].Timestamp != want[i].Timestamp || !slices.Equal(got[i].IDs, want[i].IDs) {
+			t.Errorf("newestTwo = %v, want %v", got, want)
+		}
 	}
 }

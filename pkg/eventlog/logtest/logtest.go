@@ -50,6 +50,20 @@ var seq atomic.Int64
 // Name returns a topic or group name unique to this run of t: a Kafka cluster
 // keeps topics and group offsets between runs.
 func Name(t testing.TB, what string) string {
+	return fmt.Sprintf("%s-%s-%d-%d", what, testName(t, 120), time.Now().UnixNano(), seq.Add(1))
+}
+
+// Namespace returns a storage.log.namespace unique to t in this run of the
+// tests, the same on every call: the processes of one test share it, and no
+// two tests (nor two runs) share a topic or consumer group on one cluster.
+func Namespace(t testing.TB) string {
+	return fmt.Sprintf("%s-%d.", testName(t, 60), runStart)
+}
+
+var runStart = time.Now().UnixNano()
+
+// testName is t's name in the characters a topic name takes, its last max.
+func testName(t testing.TB, max int) string {
 	s := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
@@ -57,10 +71,10 @@ func Name(t testing.TB, what string) string {
 		}
 		return '-'
 	}, t.Name())
-	if len(s) > 120 {
-		s = s[len(s)-120:]
+	if len(s) > max {
+		s = s[len(s)-max:]
 	}
-	return fmt.Sprintf("%s-%s-%d-%d", what, s, time.Now().UnixNano(), seq.Add(1))
+	return s
 }
 
 // Consumer runs one Consume in the background and records what its handler
@@ -234,6 +248,11 @@ func testOrderPerKey(t *testing.T, log eventlog.Log) {
 	time.Sleep(settle)
 	c.Stop()
 	checkPerKey(t, c.Entries(), want)
+	for _, e := range c.Entries() {
+		if e.Topic != topic {
+			t.Fatalf("consumed entry names topic %q, want %q", e.Topic, topic)
+		}
+	}
 }
 
 func testConcurrentAppenders(t *testing.T, log eventlog.Log) {
