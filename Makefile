@@ -13,6 +13,7 @@ PROTOC_GEN_GO_VERSION    := v1.36.11
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 GRPCURL_VERSION          := v1.9.3
 GRPC_GATEWAY_VERSION     := v2.33.0
+STATICCHECK_VERSION      := v0.8.2
 
 # What `reco --version` and reco_build_info report; a build without these flags
 # (go build, go install) falls back to the module's build information.
@@ -53,25 +54,30 @@ bench: ## run the benchmarks against real Redis and HBase and print their number
 	scripts/integration.sh scripts/bench.sh
 
 .PHONY: lint
-lint: $(BIN)/buf ## buf lint, gofmt, go vet
+lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, buf breaking against the original protobuf, gofmt, go vet, staticcheck
 	$(BIN)/buf lint
+	$(BIN)/buf breaking proto --against internal/originalclient/proto
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	$(BIN)/staticcheck ./...
 
 .PHONY: generate
 generate: $(BIN)/buf $(PROTOC_PLUGINS) ## regenerate the Go code of proto/, the HTTP gateway and its OpenAPI document
 	$(BIN)/buf generate
 
 .PHONY: check-generated
-check-generated: generate ## fail if the committed generated code is stale
+check-generated: generate ## fail if the committed generated code (protobuf, HTTP gateway, HBase Thrift2 client) is stale
 	@git diff --exit-code --stat -- $(GENERATED) || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { echo "untracked generated files:"; git status --porcelain -- $(GENERATED); exit 1; }
+	scripts/gen-thrift.sh --check
 
 .PHONY: tools
 tools: $(BIN)/buf $(PROTOC_PLUGINS) $(BIN)/grpcurl ## install the pinned tools into .cache/bin
 
 $(BIN)/buf:
 	$(GOBIN_ENV) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/staticcheck:
+	$(GOBIN_ENV) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 $(BIN)/protoc-gen-go:
 	$(GOBIN_ENV) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(BIN)/protoc-gen-go-grpc:

@@ -10,7 +10,7 @@
 # The IDL is the one the running gateway was built from: it is read out of the
 # same hbase-thrift jar that scripts/hbase.sh runs (org/apache/hadoop/hbase/thrift2/
 # hbase.thrift), so client and server cannot drift apart. Requires the Thrift
-# compiler 0.17 (Debian: apt-get install thrift-compiler), matching the
+# compiler 0.17 (Debian's thrift-compiler, installed when missing), matching the
 # github.com/apache/thrift v0.17.0 runtime in go.mod.
 set -euo pipefail
 
@@ -23,7 +23,9 @@ WANT_THRIFT="0.17.0"
 
 die() { printf 'gen-thrift.sh: %s\n' "$*" >&2; exit 1; }
 
-command -v thrift >/dev/null || die "thrift compiler not found; install it with: apt-get install thrift-compiler"
+# shellcheck source=apt.sh
+source "$ROOT/scripts/apt.sh"
+command -v thrift >/dev/null || apt_install thrift-compiler || die "thrift compiler not found; install it with: apt-get install thrift-compiler"
 have="$(thrift --version | awk '{print $3}')"
 [[ "$have" == "$WANT_THRIFT" ]] || die "thrift compiler $have found, $WANT_THRIFT wanted (it must match github.com/apache/thrift in go.mod)"
 

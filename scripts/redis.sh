@@ -15,12 +15,11 @@ PORT="${REDIS_PORT:-6390}"
 
 log() { printf 'redis.sh: %s\n' "$*" >&2; }
 
+# shellcheck source=apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 install() {
-  command -v redis-server >/dev/null && return
-  log "installing redis-server from Debian's packages"
-  if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  command -v redis-server >/dev/null || apt_install redis-server
 }
 
 start() {

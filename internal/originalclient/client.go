@@ -6,6 +6,7 @@ package originalclient
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 
 	"github.com/bufbuild/protocompile"
@@ -15,18 +16,11 @@ import (
 )
 
 // Proto is the original file: no package line, lower-case messages and methods.
-const Proto = `syntax = "proto3";
-message User    { string user_id = 1; int32 channel_id = 2; int32 article_num = 3; int64 time_stamp = 4; }
-message Article { int64 article_id = 1; int32 article_num = 2; }
-message param2  { string click = 1; string collect = 2; string share = 3; string read = 4; }
-message param1  { int64 article_id = 1; param2 params = 2; }
-message Track   { string exposure = 1; repeated param1 recommends = 2; int64 time_stamp = 3; }
-message Similar { repeated int64 article_id = 1; }
-service UserRecommend {
-  rpc user_recommend(User) returns (Track) {}
-  rpc article_recommend(Article) returns (Similar) {}
-}
-`
+// `make lint` also runs buf breaking of proto/ against it (WIRE rules), so the
+// public API cannot drift from it unnoticed.
+//
+//go:embed proto/user_reco.proto
+var Proto string
 
 // Client calls UserRecommend with dynamic messages built from Proto.
 type Client struct {
