@@ -232,10 +232,10 @@ func checkWho(t *testing.T, span tracetest.SpanStub, user string, channel int32)
 		got[kv.Key] = kv.Value
 	}
 	if v := got[tracing.AttrPrefix+"user"]; v.AsString() != user {
-		t.Errorf("span %s: reco.user = %q, want %q", span.Name, v.Emit(), user)
+		t.Errorf("span %s: reco.user = %q, want %q", span.Name, v.String(), user)
 	}
 	if v := got[tracing.AttrPrefix+"channel"]; v.Type() != attribute.INT64 || v.AsInt64() != int64(channel) {
-		t.Errorf("span %s: reco.channel = %q, want %d", span.Name, v.Emit(), channel)
+		t.Errorf("span %s: reco.channel = %q, want %d", span.Name, v.String(), channel)
 	}
 	if v := got[tracing.AttrPrefix+"strategy"]; v.AsString() == "" {
 		t.Errorf("span %s: no reco.strategy", span.Name)
@@ -293,7 +293,7 @@ func describe(spans tracetest.SpanStubs) string {
 	var b strings.Builder
 	for _, s := range spans {
 		svc, _ := s.Resource.Set().Value(semconv.ServiceNameKey)
-		fmt.Fprintf(&b, "  %s %s [%s] trace %s span %s parent %s\n", s.SpanKind, s.Name, svc.Emit(), s.SpanContext.TraceID(), s.SpanContext.SpanID(), s.Parent.SpanID())
+		fmt.Fprintf(&b, "  %s %s [%s] trace %s span %s parent %s\n", s.SpanKind, s.Name, svc.String(), s.SpanContext.TraceID(), s.SpanContext.SpanID(), s.Parent.SpanID())
 	}
 	return b.String()
 }

@@ -271,14 +271,15 @@ func open(cfg Config, log *zap.Logger) (Log, func() error, error) {
 // Kafka allows in a topic name ([A-Za-z0-9._-], at most 249), so a name that
 // works on one works on the other; the embedded log uses them as file names.
 func validName(what, name string) error {
+	bad := fmt.Errorf("eventlog: invalid %s name %q: 1 to 249 characters of [A-Za-z0-9._-], neither %q nor %q", what, name, ".", "..")
 	if name == "" || name == "." || name == ".." || len(name) > 249 {
-		return fmt.Errorf("eventlog: invalid %s name %q: 1 to 249 characters of [A-Za-z0-9._-], not . or ..", what, name)
+		return bad
 	}
 	for _, c := range []byte(name) {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
 		default:
-			return fmt.Errorf("eventlog: invalid %s name %q: 1 to 249 characters of [A-Za-z0-9._-], not . or ..", what, name)
+			return bad
 		}
 	}
 	return nil

@@ -95,12 +95,6 @@ func (k *kafkaLog) close() error {
 	return nil
 }
 
-func (k *kafkaLog) isClosed() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.closed
-}
-
 // ensureTopic makes sure topic exists, once per process: it creates a missing
 // one with Partitions partitions, then waits until the brokers' metadata shows
 // it (a producer or consumer that asked too early would wait for its next

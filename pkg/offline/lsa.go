@@ -180,11 +180,9 @@ func mulRowsT(m *csr, rows []int, mu []float64, q *mat.Dense) *mat.Dense {
 			axpy(m.val[e], src, out.RawRowView(int(m.col[e])))
 		}
 	}
-	if mu != nil {
-		for j, v := range mu {
-			if v != 0 {
-				axpy(-v, colSum, out.RawRowView(j))
-			}
+	for j, v := range mu {
+		if v != 0 {
+			axpy(-v, colSum, out.RawRowView(j))
 		}
 	}
 	return out

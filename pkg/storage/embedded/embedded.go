@@ -76,6 +76,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout"
@@ -138,7 +139,7 @@ func Open(cfg Config, opts ...Option) (*DB, func() error, error) {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, nil, heldError(cfg.Path)
 	}
 	if err != nil {
@@ -198,7 +199,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-db.stop:
-		return bolt.ErrDatabaseNotOpen
+		return bolterrors.ErrDatabaseNotOpen
 	}
 	return <-w.done
 }

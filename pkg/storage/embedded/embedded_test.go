@@ -95,17 +95,6 @@ func rawKeys(t *testing.T, db *DB, table string, prefix []byte) [][]byte {
 	return keys
 }
 
-// rawPut writes value as the version at ts of c, bypassing the codec.
-func rawPut(t *testing.T, db *DB, c layout.Cell, ts int64, value string) {
-	t.Helper()
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(c.Table)).Put(versionKey(cellPrefix(c.Row, c.Column), ts), []byte(value))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestTablesNeedBootstrap(t *testing.T) {
 	db := open(t, false)
 	err := db.Tables().Record(context.Background(), "u", 1, 1, []int64{1})

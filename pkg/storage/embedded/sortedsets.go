@@ -221,7 +221,7 @@ func scoreOf(b *bolt.Bucket, name []byte) (float64, bool, error) {
 // each score key, until fn has counted n of them.
 func highest(b *bolt.Bucket, n int, fn func(k []byte) (counted bool)) {
 	c := b.Cursor()
-	for k, _ := c.Last(); k != nil && len(k) > 0 && k[0] == tagScore && n > 0; k, _ = c.Prev() {
+	for k, _ := c.Last(); len(k) > 0 && k[0] == tagScore && n > 0; k, _ = c.Prev() {
 		if fn(k) {
 			n--
 		}
