@@ -14,6 +14,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 GRPCURL_VERSION          := v1.9.3
 GRPC_GATEWAY_VERSION     := v2.33.0
 STATICCHECK_VERSION      := v0.8.2
+GOLANGCI_LINT_VERSION    := v2.15.0
 
 # What `reco --version` and reco_build_info report; a build without these flags
 # (go build, go install) falls back to the module's build information.
@@ -54,12 +55,13 @@ bench: ## run the benchmarks against real Redis and HBase and print their number
 	scripts/integration.sh scripts/bench.sh
 
 .PHONY: lint
-lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, buf breaking against the original protobuf, gofmt, go vet, staticcheck (of the code not generated)
+lint: $(BIN)/buf $(BIN)/staticcheck $(BIN)/golangci-lint ## buf lint, buf breaking against the original protobuf, gofmt, go vet, staticcheck and golangci-lint (of the code not generated)
 	$(BIN)/buf lint
 	$(BIN)/buf breaking proto --against internal/originalclient/proto
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(BIN)/staticcheck $$(go list ./... | grep -v -e /internal/thrift2 -e /pkg/pb/)
+	$(BIN)/golangci-lint run ./...
 
 .PHONY: generate
 generate: $(BIN)/buf $(PROTOC_PLUGINS) ## regenerate the Go code of proto/, the HTTP gateway and its OpenAPI document
@@ -78,6 +80,8 @@ $(BIN)/buf:
 	$(GOBIN_ENV) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 $(BIN)/staticcheck:
 	$(GOBIN_ENV) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+$(BIN)/golangci-lint:
+	$(GOBIN_ENV) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 $(BIN)/protoc-gen-go:
 	$(GOBIN_ENV) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(BIN)/protoc-gen-go-grpc:

@@ -133,7 +133,7 @@ func adminDemo(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // the demo's input, a temporary copy: a leftover harms nothing
 	fmt.Fprintf(stdout, "demo: the store is empty: generating %d users × %d articles over %d days and building them\n", demoData.Users, demoData.Articles, demoData.Days)
 	ds, err := dataset.Generate(demoData)
 	if err != nil {

@@ -61,7 +61,11 @@ func TestAdminGenerateThenBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if top, err := st.Sets.Top(context.Background(), storage.NewList, 0, 5); err != nil || len(top) != 5 {
 		t.Errorf("channel 0 new list = %v, %v; want 5 articles", top, err)
 	}

@@ -200,7 +200,7 @@ func testAdminInspect(t *testing.T, dir string) {
 			t.Errorf("inspect printed no %q:\n%s", want, text)
 		}
 	}
-	if order[0] < 0 || !(order[2] < order[1] && order[1] < order[0]) {
+	if order[0] < 0 || order[2] >= order[1] || order[1] >= order[0] {
 		t.Errorf("the three refreshes are not listed newest first (at %v):\n%s", order, text)
 	}
 }

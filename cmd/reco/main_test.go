@@ -48,7 +48,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().String()
 }
 
@@ -144,7 +144,9 @@ func TestSplitModeFiveProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = fixture.SeedChannel(context.Background(), st.Tables, st.Sets, modelDir, splitChannel, user)
-	cleanup()
+	if cerr := cleanup(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

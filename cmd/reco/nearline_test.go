@@ -89,7 +89,11 @@ func TestNearlineKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	counted := func() (exposures, clicks int64) {
 		c, err := st.Sets.Counters(ctx)
 		if err != nil {

@@ -38,7 +38,7 @@ func adminPublish(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("admin publish: %w", err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // read only: closing loses nothing
 		source, in = *file, f
 	}
 	raw, err := io.ReadAll(in)

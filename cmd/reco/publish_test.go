@@ -39,7 +39,11 @@ func publishedState(t *testing.T, ids []int64) (string, map[int64][]float64, map
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	vecs, err := st.Tables.ArticleVectors(ctx, ids)
 	if err != nil {
 		t.Fatal(err)

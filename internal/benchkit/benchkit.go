@@ -28,7 +28,7 @@ func Lines(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: closing loses nothing
 	var out []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -68,7 +68,7 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	if err := WaitServing(conn, time.Minute); err != nil {
-		conn.Close()
+		_ = conn.Close() // never used: the wait's error is the one to report
 		return nil, err
 	}
 	return conn, nil

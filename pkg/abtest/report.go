@@ -228,7 +228,8 @@ func readLayer(l Layer, control int, members []map[string]storage.UserCounts, md
 			// at the two rates' mean. Here the unit is a reader, so the
 			// per-unit variance is the mean of the two arms' per-reader
 			// delta-method variances: 2·p̄(1−p̄) becomes σc² + σv².
-			need := math.Ceil(math.Pow(z+zPower, 2) * (c.perUserVar() + t.perUserVar()) / math.Pow(c.ctr()*mde, 2))
+			zs, diff := z+zPower, c.ctr()*mde
+			need := math.Ceil(zs * zs * (c.perUserVar() + t.perUserVar()) / (diff * diff))
 			v.UsersPerArm = Float(need)
 			v.MoreUsers = Float(max(0, need-min(c.n, t.n)))
 		}
@@ -435,30 +436,41 @@ func sortedKeys[V any](m map[string]V) []string {
 // table per layer, its sample-ratio verdict under it, then any warnings.
 func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "MDE %s relative, α %g, power %g; intervals are %g%%, per reader (delta method)\n", percent(r.MDE, 1), r.Alpha, r.Power, 100*(1-r.Alpha))
+	// tabwriter passes a write error back from the Write that flushed, not
+	// from Flush: keep the first one and stop printing.
+	var err error
+	printf := func(format string, args ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(tw, format, args...)
+		}
+	}
+	printf("MDE %s relative, α %g, power %g; intervals are %g%%, per reader (delta method)\n", percent(r.MDE, 1), r.Alpha, r.Power, 100*(1-r.Alpha))
 	if len(r.Layers) == 0 {
-		fmt.Fprintln(tw, "\nthe plan has no layers: nothing to compare")
+		printf("\nthe plan has no layers: nothing to compare\n")
 	}
 	for _, l := range r.Layers {
-		fmt.Fprintf(tw, "\nlayer %s: %d users, control %s\n", l.Name, l.Users, l.Control)
-		fmt.Fprintln(tw, "  variant\tsplit\tusers\texposures\tclicks\tctr\tctr 95% ci\tlift\tlift 95% ci\tp\tusers/arm\tmore users")
+		printf("\nlayer %s: %d users, control %s\n", l.Name, l.Users, l.Control)
+		printf("  variant\tsplit\tusers\texposures\tclicks\tctr\tctr 95%% ci\tlift\tlift 95%% ci\tp\tusers/arm\tmore users\n")
 		for _, v := range l.Variants {
 			lift, liftCI := "control", ""
 			if v.Lift != nil {
 				lift, liftCI = signed(v.Lift.Value), "["+signed(v.Lift.Low)+", "+signed(v.Lift.High)+"]"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d (%s)\t%d\t%d\t%s\t[%s, %s]\t%s\t%s\t%s\t%s\t%s\n",
+			printf("  %s\t%s\t%d (%s)\t%d\t%d\t%s\t[%s, %s]\t%s\t%s\t%s\t%s\t%s\n",
 				v.Name, percent(float64(v.Share), 1), v.Users, percent(float64(v.Users)/float64(l.Users), 1), v.Exposures, v.Clicks,
 				percent(float64(v.CTR.Value), 3), percent(float64(v.CTR.Low), 3), percent(float64(v.CTR.High), 3),
 				lift, liftCI, pValue(v.PValue), count(v.UsersPerArm), count(v.MoreUsers))
 		}
-		fmt.Fprintf(tw, "  %s\n", l.SRM.verdict())
+		printf("  %s\n", l.SRM.verdict())
 	}
 	if len(r.Warnings) > 0 {
-		fmt.Fprintln(tw, "\nwarnings:")
+		printf("\nwarnings:\n")
 		for _, s := range r.Warnings {
-			fmt.Fprintf(tw, "  %s\n", s)
+			printf("  %s\n", s)
 		}
+	}
+	if err != nil {
+		return err
 	}
 	return tw.Flush()
 }

@@ -94,7 +94,11 @@ func seedRecords(t *testing.T, cfg config.Config, records ...storage.Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if err := stores.Tables.Load(ctx, records); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +253,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().String()
 }
 

@@ -114,7 +114,11 @@ func (e feedEnv) seed(t *testing.T, cfg config.Config, users ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if err := fixture.Seed(ctx, stores.Tables, stores.Sets, cfg.Sort.ModelDir, append([]string{e.user}, users...)...); err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +518,12 @@ func testMetricsAndRequestLogsAfterTraffic(t *testing.T, e feedEnv) {
 	ran := make(chan error, 1)
 	go func() { ran <- a.Run(ctx) }()
 	// Stopped and waited for before the test's directories are removed.
-	defer func() { cancel(); <-ran }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -532,7 +541,7 @@ func testMetricsAndRequestLogsAfterTraffic(t *testing.T, e feedEnv) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close() // read whole: closing loses nothing
 	metrics := string(body)
 	for _, want := range []string{
 		`reco_grpc_server_handled_total{grpc_code="OK",grpc_method="user_recommend",grpc_service="UserRecommend",grpc_type="unary"} 4`,

@@ -58,7 +58,7 @@ func call(t *testing.T, c *http.Client, method, addr, path, contentType, body st
 	if err != nil {
 		return httpAnswer{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read whole below: closing loses nothing
 	b, err := io.ReadAll(resp.Body)
 	return httpAnswer{code: resp.StatusCode, header: resp.Header, body: b, closed: resp.Close}, err
 }
@@ -370,7 +370,7 @@ func TestGatewayListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	defer func() { _ = taken.Close() }() // held only to keep its port taken
 	cfg = testConfig(t)
 	cfg.Server.HTTPAddr = taken.Addr().String()
 	if _, err := New(context.Background(), cfg, zap.NewNop(), []string{Routing}); err == nil || !strings.Contains(err.Error(), "server.http_addr") {

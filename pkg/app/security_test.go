@@ -84,7 +84,11 @@ func seedFixture(t *testing.T, cfg config.Config, models string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if err := fixture.Seed(ctx, st.Tables, st.Sets, models, "U1"); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +261,7 @@ func TestSplitSuiteOverMutualTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("POST /v1/article_recommend over HTTPS: %v", err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read whole below: closing loses nothing
 		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "3001") {
 			t.Errorf("POST /v1/article_recommend over HTTPS: %s %s, want 200 with 3001", resp.Status, b)
 		}
@@ -320,7 +324,7 @@ func (s *suite) scrape(t *testing.T, service string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read whole below: closing loses nothing
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics of %s: %s", service, resp.Status)
@@ -328,7 +332,7 @@ func (s *suite) scrape(t *testing.T, service string) string {
 	// Plain HTTP to the same port is not answered with metrics.
 	if plain, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + s.apps[service].MetricsAddr() + "/metrics"); err == nil {
 		pb, _ := io.ReadAll(plain.Body)
-		plain.Body.Close()
+		_ = plain.Body.Close() // read whole: closing loses nothing
 		if strings.Contains(string(pb), "reco_") {
 			t.Errorf("plain HTTP to the TLS metrics port of %s served metrics", service)
 		}
@@ -360,7 +364,9 @@ func TestAllInOneAuthorizesByToken(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -418,7 +424,7 @@ func TestMetricsListenerServesOnlyMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // only the status is wanted
 		return resp.StatusCode
 	}
 	cfg := testConfig(t)

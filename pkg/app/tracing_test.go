@@ -98,7 +98,7 @@ func TestRefreshIsOneTraceAcrossSplitServices(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // only the status is wanted
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("POST /v1/user_recommend: %s", resp.Status)
 		}

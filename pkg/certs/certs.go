@@ -226,7 +226,7 @@ func (t *ClientTLS) Handshake(ctx context.Context, nc net.Conn, addr string) (ne
 	}
 	tc := tls.Client(nc, t.Config(host))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
+		_ = nc.Close() // the handshake's error is the one to report
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}
 	return tc, nil

@@ -159,7 +159,7 @@ func Default() Config {
 				Backend:  "embedded",
 				Embedded: eventlog.EmbeddedConfig{Dir: ".cache/log", SegmentBytes: 64 << 20},
 				Kafka: eventlog.KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Partitions: 8, ReplicationFactor: -1,
-					Timeout: 5 * time.Second, DialTimeout: time.Second, Linger: 2 * time.Millisecond},
+					Timeout: 5 * time.Second, DialTimeout: time.Second},
 			},
 		},
 	}

@@ -431,7 +431,7 @@ func Generate(cfg GenerateConfig) (*Dataset, error) {
 
 func newUser(rng *rand.Rand, ncat int, nsub []int, catCum []float64, catShare func(int) float64) genUser {
 	u := genUser{pref: make([]float64, ncat), favSub: map[[2]int]bool{}, activity: math.Exp(rng.NormFloat64())}
-	k := 1
+	var k int
 	switch r := rng.Float64(); {
 	case r < 0.35:
 		k = 1

@@ -215,7 +215,7 @@ func lines(path string, fn func(n int, line string) error) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: closing loses nothing
 	sc := bufio.NewScanner(f)
 	// A MIND line with a long history runs to tens of kilobytes.
 	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
@@ -372,8 +372,10 @@ func WriteNews(w io.Writer, articles []Article) error {
 				return fmt.Errorf("article %s: a field holds a tab or line break: %.40q", FormatArticleID(a.ID), s)
 			}
 		}
-		fmt.Fprintf(bw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", FormatArticleID(a.ID), a.Category, a.Subcategory,
-			a.Title, a.Abstract, a.URL, a.TitleEntities, a.AbstractEntities)
+		if _, err := fmt.Fprintf(bw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", FormatArticleID(a.ID), a.Category, a.Subcategory,
+			a.Title, a.Abstract, a.URL, a.TitleEntities, a.AbstractEntities); err != nil {
+			return err
+		}
 	}
 	return bw.Flush()
 }
@@ -435,13 +437,15 @@ func writeAtomic(path string, write func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	// After the rename there is nothing to remove; before it, the write's error
+	// is the one to report.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the file is dropped: the error above is the one to report
 		return err
 	}
 	if err := write(tmp); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the file is dropped: the error above is the one to report
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {

@@ -300,7 +300,7 @@ func recoverSegment(path string, log *zap.Logger) (count, valid int64, err error
 	if err != nil {
 		return 0, 0, fmt.Errorf("eventlog: open %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // a truncation is synced below: closing loses nothing
 	st, err := f.Stat()
 	if err != nil {
 		return 0, 0, fmt.Errorf("eventlog: stat %s: %w", path, err)
@@ -568,7 +568,7 @@ type reader struct {
 
 func (r *reader) close() {
 	if r.f != nil {
-		r.f.Close()
+		_ = r.f.Close() // read only: closing loses nothing
 		r.f = nil
 	}
 }
@@ -730,7 +730,7 @@ func createSegment(dir string, base int64) (*os.File, error) {
 		return nil, fmt.Errorf("eventlog: create segment: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
-		f.Close()
+		_ = f.Close() // the sync's error is the one to report
 		return nil, err
 	}
 	return f, nil
@@ -742,11 +742,11 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close() // the error above is the one to report
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the error above is the one to report
 		return err
 	}
 	return f.Close()
@@ -759,7 +759,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("eventlog: sync %s: %w", dir, err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // opened only for its Sync, whose error is checked
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("eventlog: sync %s: %w", dir, err)
 	}

@@ -33,7 +33,9 @@ func openEmbedded(t *testing.T, dir string, segmentBytes int64) (eventlog.Log, f
 	closed := false
 	t.Cleanup(func() {
 		if !closed {
-			closeLog()
+			if err := closeLog(); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	return l, func() error { closed = true; return closeLog() }
@@ -134,8 +136,10 @@ func TestEmbeddedTornTail(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			defer f.Close()
 			_, err = f.WriteAt([]byte{'X'}, size-1)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 			return err
 		},
 		// Half a header of garbage after the last record.
@@ -144,8 +148,10 @@ func TestEmbeddedTornTail(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			defer f.Close()
 			_, err = f.Write([]byte{0, 0, 1})
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 			return err
 		},
 	} {

@@ -127,7 +127,10 @@ type KafkaConfig struct {
 	// DialTimeout bounds connecting to a broker.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// Linger is how long the producer waits for more records before it sends
-	// a batch: concurrent Appends share produce requests.
+	// a batch. 0 (the default) sends at once: an append then costs one round
+	// trip (2 ms of linger measured +2.3 ms at p50), and under load the
+	// records appended while a produce request is in flight (one per broker,
+	// for idempotence) share the next one anyway.
 	Linger time.Duration `yaml:"linger"`
 	// SpillDir, when set, is a local embedded log an Append falls back to
 	// when Kafka does not acknowledge it in time; spilled entries are moved

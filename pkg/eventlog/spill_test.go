@@ -100,7 +100,11 @@ func TestSpillKeepsAppendsWhilePrimaryIsDown(t *testing.T) {
 	t.Parallel()
 	p := newFlaky(t)
 	s := openTestSpill(t, p, t.TempDir())
-	defer s.close()
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx := context.Background()
 	if err := s.Append(ctx, "served", values(0, 2)...); err != nil {
 		t.Fatal(err)
@@ -124,7 +128,11 @@ func TestSpillBoundsAHungPrimary(t *testing.T) {
 	p := newFlaky(t)
 	p.hung.Store(true)
 	s := openTestSpill(t, p, t.TempDir())
-	defer s.close()
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	for i := range 10 {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := s.Append(ctx, "served", values(i, 1)...)
@@ -159,7 +167,11 @@ func TestSpillDrainsAfterARestart(t *testing.T) {
 	}
 	p.down.Store(false)
 	s = openTestSpill(t, p, dir)
-	defer s.close()
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if got := received(t, p, "served", 3); !slices.Equal(got, want(0, 3)) {
 		t.Errorf("primary holds %v after the restart, want %v", got, want(0, 3))
 	}

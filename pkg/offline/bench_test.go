@@ -77,7 +77,7 @@ func runBenchBuild(b *testing.B, data dataset.GenerateConfig) ([]offline.StepSta
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory: a leftover harms nothing
 	ds, err := dataset.Generate(data)
 	if err != nil {
 		return nil, err

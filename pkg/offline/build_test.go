@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 		_ = c()
 	}
 	if shared.b != nil {
-		os.RemoveAll(shared.b.dir)
+		_ = os.RemoveAll(shared.b.dir) // a temporary directory: a leftover harms nothing
 	}
 	os.Exit(code)
 }
@@ -565,7 +565,11 @@ func TestRebuildIsSafe(t *testing.T) {
 	dir := t.TempDir()
 	b := &built{dir: dir, ds: generate(t, dir, smallData), opts: testOptions(dir)}
 	st, cleanup := openStore(t, filepath.Join(dir, "reco.db"))
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	b.stores = st
 	// Short lists, so the first build leaves fresh candidates for the later one.
 	b.opts.RecallN, b.opts.RecallAllN = 20, 10
@@ -661,7 +665,11 @@ func TestMalformedInputFailsWithFileLineAndWritesNothing(t *testing.T) {
 	}
 	b := &built{dir: dir, ds: src.ds, opts: testOptions(dir)}
 	st, cleanup := openStore(t, filepath.Join(dir, "reco.db"))
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	_, err := Build(context.Background(), b.opts, st)
 	want := filepath.Join(data, dataset.BehaviorsFile) + ":42: impression "
 	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, dataset.ErrMalformed) {
@@ -695,7 +703,11 @@ func TestFailedWriteLeavesNoListsOrModels(t *testing.T) {
 	b := &built{dir: dir, ds: generate(t, dir, smallData), opts: testOptions(dir)}
 	b.opts.ChunkCells = 500
 	st, cleanup := openStore(t, filepath.Join(dir, "reco.db"))
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	st.Tables = &failingTables{Tables: st.Tables, failAt: 5}
 	_, err := Build(context.Background(), b.opts, st)
 	if !errors.Is(err, errStoreGone) {

@@ -142,7 +142,7 @@ func parseNews(source string, lines []string) ([]dataset.Article, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }() // a temporary file: a leftover harms nothing
 	_, err = f.WriteString(strings.Join(lines, "\n") + "\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr

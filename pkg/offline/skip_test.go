@@ -20,7 +20,11 @@ func TestSkipUnknownBuildsWhatTheConsistentDataBuilds(t *testing.T) {
 	clean := &built{dir: t.TempDir()}
 	clean.ds, clean.opts = generate(t, clean.dir, smallData), testOptions(clean.dir)
 	cleanStores, cleanup := openStore(t, filepath.Join(clean.dir, "reco.db"))
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if _, err := Build(ctx, clean.opts, cleanStores); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +46,11 @@ func TestSkipUnknownBuildsWhatTheConsistentDataBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	dirtyStores, cleanup2 := openStore(t, filepath.Join(dirty.dir, "reco.db"))
-	defer cleanup2()
+	defer func() {
+		if err := cleanup2(); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	if _, err := Build(ctx, dirty.opts, dirtyStores); !errors.Is(err, dataset.ErrUnknownArticle) {
 		t.Fatalf("Build without SkipUnknown: %v, want an error wrapping dataset.ErrUnknownArticle", err)

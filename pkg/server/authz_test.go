@@ -37,7 +37,7 @@ func serveAuthz(t *testing.T, opts Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(lis)
+	go func() { _ = s.Serve(lis) }() // until the Stop; a failure shows in the calls
 	t.Cleanup(s.Stop)
 	return lis.Addr().String()
 }

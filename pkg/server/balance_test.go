@@ -66,7 +66,7 @@ func startReplica(t *testing.T, name string, opts Options) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(lis)
+	go func() { _ = s.Serve(lis) }() // until the Stop; a failure shows in the calls
 	t.Cleanup(s.Stop)
 	r.srv, r.addr = s, lis.Addr().String()
 	return r

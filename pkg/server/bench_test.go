@@ -39,7 +39,7 @@ func BenchmarkHop(b *testing.B) {
 				}
 				target = lis.Addr().String()
 			}
-			go s.Serve(lis)
+			go func() { _ = s.Serve(lis) }() // until the Stop; a failure shows in the calls
 			defer s.Stop()
 			cm, err := NewClientMetrics(reg)
 			if err != nil {

@@ -207,7 +207,7 @@ func TestInProcessCallsAreNotShed(t *testing.T) {
 	b := newBlocker()
 	s, conn := serveWith(t, reg, Options{MaxInflight: 1}, b.do, 10*time.Second)
 	inproc := bufconn.Listen(1 << 20)
-	go s.ServeInProcess(inproc)
+	go func() { _ = s.ServeInProcess(inproc) }() // until the Stop; a failure shows in the calls
 	local, err := grpc.NewClient("passthrough:///inprocess", grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }))
 	if err != nil {

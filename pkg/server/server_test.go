@@ -54,7 +54,7 @@ func serveWith(t *testing.T, reg *prometheus.Registry, opts Options, do func(ctx
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(lis)
+	go func() { _ = s.Serve(lis) }() // until the Stop; a failure shows in the calls
 	t.Cleanup(s.Stop)
 	cm, err := NewClientMetrics(reg)
 	if err != nil {
@@ -133,7 +133,7 @@ func TestDialSkipsAPeerThatKeepsFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close() // nothing listens there
+	_ = l.Close() // nothing listens there
 	metrics, err := NewClientMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -115,7 +115,11 @@ func TestUnknownProtocolIsAnError(t *testing.T) {
 func TestAnnotate(t *testing.T) {
 	exporter := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-	defer tp.Shutdown(context.Background())
+	defer func() {
+		if err := tp.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx, span := tp.Tracer("test").Start(context.Background(), "call")
 	Annotate(ctx, "user", "U1", "channel", int32(3), "strategy", "Algo-1")
 	span.End()

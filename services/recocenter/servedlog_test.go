@@ -21,7 +21,11 @@ func TestServedLogBecomesHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeLog()
+	defer func() {
+		if err := closeLog(); err != nil {
+			t.Error(err)
+		}
+	}()
 	history := newFakeHistory()
 	served := NewServed(log, history, newFakeClaims(history), time.Hour, zap.NewNop())
 	ctx := testCtx(t)
@@ -65,7 +69,11 @@ func TestServedLogReachesTheSeenSets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeLog()
+	defer func() {
+		if err := closeLog(); err != nil {
+			t.Error(err)
+		}
+	}()
 	history := newFakeHistory()
 	claims := newFakeClaims(history)
 	ctx := testCtx(t)

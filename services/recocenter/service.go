@@ -174,7 +174,7 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 	// The cache decides, in the step that takes its ids: its seen sets keep
 	// the stamp of the reader's newest refresh. A cache hit costs that step
 	// and the served log's append, and no history round trip.
-	t, err := c.start(ctx, r)
+	t, seen, err := c.start(ctx, r)
 	if err != nil {
 		c.degraded(r, "cache", err)
 		return c.feedUncached(ctx, r)
@@ -182,27 +182,28 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 	if t.Older {
 		return c.historyPage(ctx, r)
 	}
-	return c.refreshFrom(ctx, r, &page{c: c, r: r, ids: t.IDs}, t.Last, true)
+	return c.refreshFrom(ctx, r, &page{c: c, r: r, ids: t.IDs, seen: seen}, t.Last, true)
 }
 
 // start takes the refresh's ids from the cache, first seeding the reader's
-// seen sets from history when they are not a copy of it.
-func (c *Center) start(ctx context.Context, r feed.Request) (storage.Taken, error) {
+// seen sets from history when they are not a copy of it; seen is what that
+// seed read from history (nil when the sets needed none).
+func (c *Center) start(ctx context.Context, r feed.Request) (t storage.Taken, seen map[int64]bool, err error) {
 	if err := c.syncFallback(ctx, r); err != nil {
-		return storage.Taken{}, err
+		return storage.Taken{}, nil, err
 	}
-	t, err := c.ports.Cache.Take(ctx, r.User, r.Channel, r.Timestamp, r.N)
+	t, err = c.ports.Cache.Take(ctx, r.User, r.Channel, r.Timestamp, r.N)
 	if errors.Is(err, storage.ErrUnseeded) {
-		if err := c.seed(ctx, r); err != nil {
-			return storage.Taken{}, err
+		if seen, err = c.seed(ctx, r); err != nil {
+			return storage.Taken{}, nil, err
 		}
 		t, err = c.ports.Cache.Take(ctx, r.User, r.Channel, r.Timestamp, r.N)
 	}
 	if err != nil {
-		return storage.Taken{}, err
+		return storage.Taken{}, nil, err
 	}
 	c.recent.add(r.User, r.Channel, t.IDs)
-	return t, nil
+	return t, seen, nil
 }
 
 // feedUncached serves the request with the cache unreachable: history tells
@@ -307,7 +308,7 @@ func union(a, b []int64) []int64 {
 // whatever path it came by. historyUp says whether the reader's history is
 // readable. Each failing dependency degrades the page rather than failing it.
 func (c *Center) refresh(ctx context.Context, p *page, historyUp bool) {
-	exclude := c.exclude(ctx, p.r, historyUp, p.ids)
+	exclude := c.exclude(ctx, p, historyUp)
 	p.fromFill(ctx, exclude)
 	if !p.full() {
 		p.fromPopular(ctx, exclude)
@@ -315,17 +316,21 @@ func (c *Center) refresh(ctx context.Context, p *page, historyUp bool) {
 }
 
 // exclude is what the reader has seen in the channel and in channel 0, as far
-// as history says, plus served: what no ranking for them should hold.
-func (c *Center) exclude(ctx context.Context, r feed.Request, historyUp bool, served []int64) map[int64]bool {
-	seen := map[int64]bool{}
-	if historyUp {
-		var err error
-		if seen, err = c.seenIn(ctx, r.User, seenChannels(r.Channel)); err != nil {
-			c.degraded(r, "history", err)
-			seen = map[int64]bool{}
+// as history says (read for this refresh's seed already, or now), plus what p
+// holds: what no ranking for them should hold.
+func (c *Center) exclude(ctx context.Context, p *page, historyUp bool) map[int64]bool {
+	seen := p.seen
+	if seen == nil {
+		seen = map[int64]bool{}
+		if historyUp {
+			var err error
+			if seen, err = c.seenIn(ctx, p.r.User, seenChannels(p.r.Channel)); err != nil {
+				c.degraded(p.r, "history", err)
+				seen = map[int64]bool{}
+			}
 		}
 	}
-	for _, id := range served {
+	for _, id := range p.ids {
 		seen[id] = true
 	}
 	return seen
@@ -353,6 +358,9 @@ type page struct {
 	c   *Center
 	r   feed.Request
 	ids []int64
+	// seen is what history holds of the reader's channel and channel 0 when
+	// this refresh read it already (to seed the seen sets); nil otherwise.
+	seen map[int64]bool
 	// fellBack says the fallback claim served some of ids: the seen sets
 	// lack them until the served log's applier adds them.
 	fellBack bool
@@ -443,7 +451,7 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) (claime
 		claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 	}
 	if errors.Is(err, storage.ErrUnseeded) {
-		if err = c.seed(ctx, r); err == nil {
+		if _, err = c.seed(ctx, r); err == nil {
 			claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 		}
 	}
@@ -485,27 +493,29 @@ func (c *Center) syncFallback(ctx context.Context, r feed.Request) error {
 // seed copies the reader's history of each channel a claim checks into their
 // seen sets, with what this process served them lately: history may lack it
 // for as long as the served log's applier lags.
-func (c *Center) seed(ctx context.Context, r feed.Request) error {
+func (c *Center) seed(ctx context.Context, r feed.Request) (map[int64]bool, error) {
+	all := map[int64]bool{}
 	for _, ch := range seenChannels(r.Channel) {
 		seen, err := c.seenIn(ctx, r.User, []int32{ch})
 		if err != nil {
-			return fmt.Errorf("read history to seed seen set: %w", err)
+			return nil, fmt.Errorf("read history to seed seen set: %w", err)
 		}
 		hctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
 		last, err := c.ports.History.Newest(hctx, r.User, ch)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("read history to seed seen set: %w", err)
+			return nil, fmt.Errorf("read history to seed seen set: %w", err)
 		}
 		ids := c.recent.served(r.User, ch)
 		for id := range seen {
 			ids = append(ids, id)
+			all[id] = true
 		}
 		if err := c.ports.Claims.Seed(ctx, r.User, ch, ids, last, c.cfg.SeenTTL); err != nil {
-			return fmt.Errorf("seed seen set: %w", err)
+			return nil, fmt.Errorf("seed seen set: %w", err)
 		}
 	}
-	return nil
+	return all, nil
 }
 
 // fill is the outcome of one shared recall + sort pass.

@@ -708,3 +708,22 @@ func TestNewestTwoMergesOneStamp(t *testing.T) {
 		}
 	}
 }
+
+// A reader whose seen sets are gone (Redis restarted empty, or they expired)
+// is seeded from history, and the refresh excludes what that read found
+// without reading history again.
+func TestASeededRefreshReadsHistoryOncePerChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.claims.lose()
+	e.history.add("u1", 3, 100, 5)
+	e.history.add("u1", 0, 100, 6)
+	e.recall.cands[3] = candidates(feed.SourceALS, 5, 6, 7, 8)
+	p, err := e.center(t).Feed(testCtx(t), refreshOf(3, 2, 200))
+	if err != nil || !slices.Equal(p.IDs, []int64{8, 7}) {
+		t.Fatalf("refresh = %+v, %v; want [8 7]: 5 and 6 are in history", p, err)
+	}
+	if n := e.history.count("Seen"); n != 2 {
+		t.Errorf("history Seen calls = %d, want 2 (one per channel, for the seed)", n)
+	}
+}

@@ -47,7 +47,7 @@ func freePort() int {
 		if err != nil {
 			continue
 		}
-		l.Close()
+		_ = l.Close() // only a free port was wanted
 		handed[p] = true
 		return p
 	}
@@ -62,7 +62,7 @@ func portOpen(addr string) bool {
 	if err != nil {
 		return false
 	}
-	c.Close()
+	_ = c.Close() // the dial was the test
 	return true
 }
 
@@ -245,10 +245,13 @@ func (p *proc) start() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(f, "\n===== chaos: start %s at %s =====\n", p.name, time.Now().Format(time.RFC3339Nano))
+	if _, err := fmt.Fprintf(f, "\n===== chaos: start %s at %s =====\n", p.name, time.Now().Format(time.RFC3339Nano)); err != nil {
+		_ = f.Close() // the write's error is the one to report
+		return err
+	}
 	path, err := exec.LookPath(p.argv[0])
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the error above is the one to report
 		return err
 	}
 	cmd := exec.Command(path, p.argv[1:]...)
@@ -260,14 +263,14 @@ func (p *proc) start() error {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close() // the error above is the one to report
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	done := make(chan struct{})
 	started := time.Now()
 	go func() {
 		err := cmd.Wait()
-		f.Close()
+		_ = f.Close() // the process has exited: nothing more is written
 		p.mu.Lock()
 		if !p.killing {
 			p.crashes = append(p.crashes, fmt.Sprintf("%s (pid %d) exited on its own at %s, %v after it started: %v",
@@ -347,7 +350,7 @@ func runScript(ctx context.Context, root, logPath string, env []string, args ...
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // the script's log: its exit status is the result
 	cmd := exec.CommandContext(ctx, "bash", args...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = root, env, f, f
 	cmd.WaitDelay = 5 * time.Second
@@ -363,7 +366,7 @@ func redisPing(addr string) bool {
 	if err != nil {
 		return false
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the reply is all that is wanted
 	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return false

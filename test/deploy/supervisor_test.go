@@ -476,7 +476,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().String()
 }
 
@@ -581,7 +581,10 @@ func TestSupervisorRunsTheSuite(t *testing.T) {
 		}
 		_ = sup.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			if err != nil {
+				t.Logf("supervisord after SIGTERM: %v", err)
+			}
 		case <-time.After(60 * time.Second):
 			_ = sup.Process.Kill()
 		}
@@ -814,7 +817,7 @@ func get(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read whole below: closing loses nothing
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

@@ -332,7 +332,11 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	got, err := db.Tables().Page(ctx, "u", 1, ts)
 	if err != nil || len(got) != 1 || !slices.Equal(got[0].IDs, []int64{1, 2}) {
 		t.Errorf("after reopen Page = %v, %v; want [1 2]", got, err)

@@ -53,7 +53,7 @@ func holdInChild(t *testing.T, path string) (child *exec.Cmd, release func()) {
 	release = func() {
 		if !released {
 			released = true
-			stdin.Close()
+			_ = stdin.Close() // the EOF tells the holder to exit; Wait says how it did
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("the holding process: %v", err)
 			}
@@ -124,7 +124,7 @@ func TestOpenWithAStalePidFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // releases the flock; nothing was written
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}

@@ -298,7 +298,11 @@ func TestRefusesWhatHBaseWould(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -349,12 +353,13 @@ func silentGateway(t *testing.T) string {
 			mu.Unlock()
 		}
 	}()
+	// Teardown: the test is over and nothing reads these.
 	t.Cleanup(func() {
-		ln.Close()
+		_ = ln.Close()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 	})
 	return ln.Addr().String()
@@ -369,7 +374,11 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -397,7 +406,11 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup2()
+	defer func() {
+		if err := cleanup2(); err != nil {
+			t.Error(err)
+		}
+	}()
 	start = time.Now()
 	_, err = short.Take(context.Background(), "u", 1, 1)
 	if !errors.Is(err, ErrTimeout) {
@@ -418,7 +431,11 @@ func TestPoolBoundsConcurrentCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	p := tt.pool
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -513,17 +530,18 @@ func newProxy(t *testing.T, target string) *proxy {
 			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
-				in.Close()
+				_ = in.Close() // no upstream for it: drop the client
 				continue
 			}
 			p.mu.Lock()
 			p.conns = append(p.conns, in, out)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(out, in); out.Close() }()
-			go func() { _, _ = io.Copy(in, out); in.Close() }()
+			// When one side ends, close the other; a side already gone is as good.
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); p.cut() })
+	t.Cleanup(func() { _ = ln.Close(); p.cut() }) // teardown: the test is over
 	return p
 }
 
@@ -535,7 +553,7 @@ func (p *proxy) cut() int {
 	defer p.mu.Unlock()
 	n := len(p.conns) / 2
 	for _, c := range p.conns {
-		c.Close()
+		_ = c.Close() // cutting is the point: a connection already gone is as good
 	}
 	p.conns = nil
 	return n
@@ -550,7 +568,11 @@ func TestStaleConnectionsAreReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx := ctxT(t)
 	user := unique("stale")
 	if err := tt.Load(ctx, []storage.Record{storage.UserWeights{User: user, Channel: 1, Weights: []float64{0.5}}}); err != nil {

@@ -44,7 +44,11 @@ func TestSetsContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	storagetest.Sets(t, sets)
 }
 
@@ -165,17 +169,22 @@ func TestCallsHonourTheDeadline(t *testing.T) {
 			conns <- c // held open, never answered
 		}
 	}()
+	// Teardown: the test is over and nothing reads these.
 	defer func() {
-		ln.Close()
+		_ = ln.Close()
 		for c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	sets, cleanup, err := Open(Config{Addrs: []string{ln.Addr().String()}, ReadTimeout: time.Minute, WriteTimeout: time.Minute}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()

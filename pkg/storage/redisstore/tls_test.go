@@ -29,7 +29,11 @@ func TestOpenSpeaksTLSAndReadsThePasswordFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeSets()
+	defer func() {
+		if err := closeSets(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	// The server is no Redis: the call fails after the handshake.
