@@ -55,9 +55,11 @@ bench: ## run the benchmarks against real Redis and HBase and print their number
 	scripts/integration.sh scripts/bench.sh
 
 .PHONY: lint
-lint: $(BIN)/buf $(BIN)/staticcheck $(BIN)/golangci-lint ## buf lint, buf breaking against the original protobuf, gofmt, go vet, staticcheck and golangci-lint (of the code not generated)
+lint: $(BIN)/buf $(BIN)/staticcheck $(BIN)/golangci-lint ## buf lint, buf breaking against the original protobuf and the previous commit, gofmt, go vet, staticcheck and golangci-lint (of the code not generated)
 	$(BIN)/buf lint
 	$(BIN)/buf breaking proto --against internal/originalclient/proto
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then $(BIN)/buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \
+	else echo "buf breaking against the previous commit: skipped, this clone has none"; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(BIN)/staticcheck $$(go list ./... | grep -v -e /internal/thrift2 -e /pkg/pb/)
