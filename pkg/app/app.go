@@ -39,7 +39,7 @@ type deps struct {
 	log      *zap.Logger
 	reg      prometheus.Registerer
 	stores   Stores
-	conns    map[string]*grpc.ClientConn
+	conns    map[string]grpc.ClientConnInterface
 	// err is the first wiring mistake register made (a peer it did not declare).
 	err error
 	// work collects the module's background work; the App runs it.
@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 	}
 	for _, t := range targets {
 		d := &deps{module: t, declared: modules[t].peers, cfg: cfg, log: log, reg: a.reg, stores: stores, conns: conns}
-		if err := modules[t].register(a.srv.Server, d); err != nil {
+		if err := modules[t].register(a.srv, d); err != nil {
 			return nil, fmt.Errorf("start %s: %w", t, err)
 		}
 		if d.err != nil {
@@ -158,13 +158,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, targets []stri
 }
 
 // dialPeers connects to every peer the targets declare: in-process when this
-// process runs the peer, at its configured address otherwise.
-func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
+// process runs the peer, at its configured address otherwise. An in-process
+// peer is called directly (server.Local), unless the process traces: then
+// through an in-memory gRPC connection, whose instrumentation gives each hop
+// its spans.
+func (a *App) dialPeers() (map[string]grpc.ClientConnInterface, error) {
 	clientMetrics, err := server.NewClientMetrics(a.reg)
 	if err != nil {
 		return nil, err
 	}
-	conns := map[string]*grpc.ClientConn{}
+	conns := map[string]grpc.ClientConnInterface{}
 	for _, t := range a.targets {
 		for _, p := range modules[t].peers {
 			if conns[p] != nil {
@@ -174,8 +177,13 @@ func (a *App) dialPeers() (map[string]*grpc.ClientConn, error) {
 			if err != nil {
 				return nil, err
 			}
+			local := slices.Contains(a.targets, p)
+			if local && a.tracer == nil {
+				conns[p] = a.srv.Local("inprocess-"+p, c.Timeout, clientMetrics, !modules[p].noFallback)
+				continue
+			}
 			target, dialer, opts := c.Addr, (func(context.Context, string) (net.Conn, error))(nil), a.sec.peerOpts
-			if slices.Contains(a.targets, p) {
+			if local {
 				// In-process: no socket, so no TLS, and the server knows the
 				// call is the process's own.
 				target = "passthrough:///inprocess-" + p

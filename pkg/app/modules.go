@@ -46,7 +46,7 @@ const (
 type module struct {
 	peers    []string
 	roles    Role
-	register func(s *grpc.Server, d *deps) error
+	register func(s grpc.ServiceRegistrar, d *deps) error
 	// http, when set, registers the service's HTTP/JSON bindings: a process
 	// running it serves them on server.http_addr (pkg/gateway).
 	http []gateway.Routes
@@ -60,7 +60,7 @@ var modules = map[string]module{
 		peers: []string{RecoCenter, Recall},
 		// The log takes readers' actions (TrackService) on the public port.
 		roles: LogRole,
-		register: func(s *grpc.Server, d *deps) error {
+		register: func(s grpc.ServiceRegistrar, d *deps) error {
 			reporter, err := track.New(d.cfg.Track, d.stores.Log, d.reg)
 			if err != nil {
 				return err
@@ -83,7 +83,7 @@ var modules = map[string]module{
 		peers:      []string{Cache, Recall, Sort},
 		noFallback: true,
 		roles:      TablesRole | SetsRole | LogRole,
-		register: func(s *grpc.Server, d *deps) error {
+		register: func(s grpc.ServiceRegistrar, d *deps) error {
 			served := recocenter.NewServed(d.stores.Log, d.stores.Tables, d.stores.Sets, d.cfg.RecoCenter.SeenTTL, d.logger(RecoCenter))
 			d.background(served.Apply)
 			d.background(served.ApplySeen)
@@ -105,7 +105,7 @@ var modules = map[string]module{
 	},
 	Recall: {
 		roles: TablesRole | SetsRole,
-		register: func(s *grpc.Server, d *deps) error {
+		register: func(s grpc.ServiceRegistrar, d *deps) error {
 			r, err := recall.New(d.cfg.Recall, recall.Stores{
 				Sets:       d.stores.Tables,
 				Lists:      d.stores.Sets,
@@ -120,7 +120,7 @@ var modules = map[string]module{
 	},
 	Sort: {
 		roles: TablesRole,
-		register: func(s *grpc.Server, d *deps) error {
+		register: func(s grpc.ServiceRegistrar, d *deps) error {
 			r, err := sort.New(d.cfg.Sort, d.stores.Tables, d.logger(Sort), d.reg)
 			if err != nil {
 				return err
@@ -132,7 +132,7 @@ var modules = map[string]module{
 	},
 	Nearline: {
 		roles: TablesRole | SetsRole | LogRole,
-		register: func(s *grpc.Server, d *deps) error {
+		register: func(s grpc.ServiceRegistrar, d *deps) error {
 			n, err := nearline.New(d.cfg.Nearline, d.cfg.Track, nearline.Stores{
 				Log:    d.stores.Log,
 				Sets:   d.stores.Sets,
@@ -151,7 +151,7 @@ var modules = map[string]module{
 	},
 	Cache: {
 		roles: TablesRole | SetsRole,
-		register: func(s *grpc.Server, d *deps) error {
+		register: func(s grpc.ServiceRegistrar, d *deps) error {
 			c, err := cache.New(d.cfg.Cache, d.cfg.RecoCenter.SeenTTL, cache.Stores{
 				Tier1: d.stores.Sets,
 				Tier2: d.stores.Tables,

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -175,27 +176,58 @@ func (l *embeddedLog) Consume(ctx context.Context, topic, group string, handle f
 	}
 	r := &reader{t: t, pos: pos}
 	defer r.close()
+	// handled is the position after the last batch handled; it is committed
+	// when the consumer stops, and at most every commitEvery while it runs.
+	handled, committed, last := pos, pos, time.Now()
+	commit := func() error {
+		if handled == committed {
+			return nil
+		}
+		if err := t.commit(group, handled); err != nil {
+			return err
+		}
+		committed, last = handled, time.Now()
+		return nil
+	}
+	timer := time.NewTimer(commitEvery)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		batch, wait, err := r.read(maxBatch)
 		if err != nil {
 			return err
 		}
 		if len(batch) == 0 {
+			// Caught up: what is handled is committed once no more came for
+			// what is left of commitEvery.
+			var due <-chan time.Time
+			if handled != committed {
+				timer.Reset(commitEvery - time.Since(last))
+				due = timer.C
+			}
 			select {
 			case <-ctx.Done():
-				return nil
+				return commit()
 			case <-wait:
-				continue
+			case <-due:
+				if err := commit(); err != nil {
+					return err
+				}
 			}
+			timer.Stop()
+			continue
 		}
 		if !deliver(ctx, l.log, topic, group, batch, handle) {
-			return nil
+			return commit()
 		}
-		if err := t.commit(group, r.pos); err != nil {
-			return err
-		}
+		handled = r.pos
 		if ctx.Err() != nil {
-			return nil
+			return commit()
+		}
+		if time.Since(last) >= commitEvery {
+			if err := commit(); err != nil {
+				return err
+			}
 		}
 	}
 }

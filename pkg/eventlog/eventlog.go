@@ -78,6 +78,12 @@ const MaxEntryBytes = 900 << 10
 // maxBatch is the most entries one handle call gets.
 const maxBatch = 500
 
+// commitEvery spaces a busy consumer's commits: a commit costs a round trip
+// (Kafka) or two fsyncs (embedded), once per batch it was a write per entry
+// under load. Handlers are idempotent, so what a crash leaves uncommitted only
+// comes again. A consumer that stops commits what it handled first.
+const commitEvery = time.Second
+
 // Backoff between attempts of a batch whose handler failed: doubling from
 // minBackoff up to maxBackoff, so a dead dependency is retried steadily
 // without a hot loop.

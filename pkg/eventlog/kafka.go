@@ -220,7 +220,8 @@ func (k *kafkaLog) Append(ctx context.Context, topic string, entries ...Entry) e
 }
 
 // Consume implements Log with a consumer group of its own client. Commits are
-// manual: a batch's offsets are committed once handle returned nil. Rebalances
+// manual: what handle returned nil for is committed at most commitEvery later,
+// on a revocation and before the consumer leaves. Rebalances
 // wait while a batch is being handled (BlockRebalanceOnPoll), so a batch is
 // never committed for a partition this member no longer owns; a handler that
 // keeps failing for longer than the group's rebalance timeout (60s) gets the
@@ -282,12 +283,25 @@ func (k *kafkaLog) Consume(ctx context.Context, topic, group string, handle func
 		cl.Close()
 	}()
 	for {
-		fetches := cl.PollRecords(ctx, maxBatch)
+		// With handled records not yet committed, the wait for more is
+		// bounded, so a consumer that caught up commits within commitEvery.
+		poll, cancel := ctx, context.CancelFunc(func() {})
+		if c.pending() {
+			poll, cancel = context.WithTimeout(ctx, commitEvery)
+		}
+		fetches := cl.PollRecords(poll, maxBatch)
+		timedOut := poll.Err() != nil
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if fetches.IsClientClosed() {
 			return ErrClosed
+		}
+		if timedOut && fetches.NumRecords() == 0 {
+			c.commit(cl)
+			cl.AllowRebalance()
+			continue
 		}
 		failed := false
 		fetches.EachError(func(t string, p int32, err error) {
@@ -318,7 +332,9 @@ func (k *kafkaLog) Consume(ctx context.Context, topic, group string, handle func
 			return nil // uncommitted: the next owner gets the batch again
 		}
 		c.handle(recs)
-		c.commit(cl)
+		if c.due() {
+			c.commit(cl)
+		}
 		cl.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
@@ -327,15 +343,29 @@ func (k *kafkaLog) Consume(ctx context.Context, topic, group string, handle func
 }
 
 // kconsumer tracks, per partition, the newest record handled but not yet
-// committed: normally nothing, as each batch is committed right after it was
-// handled; after a failed commit, what the next commit (or the revocation of
-// the partition) must still commit.
+// committed: what the next commit (at most commitEvery after the last, or the
+// revocation of the partition, or the consumer's end) must commit.
 type kconsumer struct {
 	k            *kafkaLog
 	topic, group string
 
 	mu      sync.Mutex
 	handled map[int32]*kgo.Record
+	last    time.Time // of the last commit
+}
+
+// due says the poll loop's next commit is due: commitEvery after the last.
+func (c *kconsumer) due() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Since(c.last) >= commitEvery
+}
+
+// pending says records were handled that are not committed yet.
+func (c *kconsumer) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.handled) > 0
 }
 
 func (c *kconsumer) handle(recs []*kgo.Record) {
@@ -353,6 +383,7 @@ func (c *kconsumer) handle(recs []*kgo.Record) {
 // the partition before then (at-least-once).
 func (c *kconsumer) commit(cl *kgo.Client) {
 	c.mu.Lock()
+	c.last = time.Now()
 	recs := make([]*kgo.Record, 0, len(c.handled))
 	for _, r := range c.handled {
 		recs = append(recs, r)

@@ -51,6 +51,10 @@ type Server struct {
 	// itself) does not hold the stop until the drain timeout.
 	streams    context.Context
 	endStreams context.CancelFunc
+	// unary is the server's chain of unary interceptors, and local the
+	// methods registered, for the process's own calls (Local).
+	unary grpc.UnaryServerInterceptor
+	local registry
 }
 
 // Options are the server's limits (config.Server).
@@ -138,6 +142,18 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 	if opts.Authz != nil {
 		authzUnary, authzStream = opts.Authz.unary, opts.Authz.stream
 	}
+	unary := []grpc.UnaryServerInterceptor{
+		metrics.UnaryServerInterceptor(),
+		limitInflight(opts.MaxInflight),
+		withLogFields,
+		logging.UnaryServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(fieldsFromContext)),
+		// Who may call what, before the request is looked at: a refused
+		// caller learns nothing of the method but that it may not call it.
+		authzUnary,
+		refuseMalformed,
+		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
+	}
+	srv.unary = chainUnary(unary)
 	creds := insecure.NewCredentials()
 	if opts.TLS != nil {
 		creds = newServerCredentials(opts.TLS)
@@ -160,17 +176,7 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 			MaxConnectionAge:      maxConnectionAge,
 			MaxConnectionAgeGrace: maxConnectionAgeGrace,
 		}),
-		grpc.ChainUnaryInterceptor(
-			metrics.UnaryServerInterceptor(),
-			limitInflight(opts.MaxInflight),
-			withLogFields,
-			logging.UnaryServerInterceptor(zapLogger(log), logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(fieldsFromContext)),
-			// Who may call what, before the request is looked at: a refused
-			// caller learns nothing of the method but that it may not call it.
-			authzUnary,
-			refuseMalformed,
-			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(onPanic)),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
 			srv.checkStream,
@@ -183,6 +189,23 @@ func New(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Server, err
 	healthpb.RegisterHealthServer(srv.Server, srv.Health)
 	reflection.Register(srv.Server)
 	return srv, nil
+}
+
+// chainUnary is the interceptors as one, the first outermost, as
+// grpc.ChainUnaryInterceptor runs them.
+func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		var next func(i int) grpc.UnaryHandler
+		next = func(i int) grpc.UnaryHandler {
+			if i == len(interceptors) {
+				return handler
+			}
+			return func(ctx context.Context, req any) (any, error) {
+				return interceptors[i](ctx, req, info, next(i+1))
+			}
+		}
+		return next(0)(ctx, req)
+	}
 }
 
 // checkStream gives a stream a context that ends with the drain and answers

@@ -17,15 +17,7 @@ import (
 // entry is skipped, not retried forever.
 func TestServedLogBecomesHistory(t *testing.T) {
 	t.Parallel()
-	log, closeLog, err := eventlog.Open(eventlog.Config{Backend: "embedded", Embedded: eventlog.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "log"), SegmentBytes: 1 << 20}}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := closeLog(); err != nil {
-			t.Error(err)
-		}
-	}()
+	log := servedLog(t)
 	history := newFakeHistory()
 	served := NewServed(log, history, newFakeClaims(history), time.Hour, zap.NewNop())
 	ctx := testCtx(t)
@@ -59,21 +51,62 @@ func TestServedLogBecomesHistory(t *testing.T) {
 	}
 }
 
+// TestServedLogAppliesReadersSideBySide: the applier writes different
+// readers' refreshes to history concurrently (one store round trip at a time
+// bounded it at about a thousand refreshes a second), and one reader's in log
+// order: their second refresh waits for their first.
+func TestServedLogAppliesReadersSideBySide(t *testing.T) {
+	t.Parallel()
+	log := servedLog(t)
+	history := newFakeHistory()
+	served := NewServed(log, history, newFakeClaims(history), time.Hour, zap.NewNop())
+	ctx := testCtx(t)
+	for i, u := range []string{"u1", "u2", "u3", "u4", "u1"} {
+		if err := served.Append(ctx, u, 3, int64(100+i), []int64{int64(i + 1)}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := history.gate("Record")
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- served.Apply(actx) }()
+	history.waitCalls(t, "Record", 4) // all four readers at once
+	time.Sleep(50 * time.Millisecond)
+	if n := history.count("Record"); n != 4 {
+		t.Errorf("%d Record calls in flight, want 4: u1's second refresh must wait for its first", n)
+	}
+	release()
+	users := []string{"u1", "u2", "u3", "u4", "u1"}
+	applied := func() bool {
+		for i, u := range users {
+			if !slices.Equal(history.at(u, 3, int64(100+i)), []int64{int64(i + 1)}) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !applied() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for i, u := range users {
+		if got := history.at(u, 3, int64(100+i)); !slices.Equal(got, []int64{int64(i + 1)}) {
+			t.Errorf("history of %s at %d = %v, want [%d]", u, 100+i, got, i+1)
+		}
+	}
+}
+
 // TestServedLogReachesTheSeenSets: ids a refresh served while its claim fell
 // back (the seen set did not get them) are added to the reader's seen set
 // from the log, so a later claim refuses them even if the process that
 // served them is gone; a lost set is left to be seeded from history.
 func TestServedLogReachesTheSeenSets(t *testing.T) {
 	t.Parallel()
-	log, closeLog, err := eventlog.Open(eventlog.Config{Backend: "embedded", Embedded: eventlog.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "log"), SegmentBytes: 1 << 20}}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := closeLog(); err != nil {
-			t.Error(err)
-		}
-	}()
+	log := servedLog(t)
 	history := newFakeHistory()
 	claims := newFakeClaims(history)
 	ctx := testCtx(t)
@@ -106,4 +139,19 @@ func TestServedLogReachesTheSeenSets(t *testing.T) {
 	if got, err := claims.Claim(ctx, "u1", 3, []int64{7, 9}, time.Hour); err != nil || !slices.Equal(got, []int64{9}) {
 		t.Errorf("claim of 7, 9 in channel 3 = %v, %v; want [9]: 7 was served in channel 0", got, err)
 	}
+}
+
+// servedLog is an embedded event log of the test's own, closed at its end.
+func servedLog(t *testing.T) eventlog.Log {
+	t.Helper()
+	log, closeLog, err := eventlog.Open(eventlog.Config{Backend: "embedded", Embedded: eventlog.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "log"), SegmentBytes: 1 << 20}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := closeLog(); err != nil {
+			t.Error(err)
+		}
+	})
+	return log
 }
