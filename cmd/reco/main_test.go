@@ -55,19 +55,14 @@ func freeAddr(t *testing.T) string {
 // splitEnv points the processes of one split-mode test at the real HBase,
 // Redis and Kafka the test command started: processes apart share their
 // stores (the cache's seen sets are the claims reco-center seeds), which
-// embedded files, one per process, cannot be. The hops get generous deadlines:
-// the test is about the wiring, and a slow run (-race, CI) must not turn it
-// into a degradation test.
+// embedded files, one per process, cannot be. The hops get generous deadlines
+// (fixture.WiringDeadlines).
 func splitEnv(t *testing.T) []string {
 	thrift, redis := storagetest.Server(t, storagetest.EnvHBase), storagetest.Server(t, storagetest.EnvRedis)
 	kafka := logtest.Server(t, logtest.EnvKafka)
 	env := []string{"RECO_STORAGE_TABLES=hbase", "RECO_STORAGE_HBASE_THRIFT_ADDR=" + thrift, "RECO_STORAGE_SETS=redis", "RECO_STORAGE_REDIS_ADDRS=" + redis,
-		"RECO_STORAGE_LOG_BACKEND=kafka", "RECO_STORAGE_LOG_KAFKA_BROKERS=" + kafka, "RECO_STORAGE_LOG_NAMESPACE=" + logtest.Namespace(t),
-		"RECO_RECOCENTER_FILL_TIMEOUT=10s", "RECO_RECOCENTER_HISTORY_TIMEOUT=10s"}
-	for _, c := range []string{"RECOCENTER", "RECALL", "SORT", "CACHE"} {
-		env = append(env, "RECO_CLIENTS_"+c+"_TIMEOUT=10s")
-	}
-	return env
+		"RECO_STORAGE_LOG_BACKEND=kafka", "RECO_STORAGE_LOG_KAFKA_BROKERS=" + kafka, "RECO_STORAGE_LOG_NAMESPACE=" + logtest.Namespace(t)}
+	return append(env, fixture.WiringDeadlines()...)
 }
 
 // cleanEnviron is the test's environment without any RECO_* variable: a process
