@@ -99,6 +99,7 @@ var modules = map[string]module{
 			if err != nil {
 				return err
 			}
+			d.background(center.SyncFallback)
 			recocenterv1.RegisterRecoCenterServiceServer(s, recocenter.NewServer(center))
 			return nil
 		},

@@ -1,9 +1,11 @@
 package recocenter
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/feed"
 )
@@ -196,5 +198,47 @@ func TestASeenSetThatOutlivedAClaimsOutageLearnsWhatTheFallbackServed(t *testing
 	p, err = c.Feed(testCtx(t), refreshOf(3, 1, 300))
 	if err != nil || !slices.Equal(p.IDs, []int64{3}) {
 		t.Errorf("refresh after the outage = %v, %v; want [3], not 2 again", p.IDs, err)
+	}
+}
+
+// TestWhatTheFallbackServedReachesTheSeenSetsWithoutAnotherRequest: once the
+// seen sets answer again, SyncFallback adds what the fallback claim served,
+// although the reader asks this process nothing more: their next refresh may
+// reach another replica, which knows only the seen sets.
+func TestWhatTheFallbackServedReachesTheSeenSetsWithoutAnotherRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.cache.put("u1", 3, 1, 2)
+	c := e.center(t)
+	if _, err := c.Feed(testCtx(t), refreshOf(3, 1, 100)); err != nil { // seeds the sets
+		t.Fatal(err)
+	}
+	// Redis unreachable a moment: no cache, no claims; recall down too, so
+	// the refresh is the popular list's.
+	e.claims.failOn("Claim", fault{err: errBoom})
+	e.cache.failOn("Take", fault{err: errBoom})
+	e.recall.failOn("Recall", fault{err: errBoom})
+	e.popular.ids[3] = []int64{1, 2, 3}
+	if p, err := c.Feed(testCtx(t), refreshOf(3, 1, 200)); err != nil || !slices.Equal(p.IDs, []int64{2}) {
+		t.Fatalf("refresh with the claims down = %v, %v; want [2]", p.IDs, err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan error, 1)
+	go func() { done <- c.SyncFallback(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("SyncFallback: %v", err)
+		}
+	}()
+	time.Sleep(3 * fallbackSyncEvery)
+	if slices.Contains(e.claims.served("u1", 3), 2) {
+		t.Fatal("the seen set got 2 while its claims were failing")
+	}
+	e.claims.failOn("Claim", fault{})
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(e.claims.served("u1", 3), 2); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the seen set of u1/3 = %v 5s after the claims came back; want it to hold 2, which the fallback served", e.claims.served("u1", 3))
+		}
 	}
 }

@@ -3,6 +3,7 @@ package recocenter
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,6 +188,34 @@ func (r *recent) takeUnsynced(user string, channel int32) []int64 {
 	ids := r.unsynced[key]
 	delete(r.unsynced, key)
 	return ids
+}
+
+// takeAllUnsynced returns and forgets everything the fallback claim served,
+// by reader and channel.
+func (r *recent) takeAllUnsynced() map[readerChannel][]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.unsynced) == 0 {
+		return nil
+	}
+	out := make(map[readerChannel][]int64, len(r.unsynced))
+	for key, ids := range r.unsynced {
+		out[parseRecentKey(key)] = ids
+	}
+	r.unsynced = map[string][]int64{}
+	return out
+}
+
+// readerChannel is a reader's channel, as recent's keys name it.
+type readerChannel struct {
+	user    string
+	channel int32
+}
+
+func parseRecentKey(key string) readerChannel {
+	i := strings.LastIndexByte(key, 0)
+	n, _ := strconv.Atoi(key[i+1:]) // recentKey wrote it
+	return readerChannel{user: key[:i], channel: int32(n)}
 }
 
 func (r *recent) putBack(user string, channel int32, ids []int64) {

@@ -490,6 +490,37 @@ func (c *Center) syncFallback(ctx context.Context, r feed.Request) error {
 	return nil
 }
 
+// fallbackSyncEvery is how often SyncFallback retries: what the fallback
+// claim served reaches the seen sets this soon after they answer again, not
+// only at the reader's next request to this process. A reader whose next
+// request reaches another replica (this one died, or the ring moved) would
+// otherwise meet a seen set without those ids until the served log's seen
+// applier brought them, which the log's own outage can delay.
+const fallbackSyncEvery = 250 * time.Millisecond
+
+// SyncFallback adds what the fallback claim served to the readers' seen
+// sets in the background until ctx ends, each round bounded by
+// HistoryTimeout; what fails is kept for the next round.
+func (c *Center) SyncFallback(ctx context.Context) error {
+	tick := time.NewTicker(fallbackSyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for rc, ids := range c.recent.takeAllUnsynced() {
+			sctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+			_, err := c.ports.Claims.Claim(sctx, rc.user, rc.channel, ids, c.cfg.SeenTTL)
+			cancel()
+			if err != nil && !errors.Is(err, storage.ErrUnseeded) {
+				c.recent.putBack(rc.user, rc.channel, ids)
+			}
+		}
+	}
+}
+
 // seed copies the reader's history of each channel a claim checks into their
 // seen sets, with what this process served them lately: history may lack it
 // for as long as the served log's applier lags.
