@@ -242,3 +242,31 @@ func TestWhatTheFallbackServedReachesTheSeenSetsWithoutAnotherRequest(t *testing
 		}
 	}
 }
+
+// TestWhatTheFallbackServedWaitsForASeedInFlight: the fallback served 2 while
+// the reader's seen sets were gone, and a seed that read recent before that
+// is about to land without it. The sync that meets the unseeded set keeps 2,
+// so the one after the seed adds it: dropping it there was a repeat once the
+// cache handed 2 out again.
+func TestWhatTheFallbackServedWaitsForASeedInFlight(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.claims.lose()
+	c := e.center(t)
+	r := refreshOf(3, 1, 100)
+	c.recent.putBack("u1", 3, []int64{2}) // as the fallback claim leaves it
+	if err := c.syncFallback(testCtx(t), r); err != nil {
+		t.Fatalf("sync into unseeded sets: %v, want nil (the claim that follows seeds them)", err)
+	}
+	for _, ch := range []int32{3, 0} { // the seed in flight lands, without 2
+		if err := e.claims.Seed(testCtx(t), "u1", ch, []int64{1}, 50, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.syncFallback(testCtx(t), r); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.claims.served("u1", 3); !slices.Contains(got, 2) {
+		t.Errorf("seen set of u1/3 = %v after the seed and the next sync; want it to hold 2, which the fallback served", got)
+	}
+}

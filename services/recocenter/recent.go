@@ -190,19 +190,22 @@ func (r *recent) takeUnsynced(user string, channel int32) []int64 {
 	return ids
 }
 
-// takeAllUnsynced returns and forgets everything the fallback claim served,
-// by reader and channel.
-func (r *recent) takeAllUnsynced() map[readerChannel][]int64 {
+// takeSomeUnsynced returns and forgets what the fallback claim served, by
+// reader and channel, for at most max of them.
+func (r *recent) takeSomeUnsynced(max int) map[readerChannel][]int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.unsynced) == 0 {
 		return nil
 	}
-	out := make(map[readerChannel][]int64, len(r.unsynced))
+	out := make(map[readerChannel][]int64, min(max, len(r.unsynced)))
 	for key, ids := range r.unsynced {
+		if len(out) == max {
+			break
+		}
 		out[parseRecentKey(key)] = ids
+		delete(r.unsynced, key)
 	}
-	r.unsynced = map[string][]int64{}
 	return out
 }
 

@@ -39,11 +39,10 @@ type Config struct {
 	// serve-time claim checks) live after their last claim; then the next
 	// refresh seeds them from history again.
 	SeenTTL time.Duration `yaml:"seen_ttl"`
-	// HistoryTimeout bounds each history read and write of a refresh, and its
-	// served-ids log append (DESIGN §6: a hung store costs a bounded, small
-	// part of the request, then the refresh degrades). The log entry is what
-	// makes the ids durable; the direct history write spares a history page
-	// right after the refresh the applier's lag.
+	// HistoryTimeout bounds each history read and write of a refresh (DESIGN
+	// §6: a hung store costs a bounded, small part of the request, then the
+	// refresh degrades), and is what a refresh keeps of its deadline for its
+	// served-ids log append, which makes the ids durable.
 	HistoryTimeout time.Duration `yaml:"history_timeout"`
 }
 
@@ -174,7 +173,11 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 	// The cache decides, in the step that takes its ids: its seen sets keep
 	// the stamp of the reader's newest refresh. A cache hit costs that step
 	// and the served log's append, and no history round trip.
-	t, seen, err := c.start(ctx, r)
+	// The cache's step gets half the time: a slow or reseeding cache must
+	// leave the fallback, the record and the answer theirs.
+	sctx, cancel := withShare(ctx, startShare)
+	t, seen, err := c.start(sctx, r)
+	cancel()
 	if err != nil {
 		c.degraded(r, "cache", err)
 		return c.feedUncached(ctx, r)
@@ -184,6 +187,10 @@ func (c *Center) Feed(ctx context.Context, r feed.Request) (feed.Page, error) {
 	}
 	return c.refreshFrom(ctx, r, &page{c: c, r: r, ids: t.IDs, seen: seen}, t.Last, true)
 }
+
+// startShare is the part of a request's time left a step of the cache may
+// take.
+const startShare = 0.5
 
 // start takes the refresh's ids from the cache, first seeding the reader's
 // seen sets from history when they are not a copy of it; seen is what that
@@ -401,7 +408,11 @@ func (p *page) fromFill(ctx context.Context, exclude map[int64]bool) {
 		return
 	}
 	if f.stored {
-		err := p.fromCache(ctx)
+		// Half the time left at most: a cache that took the ranking but
+		// hangs now leaves the ranking to be handed out below.
+		cctx, cancel := withShare(ctx, startShare)
+		err := p.fromCache(cctx)
+		cancel()
 		if err == nil {
 			return
 		}
@@ -472,22 +483,34 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) (claime
 
 // syncFallback adds to the reader's seen sets what the fallback claim served
 // while they were unreachable: a set that outlived the outage would otherwise
-// let those ids through. It claims them (a claim adds what it returns, and
-// only to a seeded set); a set that is gone is seeded from history and recent
-// by the claim that follows.
+// let those ids through.
 func (c *Center) syncFallback(ctx context.Context, r feed.Request) error {
 	for _, ch := range seenChannels(r.Channel) {
-		ids := c.recent.takeUnsynced(r.User, ch)
-		if len(ids) == 0 {
-			continue
-		}
-		_, err := c.ports.Claims.Claim(ctx, r.User, ch, ids, c.cfg.SeenTTL)
-		if err != nil && !errors.Is(err, storage.ErrUnseeded) {
-			c.recent.putBack(r.User, ch, ids)
+		if err := c.syncUnsynced(ctx, r.User, ch, c.recent.takeUnsynced(r.User, ch)); err != nil {
 			return fmt.Errorf("add what was served while the seen sets were down: %w", err)
 		}
 	}
 	return nil
+}
+
+// syncUnsynced claims ids, served by the fallback claim, in the reader's seen
+// set (a claim adds what it returns, and only to a seeded set). Until that
+// worked recent keeps them: a set not seeded yet may be seeded by a seed that
+// read recent before these ids were served, so dropping them then would let
+// them through once it lands.
+func (c *Center) syncUnsynced(ctx context.Context, user string, channel int32, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := c.ports.Claims.Claim(ctx, user, channel, ids, c.cfg.SeenTTL)
+	if err == nil {
+		return nil
+	}
+	c.recent.putBack(user, channel, ids)
+	if errors.Is(err, storage.ErrUnseeded) {
+		return nil // the claim that follows seeds the set
+	}
+	return err
 }
 
 // fallbackSyncEvery is how often SyncFallback retries: what the fallback
@@ -497,6 +520,11 @@ func (c *Center) syncFallback(ctx context.Context, r feed.Request) error {
 // otherwise meet a seen set without those ids until the served log's seen
 // applier brought them, which the log's own outage can delay.
 const fallbackSyncEvery = 250 * time.Millisecond
+
+// maxSyncsPerRound bounds the claims of one SyncFallback round: readers
+// whose sets are not seeded yet stay unsynced until their next request seeds
+// them, and must not cost the seen sets a call each every round unbounded.
+const maxSyncsPerRound = 256
 
 // SyncFallback adds what the fallback claim served to the readers' seen
 // sets in the background until ctx ends, each round bounded by
@@ -510,13 +538,17 @@ func (c *Center) SyncFallback(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		for rc, ids := range c.recent.takeAllUnsynced() {
-			sctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
-			_, err := c.ports.Claims.Claim(sctx, rc.user, rc.channel, ids, c.cfg.SeenTTL)
-			cancel()
-			if err != nil && !errors.Is(err, storage.ErrUnseeded) {
+		failed := false
+		for rc, ids := range c.recent.takeSomeUnsynced(maxSyncsPerRound) {
+			if failed {
 				c.recent.putBack(rc.user, rc.channel, ids)
+				continue
 			}
+			sctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+			// What fails is kept for the next round; the seen sets failing
+			// end this one.
+			failed = c.syncUnsynced(sctx, rc.user, rc.channel, ids) != nil
+			cancel()
 		}
 	}
 }
@@ -729,8 +761,8 @@ func mix(ranked, fresh, hot []int64, newRatio, hotRatio float64) []int64 {
 // record makes the served ids durable before the page is answered (DESIGN §8
 // "served ids"): the served-log entry, which the history applier turns into a
 // history version even if history is down now or this process dies right
-// after answering. Only when the log fails is history written directly, each
-// write bounded by HistoryTimeout; history merges writes at one stamp, so
+// after answering. Only when the log fails is history written directly,
+// bounded by HistoryTimeout; history merges writes at one stamp, so
 // the applier's write of an entry that also reached the log changes nothing.
 // Only when both fail is the refresh an error: nothing would remember the page
 // (the claims still keep its ids from coming back).
@@ -738,7 +770,10 @@ func (c *Center) record(ctx context.Context, r feed.Request, ids []int64, claime
 	if len(ids) == 0 {
 		return nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, c.cfg.HistoryTimeout)
+	// The ids are claimed: unrecorded, they are lost to the reader. The log
+	// (Kafka, or the local spill when Kafka is slow or down) gets all the
+	// time left but the answer's.
+	lctx, cancel := withReserve(ctx, answerMargin)
 	lerr := c.ports.Served.Append(lctx, r.User, r.Channel, r.Timestamp, ids, claimed)
 	cancel()
 	if lerr == nil {

@@ -1,6 +1,7 @@
 package recocenter
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -518,7 +519,7 @@ func TestFeedDegradations(t *testing.T) {
 			wantRecordCalls: 1,
 		},
 		{
-			name:            "served log hangs (Kafka down): bounded by history_timeout, history holds the ids",
+			name:            "served log hangs (Kafka down): bounded by the request's deadline, history holds the ids",
 			faults:          func(e *env) { e.served.failOn("Append", fault{hang: true}) },
 			want:            feed.Page{IDs: []int64{4, 3}, Timestamp: 100},
 			wantCauses:      map[string]float64{"log": 1},
@@ -566,8 +567,11 @@ func TestFeedDegradations(t *testing.T) {
 			c := e.center(t)
 			r := refreshOf(3, 2, 200)
 
+			// Routing's deadline (clients.recocenter.timeout).
+			ctx, cancel := context.WithTimeout(testCtx(t), 800*time.Millisecond)
+			defer cancel()
 			start := time.Now()
-			got, err := c.Feed(testCtx(t), r)
+			got, err := c.Feed(ctx, r)
 			elapsed := time.Since(start)
 			if err != nil {
 				t.Fatalf("Feed: %v, want a degraded page", err)
@@ -725,5 +729,27 @@ func TestASeededRefreshReadsHistoryOncePerChannel(t *testing.T) {
 	}
 	if n := e.history.count("Seen"); n != 2 {
 		t.Errorf("history Seen calls = %d, want 2 (one per channel, for the seed)", n)
+	}
+}
+
+// TestAHungCacheLeavesTheRefreshTimeToDegrade: the cache's step (Take, and
+// the seeding of lost seen sets it may need) gets half the request's time, so
+// a cache that hangs (its process stopped, or Redis not answering) still
+// leaves the fallback, the record and the answer theirs before routing's
+// deadline.
+func TestAHungCacheLeavesTheRefreshTimeToDegrade(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.cfg.FillTimeout, e.cfg.HistoryTimeout = 100*time.Millisecond, 100*time.Millisecond
+	e.cache.failOn("Take", fault{hang: true})
+	e.recall.cands[3] = candidates(feed.SourceALS, 1, 2, 3, 4)
+	c := e.center(t)
+	const budget = 800 * time.Millisecond
+	ctx, cancel := context.WithTimeout(testCtx(t), budget)
+	defer cancel()
+	start := time.Now()
+	p, err := c.Feed(ctx, refreshOf(3, 2, 200))
+	if elapsed := time.Since(start); err != nil || len(p.IDs) != 2 || elapsed >= budget-answerMargin {
+		t.Errorf("Feed with the cache hung = %v, %v after %v; want 2 ids before %v (the deadline less the answer's margin)", p.IDs, err, elapsed, budget-answerMargin)
 	}
 }

@@ -57,7 +57,7 @@ func profileFor(mode string) profile {
 		},
 		warmup: 30 * time.Second, steady: 15 * time.Second,
 		outage: 8 * time.Second, tail: 2 * time.Second, settle: 5 * time.Second,
-		capReco: 12 * time.Second, capJVM: time.Minute,
+		capReco: 12 * time.Second, capJVM: 100 * time.Second,
 		hbaseHeap: "768m", budget: 6 * time.Minute,
 	}
 	if mode == "long" {
@@ -368,6 +368,15 @@ func (e *env) cleanup() {
 	}
 	if !e.t.Failed() {
 		return
+	}
+	if keep := os.Getenv("RECOTEST_CHAOS_LOGS"); keep != "" {
+		// The run's directory goes with the test: keep its logs for a look.
+		dst := filepath.Join(keep, filepath.Base(filepath.Dir(e.dir)))
+		if err := os.CopyFS(dst, os.DirFS(filepath.Join(e.dir, "logs"))); err != nil {
+			e.t.Logf("keeping the logs in %s: %v", dst, err)
+		} else {
+			e.t.Logf("the processes' logs are kept in %s", dst)
+		}
 	}
 	for _, p := range procs {
 		e.t.Logf("----- last lines of %s (%s) -----\n%s", p.name, p.logPath, tailFile(p.logPath, 15))
