@@ -240,6 +240,13 @@ type ServedClaims interface {
 	// one gets it back. The reader's set expires ttl after the last claim.
 	// ErrUnseeded means nothing was claimed: Seed both channels' sets first.
 	Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error)
+	// ClaimProvisional is Claim for sets that may not be seeded (history
+	// could not be read to seed them): it claims against what the sets hold,
+	// atomically as Claim, and leaves them as seeded or not as they were; a
+	// later Seed adds history to what it claimed. The caller has filtered ids
+	// by history, or is adding what was served already (the served log's
+	// entries, a fallback's ids once the sets answer again).
+	ClaimProvisional(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error)
 	// Seed adds seen (the reader's history of channel) to their set for channel
 	// and marks it seeded, with last, the time stamp of their newest refresh
 	// of channel (0: none), unless the set knows a later one.

@@ -270,3 +270,34 @@ func TestWhatTheFallbackServedWaitsForASeedInFlight(t *testing.T) {
 		t.Errorf("seen set of u1/3 = %v after the seed and the next sync; want it to hold 2, which the fallback served", got)
 	}
 }
+
+// TestUnseededSetsStillClaimAcrossReplicas: the seen sets answer but cannot be
+// seeded (history's newest refresh unreadable), so history filters and the
+// sets claim provisionally. Another replica, which never heard of what this
+// one served (the reader's refresh reached it because the ring moved), must
+// not serve those ids again: the sets refuse them.
+func TestUnseededSetsStillClaimAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	e.claims.lose()
+	e.history.failOn("Newest", fault{err: errBoom})
+	// History lacks a's page for now: the served log's applier has not
+	// written it (its consumer group rebalances after a replica died).
+	e.history.failOn("Record", fault{err: errBoom})
+	e.cache.failOn("Take", fault{err: errBoom})
+	e.recall.failOn("Recall", fault{err: errBoom})
+	e.popular.ids[3] = []int64{1, 2, 3, 4}
+	a := e.center(t)
+	other := newEnv() // the other replica: its own process, the same stores
+	other.cache, other.recall, other.popular, other.history, other.claims = e.cache, e.recall, e.popular, e.history, e.claims
+	b := other.center(t)
+
+	pa, err := a.Feed(testCtx(t), refreshOf(3, 2, 200))
+	if err != nil || !slices.Equal(pa.IDs, []int64{1, 2}) {
+		t.Fatalf("replica a's refresh = %v, %v; want [1 2]", pa.IDs, err)
+	}
+	pb, err := b.Feed(testCtx(t), refreshOf(3, 2, 300))
+	if err != nil || !slices.Equal(pb.IDs, []int64{3, 4}) {
+		t.Errorf("replica b's refresh = %v, %v; want [3 4], not what replica a served", pb.IDs, err)
+	}
+}

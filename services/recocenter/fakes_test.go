@@ -456,7 +456,10 @@ func (c *fakeClaims) warm(user string, channel int32) {
 	if c.lost || c.seeded[k] {
 		return
 	}
-	c.seen[k], c.seeded[k] = map[int64]bool{}, true
+	if c.seen[k] == nil { // a seed adds history to what was claimed provisionally
+		c.seen[k] = map[int64]bool{}
+	}
+	c.seeded[k] = true
 	c.from.mu.Lock()
 	defer c.from.mu.Unlock()
 	for _, v := range c.from.versions[k] {
@@ -506,6 +509,27 @@ func (c *fakeClaims) Claim(ctx context.Context, user string, channel int32, ids 
 	defer c.mu.Unlock()
 	if !c.ready(user, channel) {
 		return nil, storage.ErrUnseeded
+	}
+	var out []int64
+	for _, id := range ids {
+		if c.claimLocked(user, channel, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// ClaimProvisional fails as Claim does (failOn "Claim": the same Redis).
+func (c *fakeClaims) ClaimProvisional(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {
+	if err := c.enter(ctx, "Claim"); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warm(user, channel)
+	c.warm(user, 0)
+	if c.seen[key(user, channel)] == nil {
+		c.seen[key(user, channel)] = map[int64]bool{}
 	}
 	var out []int64
 	for _, id := range ids {

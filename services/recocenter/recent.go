@@ -154,7 +154,25 @@ func (r *recent) pages(user string, channel int32, at int64) []storage.Version {
 func (r *recent) claim(user string, channel int32, seen map[int64]bool, ids []int64) []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	key := recentKey(user, channel)
+	unseen := r.unseenLocked(user, channel, seen, ids)
+	if len(unseen) > 0 {
+		key := recentKey(user, channel)
+		r.addLocked(key, unseen)
+		r.unsynced[key] = append(r.unsynced[key], unseen...)
+	}
+	return unseen
+}
+
+// unseen returns the ids of ids neither in seen nor served lately to user in
+// channel or channel 0, remembering nothing.
+func (r *recent) unseen(user string, channel int32, seen map[int64]bool, ids []int64) []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unseenLocked(user, channel, seen, ids)
+}
+
+// unseenLocked is unseen with r.mu held; it adds what recent holds to seen.
+func (r *recent) unseenLocked(user string, channel int32, seen map[int64]bool, ids []int64) []int64 {
 	for _, ch := range seenChannels(channel) {
 		k := recentKey(user, ch)
 		for _, gen := range []map[string]*served{r.prev, r.cur} {
@@ -171,10 +189,6 @@ func (r *recent) claim(user string, channel int32, seen map[int64]bool, ids []in
 			seen[id] = true
 			unseen = append(unseen, id)
 		}
-	}
-	if len(unseen) > 0 {
-		r.addLocked(key, unseen)
-		r.unsynced[key] = append(r.unsynced[key], unseen...)
 	}
 	return unseen
 }

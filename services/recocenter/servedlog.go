@@ -3,7 +3,6 @@ package recocenter
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -79,18 +78,16 @@ func (s *Served) Apply(ctx context.Context) error {
 // ApplySeen adds every logged refresh's ids to the reader's seen set of its
 // channel until ctx ends. A refresh whose claim fell back to history (Redis
 // unreachable for it) left the set without its ids, and the process that
-// remembered them may be gone since; the log still has them. A claim adds
-// ids only to a set that is seeded: a set that was lost is seeded from
-// history when next needed, and skipped here.
+// remembered them may be gone since; the log still has them. They are added
+// to the set whether it is seeded or not (a set lost and not seeded again
+// yet gets history added to them when it is).
 func (s *Served) ApplySeen(ctx context.Context) error {
 	return s.apply(ctx, seenGroup, func(ctx context.Context, v servedEntry) error {
 		if v.Claimed {
 			return nil // the claim that served them added them
 		}
-		if _, err := s.claims.Claim(ctx, v.User, v.Channel, v.IDs, s.seenTTL); err != nil && !errors.Is(err, storage.ErrUnseeded) {
-			return err
-		}
-		return nil
+		_, err := s.claims.ClaimProvisional(ctx, v.User, v.Channel, v.IDs, s.seenTTL)
+		return err
 	})
 }
 

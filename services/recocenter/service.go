@@ -461,7 +461,9 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) (claime
 	if err == nil {
 		claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 	}
-	if errors.Is(err, storage.ErrUnseeded) {
+	// unseeded: the sets answered, but are no copy of history yet.
+	unseeded := errors.Is(err, storage.ErrUnseeded)
+	if unseeded {
 		if _, err = c.seed(ctx, r); err == nil {
 			claimed, err = c.ports.Claims.Claim(ctx, r.User, r.Channel, ids, c.cfg.SeenTTL)
 		}
@@ -478,6 +480,19 @@ func (c *Center) claim(ctx context.Context, r feed.Request, ids []int64) (claime
 		c.degraded(r, "history", herr)
 		return nil, true
 	}
+	if unseeded {
+		// The sets answer but could not be seeded: history (read now) and
+		// recent filter, and the sets still claim what is left, atomically
+		// among all replicas, and keep it for the seed that comes later. A
+		// claim this process alone remembered would be served again by a
+		// replica the reader's next refresh reaches first.
+		claimed, perr := c.ports.Claims.ClaimProvisional(ctx, r.User, r.Channel, c.recent.unseen(r.User, r.Channel, seen, ids), c.cfg.SeenTTL)
+		if perr == nil {
+			c.recent.add(r.User, r.Channel, claimed)
+			return claimed, false
+		}
+		c.degraded(r, "claims", perr)
+	}
 	return c.recent.claim(r.User, r.Channel, seen, ids), true
 }
 
@@ -493,24 +508,18 @@ func (c *Center) syncFallback(ctx context.Context, r feed.Request) error {
 	return nil
 }
 
-// syncUnsynced claims ids, served by the fallback claim, in the reader's seen
-// set (a claim adds what it returns, and only to a seeded set). Until that
-// worked recent keeps them: a set not seeded yet may be seeded by a seed that
-// read recent before these ids were served, so dropping them then would let
-// them through once it lands.
+// syncUnsynced adds ids, served by the fallback claim, to the reader's seen
+// set, seeded or not (a seed adds history to them later); until that worked
+// recent keeps them.
 func (c *Center) syncUnsynced(ctx context.Context, user string, channel int32, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := c.ports.Claims.Claim(ctx, user, channel, ids, c.cfg.SeenTTL)
-	if err == nil {
-		return nil
+	if _, err := c.ports.Claims.ClaimProvisional(ctx, user, channel, ids, c.cfg.SeenTTL); err != nil {
+		c.recent.putBack(user, channel, ids)
+		return err
 	}
-	c.recent.putBack(user, channel, ids)
-	if errors.Is(err, storage.ErrUnseeded) {
-		return nil // the claim that follows seeds the set
-	}
-	return err
+	return nil
 }
 
 // fallbackSyncEvery is how often SyncFallback retries: what the fallback
@@ -521,9 +530,9 @@ func (c *Center) syncUnsynced(ctx context.Context, user string, channel int32, i
 // applier brought them, which the log's own outage can delay.
 const fallbackSyncEvery = 250 * time.Millisecond
 
-// maxSyncsPerRound bounds the claims of one SyncFallback round: readers
-// whose sets are not seeded yet stay unsynced until their next request seeds
-// them, and must not cost the seen sets a call each every round unbounded.
+// maxSyncsPerRound bounds the claims of one SyncFallback round, so that the
+// many readers a long outage leaves unsynced cost the seen sets a bounded
+// rate of calls.
 const maxSyncsPerRound = 256
 
 // SyncFallback adds what the fallback claim served to the readers' seen

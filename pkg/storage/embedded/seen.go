@@ -30,6 +30,31 @@ func openSeen(tx *bolt.Tx, key, also string, nowMs int64) (b, other *bolt.Bucket
 	return b, other, true, nil
 }
 
+// openAnySeen opens the seen set key, created if absent, and the one also
+// (when not empty), seeded or not; an absent also is key's own bucket, which
+// holds nothing of it.
+func openAnySeen(tx *bolt.Tx, key, also string, nowMs int64) (b, other *bolt.Bucket, err error) {
+	if b, err = openSet(tx, key, nowMs); err != nil {
+		return nil, nil, err
+	}
+	if b == nil {
+		if b, err = tx.Bucket(bucketSets).CreateBucket([]byte(key)); err != nil {
+			return nil, nil, fmt.Errorf("claim in %s: %w", key, err)
+		}
+	}
+	other = b
+	if also != "" && also != key {
+		o, err := openSet(tx, also, nowMs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if o != nil {
+			other = o
+		}
+	}
+	return b, other, nil
+}
+
 // claimIn adds id to b unless b or other holds it, and says whether it did.
 func claimIn(b, other *bolt.Bucket, id int64) (bool, error) {
 	mk := memberKey(member(id))
@@ -41,7 +66,7 @@ func claimIn(b, other *bolt.Bucket, id int64) (bool, error) {
 
 // ClaimUnseen claims ids in key that neither key nor also holds, in one
 // transaction; the members are sorted-set members with score 0.
-func (s *sortedSets) ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration) ([]int64, bool, error) {
+func (s *sortedSets) ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration, anySet bool) ([]int64, bool, error) {
 	if err := checkSetKey(key); err != nil {
 		return nil, false, err
 	}
@@ -50,8 +75,15 @@ func (s *sortedSets) ClaimUnseen(ctx context.Context, key, also string, ids []in
 	err := s.db.update(ctx, func(tx *bolt.Tx) error {
 		claimed = claimed[:0]
 		nowMs := s.db.now().UnixMilli()
-		b, other, ok, err := openSeen(tx, key, also, nowMs)
-		if seeded = ok; err != nil || !ok {
+		var b, other *bolt.Bucket
+		var err error
+		if anySet {
+			b, other, err = openAnySeen(tx, key, also, nowMs)
+			seeded = true
+		} else {
+			b, other, seeded, err = openSeen(tx, key, also, nowMs)
+		}
+		if err != nil || !seeded {
 			return err
 		}
 		for _, id := range ids {

@@ -106,7 +106,9 @@ type SortedSets interface {
 	// not empty) holds and returns them in input order, (re)setting key's
 	// expiry to ttl. When key or also lacks the marker SeedSeen puts (member 0),
 	// it changes nothing and seeded is false: the set is not a copy of history.
-	ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration) (claimed []int64, seeded bool, err error)
+	// With anySet it claims all the same, against what the sets hold (absent
+	// ones hold nothing), and leaves them unmarked; seeded is then true.
+	ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration, anySet bool) (claimed []int64, seeded bool, err error)
 	// SeedSeen adds ids and the marker to key, records last as key's
 	// stamp (the time of the newest refresh its channel served) unless the
 	// stamp is later already, and (re)sets the expiry of both to ttl.

@@ -41,7 +41,7 @@ func (f *fakeSets) Add(_ context.Context, key string, members []storage.Scored, 
 
 func (f *fakeSets) PopMax(context.Context, string, int) ([]int64, error) { return nil, nil }
 
-func (f *fakeSets) ClaimUnseen(_ context.Context, key, also string, ids []int64, ttl time.Duration) ([]int64, bool, error) {
+func (f *fakeSets) ClaimUnseen(_ context.Context, key, also string, ids []int64, ttl time.Duration, _ bool) ([]int64, bool, error) {
 	f.calls = append(f.calls, "claim "+key+" "+also)
 	return ids, true, nil
 }

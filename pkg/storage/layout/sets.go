@@ -116,7 +116,7 @@ func alsoSeen(user string, channel int32) string {
 // Claim claims ids in the reader's seen set of channel, checking channel 0's
 // too for any other channel, in one atomic engine call.
 func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {
-	claimed, seeded, err := s.s.ClaimUnseen(ctx, SeenKey(user, channel), alsoSeen(user, channel), ids, ttl)
+	claimed, seeded, err := s.s.ClaimUnseen(ctx, SeenKey(user, channel), alsoSeen(user, channel), ids, ttl, false)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +124,13 @@ func (s *sets) Claim(ctx context.Context, user string, channel int32, ids []int6
 		return nil, storage.ErrUnseeded
 	}
 	return claimed, nil
+}
+
+// ClaimProvisional claims ids in the reader's seen set of channel, against
+// what it and channel 0's hold, seeded or not, in one atomic engine call.
+func (s *sets) ClaimProvisional(ctx context.Context, user string, channel int32, ids []int64, ttl time.Duration) ([]int64, error) {
+	claimed, _, err := s.s.ClaimUnseen(ctx, SeenKey(user, channel), alsoSeen(user, channel), ids, ttl, true)
+	return claimed, err
 }
 
 // Seed adds seen to the reader's seen set of channel and marks it seeded.

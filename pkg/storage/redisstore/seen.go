@@ -19,10 +19,12 @@ import (
 // claims nothing. The seen sets are plain sets: all-integer members are kept as
 // an intset, 4 bytes an id for ids below 2^31, with no false positives.
 var claimUnseen = redis.NewScript(`
-if redis.call('SISMEMBER', KEYS[1], '0') == 0 then return false end
-if KEYS[2] ~= KEYS[1] and redis.call('SISMEMBER', KEYS[2], '0') == 0 then return false end
+if ARGV[2] == '0' then
+  if redis.call('SISMEMBER', KEYS[1], '0') == 0 then return false end
+  if KEYS[2] ~= KEYS[1] and redis.call('SISMEMBER', KEYS[2], '0') == 0 then return false end
+end
 local claimed = {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 and redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
     claimed[#claimed + 1] = ARGV[i]
   end
@@ -31,13 +33,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return claimed
 `)
 
-// ClaimUnseen claims ids in key that neither key nor also holds, in one script.
-func (s *sortedSets) ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration) ([]int64, bool, error) {
+// ClaimUnseen claims ids in key that neither key nor also holds, in one
+// script (ARGV: ttl ms, anySet as 1 or 0, the ids).
+func (s *sortedSets) ClaimUnseen(ctx context.Context, key, also string, ids []int64, ttl time.Duration, anySet bool) ([]int64, bool, error) {
 	if also == "" {
 		also = key
 	}
-	args := make([]any, 1, 1+len(ids))
-	args[0] = pexpireTTL(ttl).Milliseconds()
+	args := make([]any, 2, 2+len(ids))
+	args[0], args[1] = pexpireTTL(ttl).Milliseconds(), "0"
+	if anySet {
+		args[1] = "1"
+	}
 	for _, id := range ids {
 		args = append(args, strconv.FormatInt(id, 10))
 	}

@@ -797,6 +797,35 @@ func servedClaims(t *testing.T, sets storage.Sets) {
 		}
 	})
 
+	t.Run("provisional claims: atomic on unseeded sets, kept by the seed that follows", func(t *testing.T) {
+		user := unique(t)
+		if got, err := sets.ClaimProvisional(ctx(t), user, 0, []int64{9}, time.Minute); err != nil || !slices.Equal(got, []int64{9}) {
+			t.Fatalf("ClaimProvisional in channel 0 = %v, %v; want [9]", got, err)
+		}
+		if got, err := sets.ClaimProvisional(ctx(t), user, 1, []int64{1, 9, 2, 1}, time.Minute); err != nil || !slices.Equal(got, []int64{1, 2}) {
+			t.Fatalf("ClaimProvisional in channel 1 = %v, %v; want [1 2]: 9 was claimed in channel 0, 1 twice", got, err)
+		}
+		if got, err := sets.ClaimProvisional(ctx(t), user, 1, []int64{2, 3}, time.Minute); err != nil || !slices.Equal(got, []int64{3}) {
+			t.Errorf("ClaimProvisional again = %v, %v; want [3]", got, err)
+		}
+		// The sets are still no copy of history: a claim needs the seed.
+		if _, err := sets.Claim(ctx(t), user, 1, []int64{4}, time.Minute); !errors.Is(err, storage.ErrUnseeded) {
+			t.Fatalf("Claim after provisional claims: err = %v, want ErrUnseeded", err)
+		}
+		for _, ch := range []int32{1, 0} {
+			if err := sets.Seed(ctx(t), user, ch, []int64{5}, 0, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := sets.Claim(ctx(t), user, 1, []int64{1, 2, 3, 4, 5, 9}, time.Minute); err != nil || !slices.Equal(got, []int64{4}) {
+			t.Errorf("Claim after the seed = %v, %v; want [4]: the provisional claims and history hold the rest", got, err)
+		}
+		// On seeded sets it claims as Claim does.
+		if got, err := sets.ClaimProvisional(ctx(t), user, 1, []int64{4, 6}, time.Minute); err != nil || !slices.Equal(got, []int64{6}) {
+			t.Errorf("ClaimProvisional on seeded sets = %v, %v; want [6]", got, err)
+		}
+	})
+
 	t.Run("concurrent claims of one id: exactly one gets it", func(t *testing.T) {
 		user := seeded(t)
 		var (
