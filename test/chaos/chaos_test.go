@@ -189,10 +189,12 @@ func TestChaos(t *testing.T) {
 		failure   string
 		onRestart func() error
 		order     int
+		// emptiesQueues: the fault loses what tier 1 held (an empty Redis).
+		emptiesQueues bool
 	}
 	faults := []fault{
 		{name: "redis SIGKILL (empty)", p: e.redis, ready: func() bool { return redisPing(e.redisAddr) }, cap: prof.capReco,
-			onRestart: func() error { return restoreLists(stores, e.models) }},
+			onRestart: func() error { return restoreLists(stores, e.models) }, emptiesQueues: true},
 		{name: "thrift2 SIGKILL", p: e.thrift, ready: hbaseUp, cap: prof.capJVM},
 		{name: "hbase JVM SIGKILL", p: e.master, ready: hbaseUp, cap: prof.capJVM},
 		{name: "kafka SIGKILL", p: e.kafka, ready: func() bool { return portOpen(e.kafkaAddr) }, cap: prof.capJVM, skip: e.kafkaSkip, failure: e.kafkaFailure},
@@ -225,7 +227,7 @@ func TestChaos(t *testing.T) {
 	time.Sleep(prof.steady)
 	recovered := true
 	for _, f := range faults {
-		ph := &phase{name: f.name, fault: true, skipped: f.skip, failure: f.failure, killedAddr: f.addr, order: f.order}
+		ph := &phase{name: f.name, fault: true, skipped: f.skip, failure: f.failure, killedAddr: f.addr, order: f.order, emptiesQueues: f.emptiesQueues}
 		now := rec.since()
 		phases[len(phases)-1].end = now
 		ph.start = now
@@ -317,9 +319,11 @@ func TestChaos(t *testing.T) {
 		t.Errorf("%d served ids could not be checked against history_recommend: their reader's history was unreadable", n)
 	}
 
-	f := &findings{inChannel: make([]int, len(phases)), ch0Then: make([]int, len(phases)), missing: make([]int, len(phases))}
+	f := &findings{inChannel: make([]int, len(phases)), ch0Then: make([]int, len(phases)), missing: make([]int, len(phases)),
+		dark: make([]int, len(phases)), darkAfter: make([]int, len(phases)), refreshesAfter: make([]int, len(phases))}
 	checkRepeats(calls, phases, f)
 	checkHistory(calls, phases, history, f)
+	checkDark(calls, phases, int(prof.load.articleNum), config.Default().Cache.Tier1Size, fixture.Servable, f)
 	rows := tabulate(calls, phases, f)
 
 	t.Logf("chaos (%s): %d readers, %d clients, article_num %d, outage %v per fault; routing and reco-center run twice (routing behind the clients' round robin, reco-center behind routing's ring hash) and their rows kill one of the two",
@@ -357,8 +361,8 @@ func orNone(s, why string) string {
 	return s
 }
 
-// cleanup kills every process and, when the test failed, prints the end of
-// each log.
+// cleanup kills every process, keeps the logs when RECOTEST_CHAOS_LOGS asks
+// and, when the test failed, prints the end of each log.
 func (e *env) cleanup() {
 	e.reg.mu.Lock()
 	procs := slices.Clone(e.reg.procs)
@@ -366,17 +370,18 @@ func (e *env) cleanup() {
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].stop()
 	}
-	if !e.t.Failed() {
-		return
-	}
 	if keep := os.Getenv("RECOTEST_CHAOS_LOGS"); keep != "" {
-		// The run's directory goes with the test: keep its logs for a look.
+		// The run's directory goes with the test: keep its logs for a look,
+		// passed or not (a passing run's figures may still want explaining).
 		dst := filepath.Join(keep, filepath.Base(filepath.Dir(e.dir)))
 		if err := os.CopyFS(dst, os.DirFS(filepath.Join(e.dir, "logs"))); err != nil {
 			e.t.Logf("keeping the logs in %s: %v", dst, err)
 		} else {
 			e.t.Logf("the processes' logs are kept in %s", dst)
 		}
+	}
+	if !e.t.Failed() {
+		return
 	}
 	for _, p := range procs {
 		e.t.Logf("----- last lines of %s (%s) -----\n%s", p.name, p.logPath, tailFile(p.logPath, 15))

@@ -27,6 +27,8 @@ type phase struct {
 	killed     time.Duration // the process is gone
 	restart    time.Duration // process started again
 	up         time.Duration // it answered its own readiness probe (0: never)
+	// emptiesQueues: the fault loses the readers' tier 1 (an empty Redis).
+	emptiesQueues bool
 	// killedAddr is the routing process killed: calls that were in flight on
 	// it when it died cannot be served by anyone and are counted apart.
 	killedAddr string
@@ -41,15 +43,24 @@ type row struct {
 	refreshes, empty   int
 	inChannel, ch0Then int
 	missing            int
-	recovered          bool
-	recovery           time.Duration
-	codes              map[codes.Code]int
+	// dark: refreshes that came back empty with articles left to serve;
+	// darkAfter: those of them that started maxRecovery after the
+	// restarted server answered (or in a row without a fault).
+	dark, darkAfter int
+	refreshesAfter  int // the refreshes darkAfter is out of
+	recovered       bool
+	recovery        time.Duration
+	codes           map[codes.Code]int
 }
 
 // targets of every row.
 const (
 	maxErrRate  = 0.001
 	maxRecovery = 5 * time.Second
+	// maxDarkRate bounds the empty refreshes with articles left, once
+	// recovered: a refresh whose every step ran out of time on this 2-core
+	// machine (JVM pauses) answers an empty page rather than an error.
+	maxDarkRate = 0.005
 )
 
 // phaseOf returns the index of the phase a call belongs to (by start), -1 if
@@ -72,6 +83,8 @@ type rc struct {
 // examples for the log.
 type findings struct {
 	inChannel, ch0Then, missing []int // per phase
+	dark, darkAfter             []int // per phase, see row
+	refreshesAfter              []int
 	examples                    []string
 }
 
@@ -172,6 +185,79 @@ func checkHistory(calls []call, phases []*phase, history map[rc]map[int64]bool, 
 	}
 }
 
+// checkDark finds refreshes that came back empty although the reader had a
+// page's worth of articles left (DESIGN §4 "never dark"): servable(channel)
+// minus what they were answered in the channel (and, outside channel 0, in
+// channel 0) before the refresh started. What the client cannot know it
+// counts against the reader: a page for every refresh of theirs that failed
+// or was still in flight (the suite may have claimed it), and tier1 articles
+// once a fault emptied the queues (what tier 1 held is gone, by design).
+func checkDark(calls []call, phases []*phase, n, tier1 int, servable func(int32) map[int64]bool, f *findings) {
+	byReader := map[int][]*call{}
+	for i := range calls {
+		byReader[calls[i].reader] = append(byReader[calls[i].reader], &calls[i])
+	}
+	catalogue := map[int32]map[int64]bool{}
+	for i := range calls {
+		c := &calls[i]
+		if c.code != codes.OK || !c.refresh {
+			continue
+		}
+		p := phaseOf(phases, c.start)
+		if p < 0 {
+			continue
+		}
+		ph := phases[p]
+		after := !ph.warmup && (!ph.fault || ph.up > 0 && c.start >= ph.up+maxRecovery)
+		if after {
+			f.refreshesAfter[p]++
+		}
+		if len(c.ids) > 0 {
+			continue
+		}
+		all := catalogue[c.channel]
+		if all == nil {
+			all = servable(c.channel)
+			catalogue[c.channel] = all
+		}
+		seen := map[int64]bool{}
+		unknown := 0
+		for _, o := range byReader[c.reader] {
+			if o == c || o.kind == kindHistory || (o.channel != c.channel && (c.channel == 0 || o.channel != 0)) || o.start >= c.start {
+				continue
+			}
+			if o.code != codes.OK || o.end >= c.start {
+				unknown += n
+				continue
+			}
+			for _, id := range o.ids {
+				seen[id] = true
+			}
+		}
+		for _, ph := range phases {
+			if ph.emptiesQueues && ph.ran && ph.kill < c.start {
+				unknown += tier1
+				break
+			}
+		}
+		left := -unknown
+		for id := range all {
+			if !seen[id] {
+				left++
+			}
+		}
+		if left < n {
+			continue
+		}
+		f.dark[p]++
+		if after {
+			f.darkAfter[p]++
+			f.example("dark: reader %d channel %d got an empty refresh at ts %d (t=%v) with at least %d servable articles unseen",
+				c.reader, c.channel, c.stamp, c.start.Round(time.Millisecond), left)
+		}
+	}
+}
+
 // recoveryPoint is when the errors stopped for good after a restart: the
 // start of the error-free stretch that runs from there to the end of the row
 // (limit), at least one second long and holding at least one call. It is the
@@ -212,6 +298,7 @@ func tabulate(calls []call, phases []*phase, f *findings) []row {
 	for i := range rows {
 		rows[i].codes = map[codes.Code]int{}
 		rows[i].inChannel, rows[i].ch0Then, rows[i].missing = f.inChannel[i], f.ch0Then[i], f.missing[i]
+		rows[i].dark, rows[i].darkAfter, rows[i].refreshesAfter = f.dark[i], f.darkAfter[i], f.refreshesAfter[i]
 	}
 	for i, ph := range phases {
 		r := &rows[i]
@@ -307,6 +394,10 @@ func verdicts(ph *phase, r row) []string {
 	}
 	if r.missing > 0 {
 		bad = append(bad, fmt.Sprintf("%d served ids missing from history_recommend", r.missing))
+	}
+	if rate := float64(r.darkAfter) / float64(max(r.refreshesAfter, 1)); rate > maxDarkRate {
+		bad = append(bad, fmt.Sprintf("%d of %d refreshes (%.2f%% > %.1f%%) empty with articles left to serve, %v or more after the restarted server answered",
+			r.darkAfter, r.refreshesAfter, 100*rate, 100*maxDarkRate, maxRecovery))
 	}
 	if ph.fault && ph.up == 0 {
 		bad = append(bad, "the restarted server never answered its readiness probe within the row")
@@ -417,7 +508,7 @@ func table(phases []*phase, rows []row) []string {
 			notes = append(notes, codeSummary(r.codes))
 		}
 		if r.empty > 0 {
-			notes = append(notes, fmt.Sprintf("%d/%d refreshes empty", r.empty, r.refreshes))
+			notes = append(notes, fmt.Sprintf("%d/%d refreshes empty (%d dark; after recovery %d/%d)", r.empty, r.refreshes, r.dark, r.darkAfter, r.refreshesAfter))
 		}
 		if r.inFlightLost > 0 {
 			notes = append(notes, fmt.Sprintf("%d in flight on the killed routing (excluded)", r.inFlightLost))

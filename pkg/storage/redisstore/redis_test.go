@@ -2,16 +2,21 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/toutiao-reco/toutiao-reco/pkg/breaker"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/layout/layouttest"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage/storagetest"
@@ -251,4 +256,127 @@ func BenchmarkPopMax(b *testing.B) {
 		}
 	}
 	lat.Report(b)
+}
+
+// A Redis that went away and came back (all connections dead, the first new
+// ones refused) is used again within a few seconds: the breaker's probe must
+// be able to open a connection, whose handshake goes through the hooks too.
+// Before that was fixed, the breaker stayed open for good.
+func TestRecoversWhenRedisComesBack(t *testing.T) {
+	p := newCutProxy(t, server(t))
+	sets, cleanup, err := Open(Config{Addrs: []string{p.addr}, PoolSize: 8, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cleanup() }()
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := sets.Top(ctx, storage.HotList, 1, 1)
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatalf("call before the cut: %v", err)
+	}
+	p.cut()
+	// Enough failed calls to open the breaker (in bursts, as under load: a
+	// sequence of calls that each wait out their deadline is too slow to),
+	// and a few probes that fail.
+	var opened atomic.Bool
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Go(func() {
+				if errors.Is(call(), breaker.ErrOpen) {
+					opened.Store(true)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if !opened.Load() {
+		t.Fatal("the breaker never opened while Redis was unreachable")
+	}
+	p.restore()
+	start := time.Now()
+	for {
+		err := call()
+		if err == nil {
+			t.Logf("answering again %v after Redis came back", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("still failing 10s after Redis came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cutProxy forwards a port to Redis until cut: then it closes every
+// connection and refuses new ones, as a dead server does, until restored on
+// the same port.
+type cutProxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	p := &cutProxy{t: t, target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *cutProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cutProxy) restore() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
 }
