@@ -11,8 +11,7 @@
 //
 // It runs in about five minutes with RECOTEST_REQUIRE_INTEGRATION=1 or
 // RECOTEST_CHAOS=1, and for longer with RECOTEST_CHAOS=long (`make chaos`);
-// scripts/gotest.sh leaves it out of `make test` until its figures pass in
-// every run. Elsewhere it is
+// scripts/gotest.sh runs it last in `make test`, alone. Elsewhere it is
 // skipped: it needs redis-server, a JDK and the HBase jars that
 // scripts/hbase.sh resolves.
 package chaos
