@@ -56,7 +56,7 @@ go test -count=1 -race -v "$@" $packages 2>&1 | tee "$log" | progress
 status=${PIPESTATUS[0]}
 echo "gotest: the chaos test, alone (about five minutes)"
 go test -count=1 -v -timeout 15m "$@" ./test/chaos/ 2>&1 | tee -a "$log" |
-  grep --line-buffered -E '^(ok|FAIL|--- )|chaos_test\.go:[0-9]+: (fault |warm-up|none|[a-z0-9]+ SIGKILL|row |  )' | cut -c1-400
+  grep --line-buffered -E '^(ok|FAIL|--- )|chaos_test\.go:[0-9]+: (fault |warm-up|none|[A-Za-z0-9 ]+ SIGKILL|row |  )' | cut -c1-400
 ((PIPESTATUS[0] == 0)) || status=1
 kill "$ticker" 2>/dev/null
 wait "$ticker" 2>/dev/null

@@ -209,6 +209,10 @@ func checkDark(calls []call, phases []*phase, n, tier1 int, servable func(int32)
 		}
 		ph := phases[p]
 		after := !ph.warmup && (!ph.fault || ph.up > 0 && c.start >= ph.up+maxRecovery)
+		if q := p + 1; q < len(phases) && phases[q].fault && phases[q].ran && c.end >= phases[q].kill {
+			// Still in flight when the next fault struck: that fault's.
+			after = false
+		}
 		if after {
 			f.refreshesAfter[p]++
 		}
