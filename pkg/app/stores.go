@@ -93,6 +93,9 @@ func OpenStores(ctx context.Context, cfg config.Storage, roles Role, log *zap.Lo
 		case "embedded":
 			st.Sets = db.Sets()
 		case "redis":
+			if log != nil {
+				redisstore.SetLogger(log)
+			}
 			var closeRedis func() error
 			if st.Sets, closeRedis, err = redisstore.Open(cfg.Redis, bad); err != nil {
 				return Stores{}, nil, err

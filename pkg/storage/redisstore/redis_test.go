@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/toutiao-reco/toutiao-reco/pkg/breaker"
 	"github.com/toutiao-reco/toutiao-reco/pkg/storage"
@@ -379,4 +381,40 @@ func (p *cutProxy) restore() {
 		p.t.Fatalf("listen again on %s: %v", p.addr, err)
 	}
 	p.serve(ln)
+}
+
+// What go-redis logs of its own reaches the process's log as JSON-ready
+// warnings, a repeated message once per logEvery, not a plain line on stderr
+// per failed dial.
+func TestGoRedisLogsThroughZapOncePerMessage(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	SetLogger(zap.New(core))
+	defer SetLogger(zap.NewNop()) // the observer is this test's
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there any more: every dial is refused
+	sets, cleanup, err := Open(Config{Addrs: []string{addr}, DialTimeout: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cleanup() }()
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, _ = sets.Top(ctx, storage.HotList, 1, 1)
+		cancel()
+	}
+	entries := logs.All()
+	if len(entries) == 0 {
+		t.Fatal("go-redis logged nothing through zap while every dial was refused")
+	}
+	seen := map[string]int{}
+	for _, e := range entries {
+		seen[e.Message]++
+		if seen[e.Message] > 1 {
+			t.Errorf("message logged %d times within %v: %q", seen[e.Message], logEvery, e.Message)
+		}
+	}
 }
