@@ -159,3 +159,50 @@ func TestTakeStartsARefreshOnce(t *testing.T) {
 		t.Errorf("Take for a reader never seeded: err = %v, want ErrUnseeded", err)
 	}
 }
+
+// slowTier2 takes from tier 2 at once and answers only after the caller's
+// context ended, as an HBase that committed the take and answers late does.
+type slowTier2 struct {
+	storage.WaitQueue
+	late chan struct{}
+}
+
+func (s slowTier2) Take(ctx context.Context, user string, channel int32, n int) ([]int64, error) {
+	ids, err := s.WaitQueue.Take(context.WithoutCancel(ctx), user, channel, n)
+	<-s.late
+	return ids, err
+}
+
+// A refill whose caller left while tier 2 was answering still moves what it
+// took into tier 1: the next refresh gets those ids, none is lost.
+func TestARefillOutlivesItsCaller(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	if err := c.Store(ctx, "u", 1, span(1, 151)); err != nil { // 100 in tier 1, 50 in tier 2
+		t.Fatal(err)
+	}
+	if got, err := pop(c, "u", 1, 100); err != nil || len(got) != 100 {
+		t.Fatalf("draining tier 1: %d ids, %v", len(got), err)
+	}
+	late := make(chan struct{})
+	c.stores.Tier2 = slowTier2{WaitQueue: c.stores.Tier2, late: late}
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { time.Sleep(20 * time.Millisecond); cancel(); time.Sleep(20 * time.Millisecond); close(late) }()
+	if _, err := c.Take(cctx, "u", 1, 0, 10); err != nil {
+		t.Fatalf("Take whose caller left during the refill = %v; want the (empty) answer, not an error", err)
+	}
+	// Every id tier 2 held comes out, the 40 the abandoned refill moved
+	// included (a refill of the pops below may overtake it: order aside).
+	var got []int64
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 50 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ids, err := pop(c, "u", 1, 50-len(got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, span(101, 151)) {
+		t.Errorf("after the abandoned refill the cache gave %v; want all 50 ids of tier 2, 101..150", got)
+	}
+}

@@ -128,8 +128,36 @@ func (c *Cache) Take(ctx context.Context, user string, channel int32, at int64, 
 }
 
 // refill moves the head of tier 2 into tier 1; moved is false when tier 2 is
-// empty.
+// empty. Once started, the move runs to its end on its own deadline
+// (refillTimeout) whatever the caller does: a take from tier 2 whose caller
+// left before the ids reached tier 1 would lose them, and the reader's feed
+// with them (the chaos test's dark pages after each HBase hiccup). The
+// caller waits no longer than its own context allows.
 func (c *Cache) refill(ctx context.Context, user string, channel int32) (moved bool, err error) {
+	type result struct {
+		moved bool
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refillTimeout)
+		defer cancel()
+		moved, err := c.move(mctx, user, channel)
+		done <- result{moved, err}
+	}()
+	select {
+	case r := <-done:
+		return r.moved, r.err
+	case <-ctx.Done():
+		return false, fmt.Errorf("refill from tier 2: %w", ctx.Err())
+	}
+}
+
+// refillTimeout bounds a move from tier 2 to tier 1 that its caller left.
+const refillTimeout = 5 * time.Second
+
+// move is refill's work.
+func (c *Cache) move(ctx context.Context, user string, channel int32) (moved bool, err error) {
 	head, err := c.stores.Tier2.Take(ctx, user, channel, c.cfg.RefillSize)
 	if err != nil {
 		return false, fmt.Errorf("refill from tier 2: %w", err)

@@ -289,7 +289,13 @@ func TestChaos(t *testing.T) {
 		}
 		t.Logf("t=%v: %s restarted at t=%v, answered its probe at t=%v, clients clean: %v", rec.since().Round(time.Millisecond), f.name,
 			ph.restart.Round(time.Millisecond), ph.up.Round(time.Millisecond), recovered)
-		time.Sleep(prof.tail)
+		// The row's dark pages are judged from maxRecovery after the server
+		// answered: keep the load on for darkWindow of them.
+		tail := prof.tail
+		if ph.up > 0 {
+			tail = max(tail, ph.up+maxRecovery+darkWindow-rec.since())
+		}
+		time.Sleep(tail)
 	}
 	if prof.soak > 0 {
 		ph := &phase{name: "soak", start: rec.since(), ran: true}

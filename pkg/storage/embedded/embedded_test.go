@@ -376,6 +376,53 @@ func TestSortedSetOrderMatchesRedis(t *testing.T) {
 	}
 }
 
+// Touching a key again soon after leaves its expiry (and the index every key
+// shares) alone, within 1/expirySlack of its life; later it moves, and the
+// key lives on.
+func TestExpiryMovesOnlyWhenItMatters(t *testing.T) {
+	db := open(t, false)
+	clk := withClock(db)
+	sets := zsets(db)
+	ctx := context.Background()
+	ttl := 30 * time.Minute
+	indexed := func() []byte {
+		t.Helper()
+		var first []byte
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			k, _ := tx.Bucket(bucketExpiry).Cursor().First()
+			first = clone(k)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	add := func() {
+		t.Helper()
+		if err := sets.Add(ctx, "k", []storage.Scored{{ID: 1, Score: 1}}, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add()
+	was := indexed()
+	clk.advance(time.Second)
+	add()
+	if got := indexed(); !bytes.Equal(got, was) {
+		t.Errorf("a touch 1s later rewrote the expiry index (%q → %q): within %v of %v it should stay", was, got, ttl/expirySlack, ttl)
+	}
+	clk.advance(ttl / 8)
+	add()
+	if got := indexed(); bytes.Equal(got, was) {
+		t.Errorf("a touch %v later left the expiry at %q: it should move", ttl/8, was)
+	}
+	// Alive past the first expiry: the last touch moved it.
+	clk.advance(ttl - ttl/8)
+	if got, err := sets.Top(ctx, "k", 1); err != nil || len(got) != 1 {
+		t.Errorf("Top after the first expiry = %v, %v; want the member, its expiry moved", got, err)
+	}
+}
+
 func TestSortedSetExpiry(t *testing.T) {
 	db := open(t, false)
 	clk := withClock(db)

@@ -95,7 +95,7 @@ func (s *sortedSets) ClaimUnseen(ctx context.Context, key, also string, ids []in
 				claimed = append(claimed, id)
 			}
 		}
-		if err := setExpiry(tx, b, key, nowMs+ttlMillis(ttl)); err != nil {
+		if err := setExpiry(tx, b, key, nowMs, nowMs+ttlMillis(ttl)); err != nil {
 			return fmt.Errorf("expire %s: %w", key, err)
 		}
 		return sweep(tx, nowMs)
@@ -139,7 +139,7 @@ func (s *sortedSets) SeedSeen(ctx context.Context, key string, ids []int64, last
 				return fmt.Errorf("seed %s: %w", key, err)
 			}
 		}
-		if err := setExpiry(tx, b, key, nowMs+ttlMillis(ttl)); err != nil {
+		if err := setExpiry(tx, b, key, nowMs, nowMs+ttlMillis(ttl)); err != nil {
 			return fmt.Errorf("expire %s: %w", key, err)
 		}
 		return sweep(tx, nowMs)
@@ -213,7 +213,7 @@ func (s *sortedSets) PopUnseen(ctx context.Context, queue, seen, also string, at
 			}
 			p.Dry = q == nil
 		}
-		if err := setExpiry(tx, b, seen, nowMs+ttlMillis(ttl)); err != nil {
+		if err := setExpiry(tx, b, seen, nowMs, nowMs+ttlMillis(ttl)); err != nil {
 			return fmt.Errorf("expire %s: %w", seen, err)
 		}
 		return sweep(tx, nowMs)

@@ -76,10 +76,18 @@ func deleteSet(tx *bolt.Tx, key string) error {
 	return nil
 }
 
-// setExpiry (re)sets key's expiry and its entry in the expiry index.
-func setExpiry(tx *bolt.Tx, b *bolt.Bucket, key string, exp int64) error {
+// setExpiry (re)sets key's expiry at nowMs to exp and its entry in the
+// expiry index. An expiry that would move later by less than 1/expirySlack
+// of the key's remaining life stays as it is: a reader's sets are touched on
+// every refresh, and rewriting their expiry each time costs two writes to
+// the index, a tree every key shares, for a key that then lives a few
+// seconds in half an hour less than asked.
+func setExpiry(tx *bolt.Tx, b *bolt.Bucket, key string, nowMs, exp int64) error {
 	index := tx.Bucket(bucketExpiry)
 	if old, ok := expiry(b); ok {
+		if old <= exp && exp-old <= (exp-nowMs)/expirySlack {
+			return nil
+		}
 		if err := index.Delete(expiryIndexKey(old, key)); err != nil {
 			return err
 		}
@@ -89,6 +97,9 @@ func setExpiry(tx *bolt.Tx, b *bolt.Bucket, key string, exp int64) error {
 	}
 	return index.Put(expiryIndexKey(exp, key), nil)
 }
+
+// expirySlack: see setExpiry.
+const expirySlack = 64
 
 // sweep deletes up to sweepBatch keys that expired before nowMs, soonest first.
 func sweep(tx *bolt.Tx, nowMs int64) error {
@@ -174,7 +185,7 @@ func (s *sortedSets) add(ctx context.Context, key string, ttl time.Duration, mem
 			}
 		}
 		if ttl > 0 {
-			if err := setExpiry(tx, b, key, nowMs+ttlMillis(ttl)); err != nil {
+			if err := setExpiry(tx, b, key, nowMs, nowMs+ttlMillis(ttl)); err != nil {
 				return fmt.Errorf("expire %s: %w", key, err)
 			}
 		}
